@@ -1,0 +1,91 @@
+/**
+ * The shape of `diginfractl.yaml`. Every key is optional in the file; `defaultConfig()` fills the rest.
+ * docs/configuration.md documents each key and its DIGINFRACTL_* environment variable.
+ */
+export interface IndexConfig {
+  /** Unique name, used by `index remove|update` and by `INDEX::name` references. */
+  name: string;
+  /** https://, http:// (warned), file:// or a plain path. */
+  url: string;
+  /** ISO time the index was added. */
+  added?: string;
+}
+
+export interface RegistryConfig {
+  /** Hosts (host[:port]) reached over plain HTTP instead of HTTPS. */
+  plainHttp: string[];
+  /** Hosts whose TLS certificate is not verified. Off by default; only for testing. */
+  insecureSkipTlsVerify: string[];
+  /** PEM CA bundle per host; `*` applies to every host. */
+  caFiles: Record<string, string>;
+  /** Pull-through mirrors: registry host -> mirror host (e.g. `ghcr.io: mirror.local:5000`). */
+  mirrors: Record<string, string>;
+  /** docker config.json style credentials file to read besides the default ones. */
+  authFile?: string;
+}
+
+export interface InstallConfig {
+  refs: string[];
+  rulesfilesDir: string;
+  pluginsDir: string;
+  resolveDeps: boolean;
+  /** Empty means every type is allowed. */
+  allowedTypes: string[];
+  /** os/arch; empty means this machine's. */
+  platform?: string;
+  engineVersion?: string;
+  lockfile?: string;
+}
+
+export interface FollowConfig {
+  refs: string[];
+  /** Duration like `6h`, `30m`, `10s`. */
+  every: string;
+  cron?: string;
+  jitter: number;
+  rulesfilesDir: string;
+  pluginsDir: string;
+  stateDir: string;
+  allowedTypes: string[];
+  engineVersion?: string;
+  engineVersionsUrl?: string;
+  validateCmd?: string;
+  metricsAddr?: string;
+}
+
+export interface DiginfraConfig {
+  indexes: IndexConfig[];
+  registry: RegistryConfig;
+  install: InstallConfig;
+  follow: FollowConfig;
+  /** Blob cache dir; default $XDG_CACHE_HOME/diginfractl. */
+  cacheDir?: string;
+}
+
+export const DEFAULT_INDEX: IndexConfig = {
+  name: 'diginfra',
+  url: 'https://diginfra.github.io/diginfractl/index.yaml',
+};
+
+export function defaultConfig(): DiginfraConfig {
+  return {
+    indexes: [{ ...DEFAULT_INDEX }],
+    registry: { plainHttp: [], insecureSkipTlsVerify: [], caFiles: {}, mirrors: {} },
+    install: {
+      refs: [],
+      rulesfilesDir: '/etc/diginfra',
+      pluginsDir: '/usr/share/diginfra/plugins',
+      resolveDeps: true,
+      allowedTypes: [],
+    },
+    follow: {
+      refs: [],
+      every: '6h',
+      jitter: 0.1,
+      rulesfilesDir: '/etc/diginfra',
+      pluginsDir: '/usr/share/diginfra/plugins',
+      stateDir: '/var/lib/diginfractl',
+      allowedTypes: ['rulesfile'],
+    },
+  };
+}

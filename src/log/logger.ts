@@ -1,0 +1,53 @@
+import { Writable } from 'node:stream';
+import { pino, type Logger, type LevelWithSilent } from 'pino';
+
+export type { Logger };
+
+const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+
+/** Keys whose values never reach a log line, wherever they appear. */
+export const REDACT_PATHS = [
+  'password',
+  'token',
+  'authorization',
+  'auth',
+  '*.password',
+  '*.token',
+  '*.authorization',
+  '*.auth',
+  'headers.authorization',
+  '*.headers.authorization',
+];
+
+/** Human lines for a terminal: `warn: message key=value`. JSON stays the format for machines. */
+function terminalStream(out: NodeJS.WriteStream): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      try {
+        const { level, msg, time: _t, pid: _p, hostname: _h, ...rest } = JSON.parse(chunk.toString()) as Record<string, unknown>;
+        const extras = Object.entries(rest)
+          .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+          .join(' ');
+        out.write(`${LEVEL_NAMES[level as number] ?? level}: ${String(msg ?? '')}${extras ? ` ${extras}` : ''}\n`);
+      } catch {
+        out.write(chunk);
+      }
+      cb();
+    },
+  });
+}
+
+/**
+ * Logs go to stderr so stdout stays data (`-o json`). On a TTY they are short human lines, elsewhere
+ * pino JSON lines, which log collectors in a cluster parse.
+ */
+export function createLogger(level: LevelWithSilent = 'info', opts: { json?: boolean } = {}): Logger {
+  const json = opts.json ?? !process.stderr.isTTY;
+  const options = { level, base: { pid: process.pid }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
+  return json ? pino(options, pino.destination({ fd: 2, sync: true })) : pino(options, terminalStream(process.stderr));
+}
+
+/** A logger that writes nothing, for library callers and tests. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
