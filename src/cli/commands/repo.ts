@@ -1,7 +1,71 @@
 import type { Command } from 'commander';
+import { collect, contextFrom } from '../run.js';
+
+/** Flags every command that talks to a registry accepts. */
+export function addRegistryFlags(cmd: Command): Command {
+  return cmd
+    .option('--plain-http', 'talk HTTP instead of HTTPS to the registry (also: registry.plainHttp in the config)')
+    .option('--ca-file <file>', 'PEM file of CA certificates to trust for the registry')
+    .option('--insecure', 'do not verify the registry TLS certificate (testing only)');
+}
 
 /** `diginfractl repo ...`: declares the subcommands; each action module loads only when it runs. */
 export function registerRepoCommands(program: Command): void {
-  const group = program.command('repo').description('repo commands');
-  void group;
+  const repo = program.command('repo').description('publish and fetch artifacts in OCI registries, manage registry credentials');
+
+  addRegistryFlags(
+    repo
+      .command('push')
+      .description('push files as a versioned artifact; with --platform, one file per platform under one image index')
+      .argument('<ref>', 'REGISTRY/REPOSITORY[:TAG] (the tag defaults to the version)')
+      .argument('<file...>', 'files to push: a plain file is packed into a tar.gz layer, a .tar.gz is pushed as is')
+      .requiredOption('--type <type>', 'artifact type: rulesfile, plugin, or another lower-case word')
+      .requiredOption('--version <version>', 'artifact version (strict semver, e.g. 1.2.3)')
+      .option('--name <name>', 'artifact name in the config (default: last path component of the repository)')
+      .option('--platform <os/arch>', 'platform of the file at the same position (repeat)', collect)
+      .option('--depends-on <name:version|alt:version>', 'dependency, with alternatives after "|" (repeat)', collect)
+      .option('--requires <name:version>', 'requirement such as engine_version:0.40.0 (repeat)', collect)
+      .option('--annotation <key=value>', 'manifest annotation (repeat)', collect)
+      .option('--add-floating-tags', 'also tag MAJOR.MINOR and MAJOR (when no newer version holds them)')
+      .option('--mount-from <repository>', 'repository of the same registry to mount existing blobs from')
+      .option('-o, --output <format>', 'table or json', 'table'),
+  ).action(async (ref: string, files: string[], opts, cmd: Command) => {
+    const { runPush } = await import('../actions/repo-push.js');
+    await runPush(contextFrom(cmd), ref, files, opts);
+  });
+
+  addRegistryFlags(
+    repo
+      .command('pull')
+      .description('pull an artifact and extract its files into a directory')
+      .argument('<ref>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST]')
+      .option('--dest <dir>', 'directory to extract into', '.')
+      .option('--platform <os/arch>', "platform to pull from a multi-platform artifact (default: this machine's)")
+      .option('-o, --output <format>', 'table or json', 'table'),
+  ).action(async (ref: string, opts, cmd: Command) => {
+    const { runPull } = await import('../actions/repo-pull.js');
+    await runPull(contextFrom(cmd), ref, opts);
+  });
+
+  addRegistryFlags(
+    repo
+      .command('login')
+      .description('check credentials against a registry and store them (docker config.json format, mode 0600)')
+      .argument('<registry>', 'registry host[:port]')
+      .requiredOption('-u, --username <user>', 'user name')
+      .option('-p, --password <password>', 'password (prefer --password-stdin: this one lands in shell history)')
+      .option('--password-stdin', 'read the password from standard input'),
+  ).action(async (registry: string, opts, cmd: Command) => {
+    const { runLogin } = await import('../actions/repo-login.js');
+    await runLogin(contextFrom(cmd), registry, opts);
+  });
+
+  repo
+    .command('logout')
+    .description('remove stored credentials for a registry')
+    .argument('<registry>', 'registry host[:port]')
+    .action(async (registry: string, _opts, cmd: Command) => {
+      const { runLogout } = await import('../actions/repo-login.js');
+      await runLogout(contextFrom(cmd), registry);
+    });
 }

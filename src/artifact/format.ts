@@ -1,0 +1,187 @@
+/**
+ * The artifact format: how a rules file or plugin is laid out in an OCI registry. docs/artifact-format.md
+ * is the prose version; keep both in step.
+ */
+import semver from 'semver';
+import { DiginfraError } from '../errors.js';
+import { OCI_EMPTY, type Descriptor, type ImageManifest, type Platform } from '../registry/media-types.js';
+
+export const ANNOTATION_TITLE = 'org.opencontainers.image.title';
+export const ANNOTATION_VERSION = 'org.opencontainers.image.version';
+export const ANNOTATION_CREATED = 'org.opencontainers.image.created';
+export const ANNOTATION_SOURCE = 'org.opencontainers.image.source';
+export const ANNOTATION_DESCRIPTION = 'org.opencontainers.image.description';
+
+/** Known types; any other lower-case word is accepted too, so new types need no code change. */
+export const RULESFILE = 'rulesfile';
+export const PLUGIN = 'plugin';
+const TYPE_RE = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
+const MEDIA_TYPE_PREFIX = 'application/vnd.cncf.diginfra.';
+const CONFIG_RE = /^application\/vnd\.cncf\.diginfra\.([a-z][a-z0-9-]*)\.config\.v1\+json$/;
+const LAYER_RE = /^application\/vnd\.cncf\.diginfra\.([a-z][a-z0-9-]*)\.layer\.v1\+tar\.gz$/;
+
+export function checkArtifactType(type: string): string {
+  if (!TYPE_RE.test(type)) {
+    throw new DiginfraError('USAGE', `artifact type "${type}" must be a lower-case word such as "${RULESFILE}" or "${PLUGIN}"`);
+  }
+  return type;
+}
+
+export function configMediaType(type: string): string {
+  return `${MEDIA_TYPE_PREFIX}${checkArtifactType(type)}.config.v1+json`;
+}
+
+export function layerMediaType(type: string): string {
+  return `${MEDIA_TYPE_PREFIX}${checkArtifactType(type)}.layer.v1+tar.gz`;
+}
+
+/** The artifact type named by a config or layer media type, or undefined when it is not ours. */
+export function typeFromMediaType(mediaType: string | undefined): string | undefined {
+  if (!mediaType) return undefined;
+  return CONFIG_RE.exec(mediaType)?.[1] ?? LAYER_RE.exec(mediaType)?.[1];
+}
+
+export interface VersionedName {
+  name: string;
+  /** A semver version; for a dependency, the lowest acceptable version in the same major. */
+  version: string;
+}
+
+export interface Dependency extends VersionedName {
+  /** Other artifacts that satisfy the dependency just as well (e.g. `k8saudit-eks` for `k8saudit`). */
+  alternatives?: VersionedName[];
+}
+
+/** The config blob of every artifact. */
+export interface ArtifactConfig {
+  name: string;
+  version: string;
+  dependencies?: Dependency[];
+  /** e.g. `{name: "engine_version", version: "0.40.0"}`. */
+  requirements?: VersionedName[];
+}
+
+const NAME_RE = /^[a-z0-9][a-z0-9._-]*$/;
+
+function parseNameVersion(text: string, flag: string): VersionedName {
+  const colon = text.lastIndexOf(':');
+  const name = colon < 0 ? '' : text.slice(0, colon).trim();
+  const version = colon < 0 ? '' : text.slice(colon + 1).trim();
+  if (!name || !version) throw new DiginfraError('USAGE', `${flag} "${text}" must be NAME:VERSION`);
+  if (!semver.valid(version)) throw new DiginfraError('USAGE', `${flag} "${text}": "${version}" is not a semver version like 1.2.3`);
+  return { name, version };
+}
+
+/** `--depends-on "k8saudit:0.7.0|k8saudit-eks:0.2.0"`: the first is the dependency, the rest alternatives. */
+export function parseDependency(text: string): Dependency {
+  const [first, ...rest] = text.split('|').map((s) => parseNameVersion(s, '--depends-on'));
+  const dep: Dependency = { ...first! };
+  if (rest.length) dep.alternatives = rest;
+  return dep;
+}
+
+/** `--requires engine_version:0.40.0`. */
+export function parseRequirement(text: string): VersionedName {
+  return parseNameVersion(text, '--requires');
+}
+
+function field(where: string, obj: Record<string, unknown>, key: string): string {
+  const v = obj[key];
+  if (typeof v !== 'string' || v === '') throw new DiginfraError('ARTIFACT_INVALID', `${where}: "${key}" must be a non-empty string`);
+  return v;
+}
+
+function versionedList(where: string, value: unknown, key: string, withAlternatives: boolean): Dependency[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) throw new DiginfraError('ARTIFACT_INVALID', `${where}: "${key}" must be a list`);
+  return value.map((item, i) => {
+    if (!item || typeof item !== 'object') throw new DiginfraError('ARTIFACT_INVALID', `${where}: ${key}[${i}] must be an object`);
+    const o = item as Record<string, unknown>;
+    const entry: Dependency = { name: field(`${where}: ${key}[${i}]`, o, 'name'), version: field(`${where}: ${key}[${i}]`, o, 'version') };
+    if (withAlternatives && o.alternatives !== undefined && o.alternatives !== null) {
+      const alts = versionedList(`${where}: ${key}[${i}]`, o.alternatives, 'alternatives', false);
+      if (alts && alts.length) entry.alternatives = alts.map(({ name, version }) => ({ name, version }));
+    }
+    return entry;
+  });
+}
+
+/** Validates a config blob read from a registry. Unknown fields are ignored (forward compatible). */
+export function parseArtifactConfig(raw: unknown, where: string): ArtifactConfig {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new DiginfraError('ARTIFACT_INVALID', `${where}: config is not a JSON object`);
+  }
+  const o = raw as Record<string, unknown>;
+  const config: ArtifactConfig = { name: field(where, o, 'name'), version: field(where, o, 'version') };
+  const deps = versionedList(where, o.dependencies, 'dependencies', true);
+  if (deps?.length) config.dependencies = deps;
+  const reqs = versionedList(where, o.requirements, 'requirements', false);
+  if (reqs?.length) config.requirements = reqs.map(({ name, version }) => ({ name, version }));
+  return config;
+}
+
+/** Checks what `repo push` is about to publish: a valid name and a strict semver version. */
+export function checkConfigForPush(config: ArtifactConfig): ArtifactConfig {
+  if (!NAME_RE.test(config.name)) {
+    throw new DiginfraError('USAGE', `artifact name "${config.name}" must be lower-case letters, digits, ".", "_" or "-"`);
+  }
+  if (!semver.valid(config.version) || semver.clean(config.version) !== config.version) {
+    throw new DiginfraError('USAGE', `--version "${config.version}" must be a strict semver version like 1.2.3`);
+  }
+  return config;
+}
+
+/** Floating tags for a version: 1.2.3 -> ["1.2", "1"]; prereleases get none. */
+export function floatingTags(version: string): string[] {
+  const v = semver.parse(version);
+  if (!v || v.prerelease.length) return [];
+  return [`${v.major}.${v.minor}`, `${v.major}`];
+}
+
+export function buildManifest(args: {
+  type: string;
+  config: Descriptor;
+  layer: Descriptor;
+  annotations: Record<string, string>;
+  subject?: Descriptor;
+}): ImageManifest {
+  return {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    artifactType: configMediaType(args.type),
+    config: args.config,
+    layers: [args.layer],
+    ...(args.subject !== undefined && { subject: args.subject }),
+    annotations: args.annotations,
+  };
+}
+
+/** Which of a manifest's layers carry artifact content, and the artifact type they declare. */
+export function artifactLayers(manifest: ImageManifest): { type: string | undefined; layers: Descriptor[] } {
+  const type = typeFromMediaType(manifest.artifactType) ?? typeFromMediaType(manifest.config?.mediaType);
+  const layers = (manifest.layers ?? []).filter((l) => typeFromMediaType(l.mediaType) !== undefined);
+  return { type: type ?? typeFromMediaType(layers[0]?.mediaType), layers };
+}
+
+export function isEmptyConfig(desc: Descriptor): boolean {
+  return desc.mediaType === OCI_EMPTY;
+}
+
+/** `linux/amd64` -> Platform. */
+export function parsePlatform(text: string): Platform {
+  const parts = text.split('/');
+  if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9_]+$/.test(p))) {
+    throw new DiginfraError('USAGE', `platform "${text}" must be OS/ARCH such as linux/amd64 or linux/arm64`);
+  }
+  return { os: parts[0]!, architecture: parts[1]!, ...(parts[2] !== undefined && { variant: parts[2] }) };
+}
+
+/** This machine's platform, in OCI's words (Node's x64 is amd64). */
+export function hostPlatform(): Platform {
+  const arch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+  return { os: process.platform === 'win32' ? 'windows' : process.platform, architecture: arch[process.arch] ?? process.arch };
+}
+
+export function samePlatform(a: Platform, b: Platform): boolean {
+  return a.os === b.os && a.architecture === b.architecture && (!a.variant || !b.variant || a.variant === b.variant);
+}

@@ -1,0 +1,134 @@
+/**
+ * Reading artifacts: resolve a reference to the manifest for one platform, read its config, and
+ * extract its layers safely into a directory.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { DiginfraError } from '../errors.js';
+import { formatReference, withDigest, type OciReference } from '../reference/reference.js';
+import type { RegistryClient } from '../registry/client.js';
+import {
+  formatPlatform,
+  isIndexMediaType,
+  isManifestMediaType,
+  type Descriptor,
+  type ImageIndex,
+  type ImageManifest,
+  type Platform,
+} from '../registry/media-types.js';
+import { placeFiles, makeStagingDir, removeDir } from '../util/atomic-fs.js';
+import { extractLayer } from './archive.js';
+import { artifactLayers, parseArtifactConfig, samePlatform, type ArtifactConfig } from './format.js';
+
+/** Default cap on the uncompressed size of one artifact's layers. */
+export const DEFAULT_MAX_LAYER_BYTES = 2 * 1024 * 1024 * 1024;
+
+export interface ResolvedArtifact {
+  /** The reference as asked, pinned to the digest of what the tag pointed at (index or manifest). */
+  ref: OciReference & { digest: string };
+  /** Digest of the platform manifest actually used. */
+  manifestDigest: string;
+  manifest: ImageManifest;
+  config: ArtifactConfig;
+  type: string;
+  /** Set when the reference named an image index: the platform chosen and every platform offered. */
+  platform?: Platform;
+  platforms?: Platform[];
+  layers: Descriptor[];
+}
+
+/** Parses a fetched manifest JSON as an image manifest, with a clear error for anything else. */
+function asManifest(json: Record<string, unknown>, where: string): ImageManifest {
+  const m = json as unknown as ImageManifest;
+  if (!m.config || !Array.isArray(m.layers)) throw new DiginfraError('ARTIFACT_INVALID', `${where} is not an image manifest`);
+  return m;
+}
+
+/**
+ * Resolves `ref` to one artifact. An image index is narrowed to `platform`; when it has no such entry
+ * the error lists what exists.
+ */
+export async function resolveArtifact(client: RegistryClient, ref: OciReference, platform: Platform): Promise<ResolvedArtifact> {
+  const name = formatReference(ref);
+  const top = await client.fetchManifest(ref);
+  const pinned = { ...withDigest(ref, top.descriptor.digest), digest: top.descriptor.digest };
+  let manifestJson = top.json;
+  let manifestDigest = top.descriptor.digest;
+  let chosen: Platform | undefined;
+  let platforms: Platform[] | undefined;
+  if (isIndexMediaType(top.descriptor.mediaType)) {
+    const index = top.json as unknown as ImageIndex;
+    const entries = (index.manifests ?? []).filter((m) => m.platform);
+    platforms = entries.map((m) => m.platform!);
+    const match = entries.find((m) => samePlatform(m.platform!, platform));
+    if (!match) {
+      throw new DiginfraError('PLATFORM_NOT_FOUND', `${name} has no build for ${formatPlatform(platform)}; it has: ${platforms.map(formatPlatform).join(', ') || 'no platforms'}`, {
+        hint: 'pick one of those with --platform, or ask the publisher for a build for this platform',
+      });
+    }
+    chosen = match.platform!;
+    const fetched = await client.fetchManifest(withDigest(ref, match.digest));
+    manifestJson = fetched.json;
+    manifestDigest = fetched.descriptor.digest;
+  } else if (!isManifestMediaType(top.descriptor.mediaType)) {
+    throw new DiginfraError('MEDIA_TYPE_UNSUPPORTED', `${name} has media type ${top.descriptor.mediaType}, which is not an image manifest or index`);
+  }
+  const manifest = asManifest(manifestJson, name);
+  const { type, layers } = artifactLayers(manifest);
+  if (!type || layers.length === 0) {
+    throw new DiginfraError('MEDIA_TYPE_UNSUPPORTED', `${name} is not a diginfra artifact (config media type ${manifest.config.mediaType})`, {
+      hint: 'diginfractl reads artifacts pushed with `diginfractl repo push`; is this a container image?',
+    });
+  }
+  const configBytes = await client.readBlob(ref, manifest.config);
+  let rawConfig: unknown;
+  try {
+    rawConfig = JSON.parse(configBytes.toString('utf8'));
+  } catch {
+    throw new DiginfraError('ARTIFACT_INVALID', `${name}: config blob is not JSON`);
+  }
+  const config = parseArtifactConfig(rawConfig, name);
+  return {
+    ref: pinned,
+    manifestDigest,
+    manifest,
+    config,
+    type,
+    layers,
+    ...(chosen !== undefined && { platform: chosen }),
+    ...(platforms !== undefined && { platforms }),
+  };
+}
+
+/**
+ * Extracts every layer into a staging dir inside `dest`, then moves the files in. A digest mismatch,
+ * an unsafe archive or a network failure leaves `dest` exactly as it was.
+ * `layerFile` may supply a cached copy of a layer (by digest) instead of the registry.
+ */
+export async function extractArtifact(
+  client: RegistryClient,
+  artifact: ResolvedArtifact,
+  dest: string,
+  opts: { maxBytes?: number; skipIdentical?: boolean; layerFile?: (layer: Descriptor) => Promise<string | undefined>; mode?: (rel: string) => number | undefined } = {},
+): Promise<{ files: string[]; placed: string[]; unchanged: string[] }> {
+  await mkdir(dest, { recursive: true });
+  const staging = await makeStagingDir(dest);
+  try {
+    const files: { rel: string; mode: number }[] = [];
+    let budget = opts.maxBytes ?? DEFAULT_MAX_LAYER_BYTES;
+    for (const layer of artifact.layers) {
+      const cached = await opts.layerFile?.(layer);
+      const stream = cached ? createReadStream(cached) : await client.openBlob(artifact.ref, layer);
+      const extracted = await extractLayer(stream, staging, { maxBytes: budget });
+      for (const f of extracted) {
+        budget -= f.size;
+        const mode = opts.mode?.(f.rel) ?? f.mode;
+        files.push({ rel: f.rel, mode });
+      }
+    }
+    const result = await placeFiles(staging, files, dest, { skipIdentical: opts.skipIdentical ?? true });
+    return { files: files.map((f) => f.rel), ...result };
+  } finally {
+    await removeDir(staging);
+  }
+}

@@ -1,0 +1,54 @@
+import { DiginfraError } from '../../errors.js';
+import { CredentialStore } from '../../registry/auth/credentials.js';
+import { RegistryClient } from '../../registry/client.js';
+import { hostSettingsFor } from '../../registry/factory.js';
+import { loadCliConfig, registryFlags, type RegistryFlagOptions } from '../session.js';
+import type { CliContext } from '../run.js';
+
+interface LoginFlags extends RegistryFlagOptions {
+  username: string;
+  password?: string;
+  passwordStdin?: boolean;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+function checkRegistryName(registry: string): string {
+  const host = registry.replace(/^https?:\/\//, '').replace(/\/+$/, '');
+  if (!host || host.includes('/')) {
+    throw new DiginfraError('USAGE', `"${registry}" is not a registry host; give HOST[:PORT], e.g. ghcr.io or localhost:5000`);
+  }
+  return host;
+}
+
+export async function runLogin(ctx: CliContext, registryText: string, flags: LoginFlags): Promise<void> {
+  const registry = checkRegistryName(registryText);
+  if (flags.password !== undefined && flags.passwordStdin) {
+    throw new DiginfraError('USAGE', 'give either --password or --password-stdin, not both');
+  }
+  const password = flags.passwordStdin ? await readStdin() : flags.password;
+  if (!password) throw new DiginfraError('USAGE', 'a password is required: pipe it to --password-stdin (or use -p)');
+  if (flags.password !== undefined) ctx.logger.warn('--password on the command line is insecure; prefer --password-stdin');
+  const config = await loadCliConfig(ctx);
+  // A client without stored credentials: the check must use exactly the ones given.
+  const client = new RegistryClient({ hostSettings: hostSettingsFor(config.registry, registryFlags(flags)) });
+  try {
+    await client.checkLogin(registry, { username: flags.username, password });
+  } finally {
+    await client.close();
+  }
+  const store = new CredentialStore();
+  await store.save(registry, { username: flags.username, password });
+  ctx.out(`login succeeded: credentials for ${registry} saved in ${store.path}`);
+}
+
+export async function runLogout(ctx: CliContext, registryText: string): Promise<void> {
+  const registry = checkRegistryName(registryText);
+  const store = new CredentialStore();
+  if (await store.remove(registry)) ctx.out(`removed credentials for ${registry} from ${store.path}`);
+  else ctx.out(`no credentials stored for ${registry} in ${store.path}`);
+}

@@ -1,0 +1,49 @@
+import { resolve } from 'node:path';
+import { hostPlatform, parsePlatform } from '../../artifact/format.js';
+import { extractArtifact, resolveArtifact } from '../../artifact/pull.js';
+import { formatReference, parseOciReference } from '../../reference/reference.js';
+import { formatPlatform } from '../../registry/media-types.js';
+import { openRegistry, type RegistryFlagOptions } from '../session.js';
+import { outputFormat, type CliContext } from '../run.js';
+
+interface PullFlags extends RegistryFlagOptions {
+  dest: string;
+  platform?: string;
+  output?: string;
+}
+
+export async function runPull(ctx: CliContext, refText: string, flags: PullFlags): Promise<void> {
+  const format = outputFormat(flags.output);
+  const ref = parseOciReference(refText);
+  const platform = flags.platform ? parsePlatform(flags.platform) : hostPlatform();
+  const dest = resolve(flags.dest);
+  const client = await openRegistry(ctx, flags);
+  try {
+    const artifact = await resolveArtifact(client, ref, platform);
+    const { files } = await extractArtifact(client, artifact, dest, { skipIdentical: true });
+    if (format === 'json') {
+      ctx.out(
+        JSON.stringify(
+          {
+            reference: formatReference(artifact.ref),
+            digest: artifact.ref.digest,
+            manifestDigest: artifact.manifestDigest,
+            type: artifact.type,
+            name: artifact.config.name,
+            version: artifact.config.version,
+            ...(artifact.platform && { platform: formatPlatform(artifact.platform) }),
+            dest,
+            files,
+          },
+          null,
+          2,
+        ),
+      );
+    } else {
+      ctx.out(`pulled ${formatReference(artifact.ref)} (${artifact.type} ${artifact.config.name} ${artifact.config.version}${artifact.platform ? `, ${formatPlatform(artifact.platform)}` : ''})`);
+      for (const f of files) ctx.out(`  ${resolve(dest, f)}`);
+    }
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,59 @@
+import { parseDependency, parsePlatform, parseRequirement, checkArtifactType } from '../../artifact/format.js';
+import { pushArtifact } from '../../artifact/push.js';
+import { DiginfraError } from '../../errors.js';
+import { formatReference, parseOciReference } from '../../reference/reference.js';
+import { openRegistry, type RegistryFlagOptions } from '../session.js';
+import { outputFormat, type CliContext } from '../run.js';
+
+interface PushFlags extends RegistryFlagOptions {
+  type: string;
+  version: string;
+  name?: string;
+  platform?: string[];
+  dependsOn?: string[];
+  requires?: string[];
+  annotation?: string[];
+  addFloatingTags?: boolean;
+  mountFrom?: string;
+  output?: string;
+}
+
+function parseAnnotations(items: string[] = []): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new DiginfraError('USAGE', `--annotation "${item}" must be KEY=VALUE`);
+    out[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return out;
+}
+
+export async function runPush(ctx: CliContext, refText: string, files: string[], flags: PushFlags): Promise<void> {
+  const format = outputFormat(flags.output);
+  const ref = parseOciReference(refText);
+  const client = await openRegistry(ctx, flags);
+  try {
+    const result = await pushArtifact(client, ref, {
+      type: checkArtifactType(flags.type),
+      version: flags.version,
+      files,
+      ...(flags.name !== undefined && { name: flags.name }),
+      ...(flags.platform && { platforms: flags.platform.map(parsePlatform) }),
+      dependencies: (flags.dependsOn ?? []).map(parseDependency),
+      requirements: (flags.requires ?? []).map(parseRequirement),
+      annotations: parseAnnotations(flags.annotation),
+      addFloatingTags: flags.addFloatingTags === true,
+      ...(flags.mountFrom !== undefined && { mountFrom: flags.mountFrom }),
+      onProgress: (e) => ctx.logger.debug({ step: e.step }, e.detail),
+      onWarning: (m) => ctx.logger.warn(m),
+    });
+    if (format === 'json') {
+      ctx.out(JSON.stringify({ reference: formatReference(result.ref), digest: result.ref.digest, mediaType: result.mediaType, tags: result.tags }, null, 2));
+    } else {
+      ctx.out(`pushed ${result.ref.registry}/${result.ref.repository}:${result.tags[0]}@${result.ref.digest}`);
+      if (result.tags.length > 1) ctx.out(`tags: ${result.tags.join(', ')}`);
+    }
+  } finally {
+    await client.close();
+  }
+}

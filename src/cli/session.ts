@@ -1,0 +1,33 @@
+/**
+ * What most actions need besides their own options: the effective config and a registry client
+ * built from it and the command's registry flags.
+ */
+import type { DiginfraConfig } from '../config/types.js';
+import { loadConfig } from '../config/load.js';
+import type { RegistryClient } from '../registry/client.js';
+import { createRegistryClient, type RegistryFlags } from '../registry/factory.js';
+import type { CliContext } from './run.js';
+
+export interface RegistryFlagOptions {
+  plainHttp?: boolean;
+  caFile?: string;
+  insecure?: boolean;
+}
+
+export async function loadCliConfig(ctx: CliContext): Promise<DiginfraConfig> {
+  const { config } = await loadConfig(ctx.configPath === undefined ? {} : { path: ctx.configPath });
+  return config;
+}
+
+export function registryFlags(opts: RegistryFlagOptions): RegistryFlags {
+  return {
+    ...(opts.plainHttp !== undefined && { plainHttp: opts.plainHttp }),
+    ...(opts.caFile !== undefined && { caFile: opts.caFile }),
+    ...(opts.insecure !== undefined && { insecure: opts.insecure }),
+  };
+}
+
+export async function openRegistry(ctx: CliContext, opts: RegistryFlagOptions, config?: DiginfraConfig): Promise<RegistryClient> {
+  const cfg = config ?? (await loadCliConfig(ctx));
+  return createRegistryClient(cfg.registry, registryFlags(opts));
+}

@@ -1,0 +1,233 @@
+/**
+ * The only place that opens connections to registries: one undici dispatcher per host (keep-alive
+ * reused across requests), TLS settings per host, proxies from the environment, timeouts, and retries
+ * with backoff that honour `Retry-After`.
+ */
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
+import { DiginfraError } from '../errors.js';
+import { apiHost } from '../reference/reference.js';
+
+export interface HostSettings {
+  /** Talk HTTP instead of HTTPS (registries without TLS, e.g. a local one). */
+  plainHttp: boolean;
+  /** Skip TLS verification. Never on by default. */
+  insecureSkipTlsVerify: boolean;
+  /** PEM bundle trusted in addition to the system CAs. */
+  caFile?: string;
+  /** Host to contact instead of this one (pull-through mirror). */
+  mirror?: string;
+}
+
+export interface RetryPolicy {
+  /** Total attempts, including the first. */
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** A `Retry-After` longer than this is not waited for; the request fails with RATE_LIMITED. */
+  maxRetryAfterMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 250, maxDelayMs: 8_000, maxRetryAfterMs: 60_000 };
+
+export interface TransportOptions {
+  hostSettings?: (host: string) => Partial<HostSettings>;
+  retry?: Partial<RetryPolicy>;
+  connectTimeoutMs?: number;
+  /** Time to wait for response headers, and for each chunk of a body. */
+  readTimeoutMs?: number;
+  userAgent?: string;
+  /** Called once per HTTP exchange (metrics). */
+  onResponse?: (info: { registry: string; method: string; status: number | 'error' }) => void;
+  /** Environment for proxy variables; defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface HttpRequest {
+  method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+  url: string;
+  headers?: Record<string, string>;
+  /** A body factory, so a retry can send the body again. */
+  body?: () => Dispatcher.DispatchOptions['body'];
+  /** Do not retry this request (non-replayable side effects). */
+  noRetry?: boolean;
+}
+
+export type HttpResponse = Dispatcher.ResponseData;
+
+const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
+const RETRY_ERROR_CODES = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
+
+/** Parses `Retry-After` (seconds or an HTTP date) into milliseconds. */
+export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const date = Date.parse(v);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** Exponential backoff with full jitter. */
+export function backoffDelay(attempt: number, policy: RetryPolicy, random = Math.random): number {
+  const cap = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** attempt);
+  return Math.round(cap / 2 + (random() * cap) / 2);
+}
+
+export function errorCodeOf(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && e && typeof e === 'object'; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code !== 'UND_ERR') return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+export function isRetryableNetworkError(err: unknown): boolean {
+  const code = errorCodeOf(err);
+  return code !== undefined && RETRY_ERROR_CODES.has(code);
+}
+
+/** Turns a connection-level failure into a one-line error that names the host. */
+export function networkError(host: string, err: unknown): DiginfraError {
+  const code = errorCodeOf(err);
+  const detail = err instanceof Error ? err.message : String(err);
+  let hint: string | undefined;
+  if (code === 'ECONNREFUSED') hint = `is the registry running and listening on ${host}?`;
+  else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') hint = `check the host name "${host}"`;
+  else if (code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|EPROTO/.test(code + detail)) {
+    hint = `trust the registry's CA with --ca-file (or registry.caFiles), or use --plain-http if ${host} does not speak TLS`;
+  } else if (/wrong version number|packet length too long/i.test(detail)) {
+    hint = `${host} may not speak TLS: use --plain-http (or registry.plainHttp)`;
+  }
+  return new DiginfraError('NETWORK', `cannot reach ${host}: ${code ? `${code}: ` : ''}${detail}`, {
+    cause: err,
+    ...(hint !== undefined && { hint }),
+  });
+}
+
+export class Transport {
+  readonly #dispatchers = new Map<string, Dispatcher>();
+  readonly #options: TransportOptions;
+  readonly #retry: RetryPolicy;
+
+  constructor(options: TransportOptions = {}) {
+    this.#options = options;
+    this.#retry = { ...DEFAULT_RETRY, ...options.retry };
+  }
+
+  get retryPolicy(): RetryPolicy {
+    return this.#retry;
+  }
+
+  settings(registry: string): HostSettings {
+    const s = this.#options.hostSettings?.(registry) ?? {};
+    return { plainHttp: s.plainHttp ?? false, insecureSkipTlsVerify: s.insecureSkipTlsVerify ?? false, ...s };
+  }
+
+  /** Base URL for a registry's API, e.g. `https://ghcr.io`. Mirrors replace the host here. */
+  baseUrl(registry: string): string {
+    const s = this.settings(registry);
+    const host = s.mirror ?? apiHost(registry);
+    return `${s.plainHttp ? 'http' : 'https'}://${host}`;
+  }
+
+  #dispatcher(registry: string): Dispatcher {
+    const existing = this.#dispatchers.get(registry);
+    if (existing) return existing;
+    const s = this.settings(registry);
+    const tls = {
+      rejectUnauthorized: !s.insecureSkipTlsVerify,
+      ...(s.caFile !== undefined && { ca: readCaFile(s.caFile) }),
+    };
+    const common = {
+      connect: { ...tls, timeout: this.#options.connectTimeoutMs ?? 15_000 },
+      headersTimeout: this.#options.readTimeoutMs ?? 60_000,
+      bodyTimeout: this.#options.readTimeoutMs ?? 60_000,
+      keepAliveTimeout: 30_000,
+    };
+    const env = this.#options.env ?? process.env;
+    const proxied = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].some((k) => env[k]);
+    const dispatcher = proxied
+      ? new EnvHttpProxyAgent({
+          ...common,
+          requestTls: tls,
+          httpProxy: env.HTTP_PROXY ?? env.http_proxy,
+          httpsProxy: env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy,
+          noProxy: env.NO_PROXY ?? env.no_proxy,
+        } as ConstructorParameters<typeof EnvHttpProxyAgent>[0])
+      : new Agent(common);
+    this.#dispatchers.set(registry, dispatcher);
+    return dispatcher;
+  }
+
+  /** One exchange, no retries. The caller must consume or dump the body. */
+  async once(registry: string, req: HttpRequest): Promise<HttpResponse> {
+    const headers = { 'user-agent': this.#options.userAgent ?? 'diginfractl', ...req.headers };
+    try {
+      const res = await request(req.url, {
+        method: req.method,
+        headers,
+        body: req.body?.() ?? null,
+        dispatcher: this.#dispatcher(registry),
+      });
+      this.#options.onResponse?.({ registry, method: req.method, status: res.statusCode });
+      return res;
+    } catch (err) {
+      this.#options.onResponse?.({ registry, method: req.method, status: 'error' });
+      throw err;
+    }
+  }
+
+  /**
+   * Sends with retries on 429, 5xx and dropped connections. A 429 waits `Retry-After` when given
+   * (up to maxRetryAfterMs), else backs off exponentially.
+   */
+  async send(registry: string, req: HttpRequest): Promise<HttpResponse> {
+    const policy = this.#retry;
+    const attempts = req.noRetry ? 1 : policy.attempts;
+    for (let attempt = 0; ; attempt++) {
+      let res: HttpResponse;
+      try {
+        res = await this.once(registry, req);
+      } catch (err) {
+        if (attempt + 1 < attempts && isRetryableNetworkError(err)) {
+          await sleep(backoffDelay(attempt, policy));
+          continue;
+        }
+        throw networkError(new URL(req.url).host, err);
+      }
+      if (!RETRY_STATUSES.has(res.statusCode) || attempt + 1 >= attempts) return res;
+      const retryAfter = parseRetryAfter(res.headers['retry-after']);
+      if (retryAfter !== undefined && retryAfter > policy.maxRetryAfterMs) return res;
+      await res.body.dump();
+      await sleep(retryAfter ?? backoffDelay(attempt, policy));
+    }
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.#dispatchers.values()];
+    this.#dispatchers.clear();
+    await Promise.all(all.map((d) => d.close()));
+  }
+}
+
+function readCaFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new DiginfraError('CONFIG_INVALID', `cannot read CA file "${path}": ${(err as Error).message}`, {
+      hint: 'point --ca-file (or registry.caFiles) at a readable PEM file',
+      cause: err,
+    });
+  }
+}
