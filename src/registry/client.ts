@@ -4,9 +4,9 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, pipeline as pipelineCb, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DiginfraError } from '../errors.js';
@@ -212,7 +212,7 @@ export class RegistryClient {
     if (!realm) throw new DiginfraError('REGISTRY_ERROR', `${registry} sent a Bearer challenge without a realm`);
     const service = challenge.params.service;
     const allScopes = mergeScopes([...scopes, ...(challenge.params.scope ? challenge.params.scope.split(' ') : [])]);
-    const key = TokenCache.key(realm, service, allScopes) + (credential?.username ? `|${credential.username}` : '');
+    const key = TokenCache.key(realm, service, allScopes) + credentialFingerprint(credential);
     const cached = this.#tokens.get(key);
     if (cached) return `Bearer ${cached}`;
     const { token, expiresIn } = await this.#fetchToken(registry, realm, service, allScopes, credential);
@@ -287,7 +287,8 @@ export class RegistryClient {
     if (challenge.scheme === 'bearer' && auth) {
       // The token we sent was refused (expired or too narrow): drop it and fetch a fresh one.
       const realm = challenge.params.realm ?? '';
-      this.#tokens.delete(TokenCache.key(realm, challenge.params.service, mergeScopes(scopes)) + (credential?.username ? `|${credential.username}` : ''));
+      const allScopes = mergeScopes([...scopes, ...(challenge.params.scope ? challenge.params.scope.split(' ') : [])]);
+      this.#tokens.delete(TokenCache.key(realm, challenge.params.service, allScopes) + credentialFingerprint(credential));
     }
     const retryAuth = await this.#authorization(registry, challenge, scopes, credential);
     if (!retryAuth) throw authError(registry, false, `${registry} requires authentication`);
@@ -550,8 +551,9 @@ export class RegistryClient {
       throw new DiginfraError('SIZE_MISMATCH', `blob ${desc.digest} is ${length} bytes, manifest says ${desc.size}`);
     }
     const verifier = new VerifyingStream(desc, `blob ${desc.digest}`);
-    res.body.on('error', (err) => verifier.destroy(err));
-    return res.body.pipe(verifier);
+    // Errors of either side reach the caller through `verifier`; the callback only stops them escaping.
+    pipelineCb(res.body, verifier, () => {});
+    return verifier;
   }
 
   /** A small blob (a config) read into memory, verified; refuses anything over `maxBytes`. */
@@ -576,19 +578,14 @@ export class RegistryClient {
       for (let attempt = 0; ; attempt++) {
         try {
           const body = await this.openBlob(ref, desc);
-          const file = await open(tmp, 'w', 0o644);
-          try {
-            const counter = new Transform({
-              transform(chunk: Buffer, _e, cb) {
-                onBytes?.(chunk.length);
-                cb(null, chunk);
-              },
-            });
-            await pipeline(body, counter, createWriteStream('', { fd: file.fd, autoClose: false }));
-            await file.sync();
-          } finally {
-            await file.close();
-          }
+          const counter = new Transform({
+            transform(chunk: Buffer, _e, cb) {
+              onBytes?.(chunk.length);
+              cb(null, chunk);
+            },
+          });
+          // `flush` fsyncs before close, so the rename below publishes complete bytes.
+          await pipeline(body, counter, createWriteStream(tmp, { mode: 0o644, flush: true }));
           break;
         } catch (err) {
           if (attempt + 1 < policy.attempts && isRetryableNetworkError(err)) {
@@ -694,6 +691,12 @@ function sliceStream(blob: BlobSource, start: number, end: number): Readable {
     },
   });
   return source.pipe(slicer);
+}
+
+/** Tokens are cached per credential: a hash, so no secret is kept as a map key. */
+function credentialFingerprint(cred: Credential | undefined): string {
+  if (!cred) return '|anonymous';
+  return `|${createHash('sha256').update(`${cred.username ?? ''}\0${cred.password ?? ''}\0${cred.identityToken ?? ''}`).digest('hex').slice(0, 16)}`;
 }
 
 function withAuth(req: HttpRequest, auth: string | undefined): HttpRequest {
