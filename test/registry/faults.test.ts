@@ -97,6 +97,22 @@ describe('retries', () => {
   });
 });
 
+describe('tag listing', () => {
+  it('follows Link pagination (Debian\'s registry ignores ?n=, so this is the only test of it)', async () => {
+    nock(REGISTRY)
+      .get('/v2/team/rules/tags/list')
+      .query({ n: '2' })
+      .reply(200, { name: 'team/rules', tags: ['a', 'b'] }, { link: '</v2/team/rules/tags/list?n=2&last=b>; rel="next"' });
+    nock(REGISTRY)
+      .get('/v2/team/rules/tags/list')
+      .query({ n: '2', last: 'b' })
+      .reply(200, { name: 'team/rules', tags: ['c'] });
+    const c = client();
+    expect(await c.listTags(ref, 2)).toEqual(['a', 'b', 'c']);
+    await c.close();
+  });
+});
+
 describe('blob downloads', () => {
   const data = Buffer.alloc(256 * 1024, 7);
   const desc = { digest: sha256Digest(data), size: data.length };
