@@ -207,8 +207,8 @@ async function pushLayer(client: RegistryClient, ref: OciReference, opts: PushOp
 }
 
 /**
- * Floating tags (`1.2`, `1`) move to this version only when no newer version of the same line is
- * already published, so a late patch to an old line does not steal `1` from 1.3.0.
+ * Floating tags (`1.2`, `1`, `latest`) move to this version only when no newer version of the same
+ * line is already published, so a late patch to an old line does not steal `1` or `latest` from 1.3.0.
  */
 async function movableFloatingTags(client: RegistryClient, ref: OciReference, version: string, warn?: (m: string) => void): Promise<string[]> {
   let existing: string[] = [];
@@ -218,8 +218,11 @@ async function movableFloatingTags(client: RegistryClient, ref: OciReference, ve
     if (!(err instanceof DiginfraError && err.code === 'NOT_FOUND')) throw err;
   }
   const versions = existing.filter((t) => semver.valid(t) && !semver.prerelease(t));
-  return floatingTags(version).filter((tag) => {
-    const newer = versions.find((v) => semver.satisfies(v, `${tag}.x`) && semver.gt(v, version));
+  const candidates = floatingTags(version);
+  if (candidates.length) candidates.push('latest');
+  return candidates.filter((tag) => {
+    const range = tag === 'latest' ? '*' : `${tag}.x`;
+    const newer = versions.find((v) => semver.satisfies(v, range) && semver.gt(v, version));
     if (newer) warn?.(`floating tag ${tag} stays on ${newer}, which is newer than ${version}`);
     return !newer;
   });

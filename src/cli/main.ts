@@ -15,7 +15,6 @@ const VERSION = '0.1.0';
 export function buildProgram(): Command {
   const program = new Command('diginfractl')
     .description('Find, publish, install and follow Diginfra rules files and plugins stored in OCI registries')
-    .version(VERSION)
     .option('--config <file>', 'config file (default: $DIGINFRACTL_CONFIG, /etc/diginfractl/diginfractl.yaml, then $XDG_CONFIG_HOME/diginfractl/diginfractl.yaml)')
     .option('--log-level <level>', 'trace, debug, info, warn, error or silent', 'info')
     .showHelpAfterError()
@@ -24,10 +23,21 @@ export function buildProgram(): Command {
   registerIndexCommands(program);
   registerArtifactCommands(program);
   registerConfigCommands(program);
+  program
+    .command('version')
+    .description('print the diginfractl version')
+    .action(() => {
+      process.stdout.write(`${VERSION}\n`);
+    });
   return program;
 }
 
 async function main(argv: string[]): Promise<void> {
+  // `--version` is a flag of `repo push`, so the program's own is only the lone first argument.
+  if (argv.length === 3 && (argv[2] === '--version' || argv[2] === '-V')) {
+    process.stdout.write(`${VERSION}\n`);
+    return;
+  }
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -26,7 +26,7 @@ export function registerRepoCommands(program: Command): void {
       .option('--depends-on <name:version|alt:version>', 'dependency, with alternatives after "|" (repeat)', collect)
       .option('--requires <name:version>', 'requirement such as engine_version:0.40.0 (repeat)', collect)
       .option('--annotation <key=value>', 'manifest annotation (repeat)', collect)
-      .option('--add-floating-tags', 'also tag MAJOR.MINOR and MAJOR (when no newer version holds them)')
+      .option('--add-floating-tags', 'also tag MAJOR.MINOR, MAJOR and latest (each unless a newer version holds it)')
       .option('--mount-from <repository>', 'repository of the same registry to mount existing blobs from')
       .option('-o, --output <format>', 'table or json', 'table'),
   ).action(async (ref: string, files: string[], opts, cmd: Command) => {

@@ -1,0 +1,95 @@
+import semver from 'semver';
+import { inspectArtifact } from '../../artifact/inspect.js';
+import { indexCredentialsPath } from '../../config/paths.js';
+import { loadConfig } from '../../config/load.js';
+import { loadIndexes } from '../../index/load.js';
+import { resolveIndexedName } from '../../index/resolve-name.js';
+import type { IndexEntry } from '../../index/types.js';
+import { selectTag } from '../../install/plan.js';
+import { formatReference, parseArtifactRef, type OciReference } from '../../reference/reference.js';
+import { createRegistryClient } from '../../registry/factory.js';
+import { formatPlatform } from '../../registry/media-types.js';
+import { registryFlags, type RegistryFlagOptions } from '../session.js';
+import { outputFormat, type CliContext } from '../run.js';
+
+interface InfoFlags extends RegistryFlagOptions {
+  output?: string;
+}
+
+/** Semver tags newest first, then the other tags in name order. */
+export function sortTags(tags: string[]): string[] {
+  const versions = tags.filter((t) => semver.valid(t)).sort(semver.rcompare);
+  const others = tags.filter((t) => !semver.valid(t)).sort();
+  return [...versions, ...others];
+}
+
+export async function runArtifactInfo(ctx: CliContext, refText: string, flags: InfoFlags): Promise<void> {
+  const format = outputFormat(flags.output);
+  const parsed = parseArtifactRef(refText);
+  const loaded = await loadConfig(ctx.configPath === undefined ? {} : { path: ctx.configPath });
+  const { config } = loaded;
+  let repo: OciReference;
+  let tag: string | undefined;
+  let digest: string | undefined;
+  let entry: IndexEntry | undefined;
+  let index: string | undefined;
+  if (parsed.kind === 'name') {
+    const indexes = await loadIndexes(config, undefined, { credentialsPath: indexCredentialsPath(loaded.path) });
+    const found = resolveIndexedName(parsed.name, indexes);
+    if (found.shadowed.length) ctx.logger.warn(`"${parsed.name.name}" is also in: ${found.shadowed.join(', ')}; showing index "${found.index}"`);
+    ({ entry, index } = found);
+    repo = { registry: found.ref.registry, repository: found.ref.repository };
+    tag = found.ref.tag;
+  } else {
+    repo = { registry: parsed.ref.registry, repository: parsed.ref.repository };
+    tag = parsed.ref.tag;
+    digest = parsed.ref.digest;
+  }
+  const client = createRegistryClient(config.registry, registryFlags(flags));
+  try {
+    const tags = sortTags(await client.listTags(repo));
+    const selected = digest ?? (await selectTag(client, repo, tag));
+    const ref: OciReference = digest ? { ...repo, digest } : { ...repo, tag: selected };
+    const summary = await inspectArtifact(client, ref);
+    const info = {
+      ...(entry && { index, entry }),
+      reference: formatReference(summary.ref),
+      tags,
+      ...(tag !== undefined && { tag }),
+      ...(!digest && { resolvedTag: selected }),
+      digest: summary.ref.digest,
+      mediaType: summary.mediaType,
+      type: summary.type,
+      name: summary.config.name,
+      version: summary.config.version,
+      platforms: summary.platforms.map(formatPlatform),
+      dependencies: summary.config.dependencies ?? [],
+      requirements: summary.config.requirements ?? [],
+      annotations: summary.annotations,
+    };
+    if (format === 'json') {
+      ctx.out(JSON.stringify(info, null, 2));
+      return;
+    }
+    const rows: [string, string][] = [];
+    if (entry) {
+      rows.push(['NAME', `${entry.name} (index ${index})`], ['DESCRIPTION', entry.description]);
+      if (entry.license) rows.push(['LICENSE', entry.license]);
+      if (entry.home) rows.push(['HOME', entry.home]);
+    }
+    rows.push(
+      ['REFERENCE', info.reference],
+      ['TYPE', info.type],
+      ['VERSION', info.version],
+      ['DIGEST', info.digest],
+      ['PLATFORMS', info.platforms.join(', ') || 'any (platform-independent)'],
+      ['DEPENDENCIES', info.dependencies.map((d) => [d, ...(d.alternatives ?? [])].map((x) => `${x.name}:${x.version}`).join(' | ')).join(', ') || 'none'],
+      ['REQUIREMENTS', info.requirements.map((r) => `${r.name}:${r.version}`).join(', ') || 'none'],
+      ['TAGS', tags.join(', ')],
+    );
+    const width = Math.max(...rows.map(([k]) => k.length));
+    ctx.out(rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n'));
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * `repo push|pull|login|logout` end to end: the built CLI against a real registry in each variant.
+ */
+import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { blobPath, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { cliEnv, runCli, ROOT } from '../helpers/cli.js';
+
+const RULES = join(ROOT, 'test/fixtures/falco_rules.yaml');
+
+async function pluginFiles(): Promise<{ amd64: string; arm64: string; bytes: Record<string, Buffer> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'plugin-src-'));
+  await mkdir(join(dir, 'amd64'));
+  await mkdir(join(dir, 'arm64'));
+  const bytes = { amd64: Buffer.from('\x7fELF amd64 build\n'), arm64: Buffer.from('\x7fELF arm64 build\n') };
+  await writeFile(join(dir, 'amd64/libk8saudit.so'), bytes.amd64, { mode: 0o755 });
+  await writeFile(join(dir, 'arm64/libk8saudit.so'), bytes.arm64, { mode: 0o755 });
+  return { amd64: join(dir, 'amd64/libk8saudit.so'), arm64: join(dir, 'arm64/libk8saudit.so'), bytes };
+}
+
+describe.each([
+  { name: 'anonymous', opts: {} },
+  { name: 'htpasswd', opts: { auth: 'htpasswd' as const } },
+  { name: 'TLS (--ca-file)', opts: { tls: true } },
+  { name: 'token auth', opts: { auth: 'token' as const } },
+])('repo push/pull round trip, $name registry', ({ opts }) => {
+  let reg: TestRegistry;
+  let env: NodeJS.ProcessEnv;
+  let flags: string[];
+  beforeAll(async () => {
+    reg = await startRegistry(opts);
+    env = await cliEnv();
+    flags = reg.caFile ? ['--ca-file', reg.caFile] : ['--plain-http'];
+    if (reg.username) {
+      const login = await runCli(['repo', 'login', reg.host, '-u', reg.username, '--password-stdin', ...flags], { env, input: `${reg.password}\n` });
+      expect(login.stderr).toBe('');
+      expect(login.code).toBe(0);
+    }
+  });
+  afterAll(async () => {
+    await reg?.stop();
+  });
+
+  it('pushes a rules file and pulls back the same bytes', async () => {
+    const push = await runCli(['repo', 'push', `${reg.host}/rules/falco`, RULES, '--type', 'rulesfile', '--version', '1.2.3', '--add-floating-tags', '-o', 'json', ...flags], { env });
+    expect(push.stderr).toBe('');
+    expect(push.code).toBe(0);
+    const pushed = JSON.parse(push.stdout) as { digest: string; tags: string[] };
+    expect(pushed.tags).toEqual(['1.2.3', '1.2', '1', 'latest']);
+    expect(pushed.digest).toMatch(/^sha256:[a-f0-9]{64}$/);
+
+    const dest = await mkdtemp(join(tmpdir(), 'pull-'));
+    const pull = await runCli(['repo', 'pull', `${reg.host}/rules/falco:1`, '--dest', dest, '-o', 'json', ...flags], { env });
+    expect(pull.code).toBe(0);
+    const pulled = JSON.parse(pull.stdout) as { digest: string; version: string; type: string; files: string[] };
+    expect(pulled).toMatchObject({ digest: pushed.digest, version: '1.2.3', type: 'rulesfile', files: ['falco_rules.yaml'] });
+    expect((await readFile(join(dest, 'falco_rules.yaml'))).equals(await readFile(RULES))).toBe(true);
+    expect((await stat(join(dest, 'falco_rules.yaml'))).mode & 0o777).toBe(0o644);
+  });
+
+  it('pushes a two-platform plugin and pulls each platform', async () => {
+    const p = await pluginFiles();
+    const push = await runCli(
+      ['repo', 'push', `${reg.host}/plugins/k8saudit:0.7.0`, p.amd64, p.arm64, '--type', 'plugin', '--version', '0.7.0',
+        '--platform', 'linux/amd64', '--platform', 'linux/arm64', ...flags],
+      { env },
+    );
+    expect(push.code).toBe(0);
+    expect(push.stdout).toMatch(new RegExp(`^pushed ${reg.host}/plugins/k8saudit:0.7.0@sha256:[a-f0-9]{64}`));
+    for (const arch of ['amd64', 'arm64'] as const) {
+      const dest = await mkdtemp(join(tmpdir(), 'pull-'));
+      const pull = await runCli(['repo', 'pull', `${reg.host}/plugins/k8saudit:0.7.0`, '--dest', dest, '--platform', `linux/${arch}`, ...flags], { env });
+      expect(pull.code).toBe(0);
+      expect(await readFile(join(dest, 'libk8saudit.so'))).toEqual(p.bytes[arch]);
+      expect((await stat(join(dest, 'libk8saudit.so'))).mode & 0o777).toBe(0o755);
+    }
+    const missing = await runCli(['repo', 'pull', `${reg.host}/plugins/k8saudit:0.7.0`, '--platform', 'linux/s390x', ...flags], { env });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('has no build for linux/s390x; it has: linux/amd64, linux/arm64');
+  });
+});
+
+describe('repo commands: errors and credentials', () => {
+  let reg: TestRegistry;
+  beforeAll(async () => {
+    reg = await startRegistry({ auth: 'htpasswd' });
+  });
+  afterAll(async () => {
+    await reg?.stop();
+  });
+
+  it('tells the user to log in on 401, and never prints the password', async () => {
+    const env = await cliEnv();
+    const push = await runCli(['repo', 'push', `${reg.host}/rules/x`, RULES, '--type', 'rulesfile', '--version', '1.0.0', '--plain-http'], { env });
+    expect(push.code).toBe(1);
+    expect(push.stderr).toContain(`hint: run \`diginfractl repo login ${reg.host}\``);
+
+    const bad = await runCli(['repo', 'login', reg.host, '-u', reg.username!, '--password-stdin', '--plain-http'], { env, input: 'not-the-password\n' });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('rejected the username or password');
+    expect(bad.stderr + bad.stdout).not.toContain('not-the-password');
+    await expect(stat(join(env.XDG_CONFIG_HOME!, 'diginfractl/config.json'))).rejects.toThrow();
+
+    const good = await runCli(['repo', 'login', reg.host, '-u', reg.username!, '--password-stdin', '--plain-http'], { env, input: `${reg.password}\n` });
+    expect(good.code).toBe(0);
+    const file = join(env.XDG_CONFIG_HOME!, 'diginfractl/config.json');
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const saved = JSON.parse(await readFile(file, 'utf8')) as { auths: Record<string, { auth: string }> };
+    expect(Buffer.from(saved.auths[reg.host]!.auth, 'base64').toString()).toBe(`${reg.username}:${reg.password}`);
+    expect(good.stdout + good.stderr).not.toContain(reg.password!);
+
+    const push2 = await runCli(['repo', 'push', `${reg.host}/rules/x`, RULES, '--type', 'rulesfile', '--version', '1.0.0', '--plain-http', '--log-level', 'trace'], { env });
+    expect(push2.code).toBe(0);
+    expect(push2.stdout + push2.stderr).not.toContain(reg.password!);
+
+    const logout = await runCli(['repo', 'logout', reg.host], { env });
+    expect(logout.code).toBe(0);
+    expect(logout.stdout).toContain(`removed credentials for ${reg.host}`);
+    const after = await runCli(['repo', 'pull', `${reg.host}/rules/x:1.0.0`, '--plain-http'], { env });
+    expect(after.code).toBe(1);
+    expect(after.stderr).toContain('repo login');
+  });
+
+  it('uses credentials from docker config.json', async () => {
+    const env = await cliEnv();
+    await mkdir(env.DOCKER_CONFIG!, { recursive: true });
+    await writeFile(
+      join(env.DOCKER_CONFIG!, 'config.json'),
+      JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from(`${reg.username}:${reg.password}`).toString('base64') } } }),
+    );
+    const push = await runCli(['repo', 'push', `${reg.host}/rules/docker-creds`, RULES, '--type', 'rulesfile', '--version', '1.0.0', '--plain-http'], { env });
+    expect(push.stderr).toBe('');
+    expect(push.code).toBe(0);
+  });
+
+  it('reports usage errors with exit code 2', async () => {
+    const env = await cliEnv();
+    const badRef = await runCli(['repo', 'pull', 'localhost:5000/Upper/Case'], { env });
+    expect(badRef.code).toBe(2);
+    expect(badRef.stderr).toContain('invalid reference "localhost:5000/Upper/Case"');
+    const badVersion = await runCli(['repo', 'push', `${reg.host}/rules/x`, RULES, '--type', 'rulesfile', '--version', 'v1', '--plain-http'], { env });
+    expect(badVersion.code).toBe(2);
+    expect(badVersion.stderr).toContain('strict semver');
+    const missingFlag = await runCli(['repo', 'push', `${reg.host}/rules/x`, RULES], { env });
+    expect(missingFlag.code).toBe(2);
+    expect(missingFlag.stderr).toContain('--type');
+    const platforms = await runCli(['repo', 'push', `${reg.host}/rules/x`, RULES, '--type', 'plugin', '--version', '1.0.0', '--platform', 'linux/amd64', '--platform', 'linux/arm64'], { env });
+    expect(platforms.code).toBe(2);
+    expect(platforms.stderr).toContain('one platform per file');
+  });
+});
+
+describe('repo pull safety', () => {
+  let reg: TestRegistry;
+  let env: NodeJS.ProcessEnv;
+  beforeAll(async () => {
+    reg = await startRegistry();
+    env = await cliEnv();
+  });
+  afterAll(async () => {
+    await reg?.stop();
+  });
+
+  it('refuses a tampered layer and leaves the destination as it was', async () => {
+    const src = await mkdtemp(join(tmpdir(), 'src-'));
+    await writeFile(join(src, 'rules.yaml'), '- list: new\n  items: [a]\n');
+    const push = await runCli(['repo', 'push', `${reg.host}/rules/tamper`, join(src, 'rules.yaml'), '--type', 'rulesfile', '--version', '1.0.0', '--plain-http', '-o', 'json'], { env });
+    expect(push.code).toBe(0);
+    const manifest = JSON.parse((await runCli(['repo', 'pull', `${reg.host}/rules/tamper:1.0.0`, '--plain-http', '--dest', await mkdtemp(join(tmpdir(), 'ok-')), '-o', 'json'], { env })).stdout) as { manifestDigest: string };
+    expect(manifest.manifestDigest).toMatch(/^sha256:/);
+    // Corrupt the layer blob in the registry's storage.
+    const blobs = join(reg.storageDir, 'docker/registry/v2/blobs/sha256');
+    let layer: string | undefined;
+    for (const prefix of await readdir(blobs)) {
+      for (const hex of await readdir(join(blobs, prefix))) {
+        const data = await readFile(join(blobs, prefix, hex, 'data'));
+        if (data[0] === 0x1f && data[1] === 0x8b) layer = `sha256:${hex}`;
+      }
+    }
+    const path = blobPath(reg, layer!);
+    const data = await readFile(path);
+    data[data.length - 12] = data[data.length - 12]! ^ 0xff;
+    await writeFile(path, data);
+
+    const dest = await mkdtemp(join(tmpdir(), 'dest-'));
+    await writeFile(join(dest, 'rules.yaml'), 'old content\n');
+    const pull = await runCli(['repo', 'pull', `${reg.host}/rules/tamper:1.0.0`, '--plain-http', '--dest', dest], { env });
+    expect(pull.code).toBe(1);
+    expect(pull.stderr).toMatch(/DIGEST_MISMATCH|has digest|not a valid tar/);
+    expect(await readdir(dest)).toEqual(['rules.yaml']);
+    expect(await readFile(join(dest, 'rules.yaml'), 'utf8')).toBe('old content\n');
+  });
+
+  it('says which tag is missing', async () => {
+    const pull = await runCli(['repo', 'pull', `${reg.host}/rules/none:9.9.9`, '--plain-http'], { env });
+    expect(pull.code).toBe(1);
+    expect(pull.stderr).toContain(`manifest not found: ${reg.host}/rules/none:9.9.9`);
+  });
+
+  it('says when nothing listens', async () => {
+    const pull = await runCli(['repo', 'pull', '127.0.0.1:9/rules/none:1', '--plain-http'], { env });
+    expect(pull.code).toBe(1);
+    expect(pull.stderr).toContain('cannot reach 127.0.0.1:9');
+  });
+});
