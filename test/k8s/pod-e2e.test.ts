@@ -1,0 +1,247 @@
+/**
+ * Pod-level end-to-end: the chart's rendered pod, run for real without a cluster or a container engine.
+ *
+ * The chart is rendered with `helm template` for a real registry (test/helpers/registry.ts). Then each
+ * diginfractl container of the rendered DaemonSet is run as the image would run it: the image's ENTRYPOINT
+ * (`diginfractl` = dist/cli/main.js) with the container's exact args and env, the rendered ConfigMap
+ * content as the config file at a stand-in for its mount, and temp dirs as the hostPaths (rendered at
+ * those very paths, since hostPaths are mounted at the same path in the container).
+ *
+ * - "init": `artifact install` installs the rules file and this machine's build of a two-platform plugin,
+ *   and exits 0.
+ * - "sidecar": `artifact follow` serves /readyz once synced, swaps in a version pushed while it runs, and
+ *   exits 0 on SIGTERM.
+ *
+ * Needs the built CLI (`npm test` builds first). A part whose command the CLI does not have yet is
+ * reported as skipped, with the reason in its title.
+ */
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, posix } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { stringify } from 'yaml';
+import type { RegistryClient } from '../../src/registry/client.js';
+import { CLI, NODE, spawnCli, runCli } from '../helpers/cli.js';
+import { ensureK8sTools } from '../helpers/helm.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { parseOciReference } from '../../src/reference/reference.js';
+import { checkPodInvariants, helmTemplate, parseManifests, type Container, type K8sObject, type PodSpec } from './support.js';
+
+/** Subcommands of `diginfractl artifact` in the built CLI (empty when it is not built). */
+function artifactCommands(): Set<string> {
+  if (!existsSync(CLI)) return new Set();
+  const r = spawnSync(NODE, [CLI, 'artifact', '--help'], { encoding: 'utf8', timeout: 20_000 });
+  const section = r.stdout.split(/^Commands:\s*$/m)[1] ?? '';
+  return new Set([...section.matchAll(/^\s{2}(\w[\w-]*)/gm)].map((m) => m[1]!));
+}
+
+const commands = artifactCommands();
+const missing = (cmd: string) =>
+  existsSync(CLI) ? `SKIPPED: dist/cli/main.js has no \`artifact ${cmd}\` yet` : 'SKIPPED: dist/cli/main.js is not built (npm run build)';
+const canInstall = commands.has('install');
+const canFollow = canInstall && commands.has('follow');
+if (!canInstall) console.warn(`test/k8s/pod-e2e.test.ts: ${missing('install')}`);
+else if (!canFollow) console.warn(`test/k8s/pod-e2e.test.ts: ${missing('follow')}`);
+
+/** This machine's platform, as the CLI detects it. */
+const PLATFORM = `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`;
+const RULES_V1 = '- list: diginfra_e2e_v1\n  items: []\n';
+const RULES_V2 = '- list: diginfra_e2e_v2\n  items: [a, b]\n';
+const RULES_FILE = 'diginfra_e2e_rules.yaml';
+
+/** test/install/setup.ts and the pusher, loaded only when the test runs (they pull in the CLI's source). */
+let setup: typeof import('../install/setup.js');
+let pushArtifact: typeof import('../../src/artifact/push.js').pushArtifact;
+let reg: TestRegistry;
+let client: RegistryClient;
+let root: string;
+let host: { rules: string; plugins: string; state: string };
+let metricsPort: number;
+let pod: PodSpec;
+let configMap: K8sObject;
+/** Container mount path -> directory standing in for it (the hostPaths map to themselves). */
+let standIns: Record<string, string> = {};
+
+/** Writes a file to push under root/src (removed with root). */
+async function source(name: string, content: string | Buffer): Promise<string> {
+  const path = join(root, 'src', name);
+  await mkdir(posix.dirname(path), { recursive: true });
+  await writeFile(path, content);
+  return path;
+}
+
+/** Pushes the rules file at `version`, moving the floating tags (`1`, `1.x`). */
+async function pushRules(version: string, content: string): Promise<void> {
+  const file = await source(`${version}/${RULES_FILE}`, content);
+  await pushArtifact(client, parseOciReference(`${reg.host}/acme/diginfra-rules:${version}`), {
+    type: 'rulesfile', version, name: 'diginfra-rules', files: [file], addFloatingTags: true,
+  });
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((ok) => srv.listen(0, '127.0.0.1', ok));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise<void>((ok) => srv.close(() => ok()));
+  return port;
+}
+
+/** A path inside the container -> the path on this machine. */
+function onHost(path: string): string {
+  const mount = Object.keys(standIns)
+    .filter((m) => path === m || path.startsWith(`${m}/`))
+    .sort((a, b) => b.length - a.length)[0];
+  return mount === undefined ? path : posix.join(standIns[mount]!, path.slice(mount.length));
+}
+
+/** The container's command line and env as the kubelet would start them, paths mapped to stand-ins. */
+function asRun(c: Container): { args: string[]; env: NodeJS.ProcessEnv } {
+  expect(c.command, 'the image ENTRYPOINT runs').toBeUndefined();
+  const args = c.args!.map((a) => (a.startsWith('/') ? onHost(a) : a));
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    // The image's ENV (Dockerfile), then the container's env from the pod spec.
+    NODE_ENV: 'production',
+    HOME: onHost('/tmp'),
+    TMPDIR: onHost('/tmp'),
+    XDG_CACHE_HOME: onHost('/var/lib/diginfractl/cache'),
+    XDG_CONFIG_HOME: onHost('/var/lib/diginfractl/config'),
+  };
+  for (const e of c.env ?? []) {
+    const value = e.value ?? ((e as { valueFrom?: { fieldRef?: { fieldPath?: string } } }).valueFrom?.fieldRef?.fieldPath === 'spec.nodeName' ? 'e2e-node' : undefined);
+    if (value !== undefined) env[e.name] = value.startsWith('/') ? onHost(value) : value;
+  }
+  return { args, env };
+}
+
+beforeAll(async () => {
+  if (!canInstall) return;
+  await ensureK8sTools();
+  setup = await import('../install/setup.js');
+  ({ pushArtifact } = await import('../../src/artifact/push.js'));
+  root = await mkdtemp(join(tmpdir(), 'diginfractl-pod-e2e-'));
+  reg = await startRegistry();
+  client = setup.clientFor(reg);
+  await pushRules('1.0.0', RULES_V1);
+  // A plugin with a build per platform (an image index): each node must get its own.
+  const amd = await source('amd64/libjson.so', setup.fakePlugin('json', '0.7.0', 'linux/amd64'));
+  const arm = await source('arm64/libjson.so', setup.fakePlugin('json', '0.7.0', 'linux/arm64'));
+  await pushArtifact(client, parseOciReference(`${reg.host}/acme/json:0.7.0`), {
+    type: 'plugin', version: '0.7.0', name: 'json', files: [amd, arm], platforms: [setup.AMD64, setup.ARM64], addFloatingTags: true,
+  });
+
+  host = { rules: join(root, 'host/etc/diginfra'), plugins: join(root, 'host/usr/share/diginfra/plugins'), state: join(root, 'host/var/lib/diginfractl') };
+  metricsPort = await freePort();
+  const values = {
+    indexes: [],
+    allowedTypes: ['rulesfile', 'plugin'],
+    artifacts: {
+      install: { refs: [`${reg.host}/acme/diginfra-rules:1`, `${reg.host}/acme/json:0.7.0`] },
+      follow: { refs: [`${reg.host}/acme/diginfra-rules:1`], every: '1s', jitter: 0 },
+    },
+    registry: { plainHttp: [reg.host] },
+    hostPaths: { rulesfilesDir: host.rules, pluginsDir: host.plugins, stateDir: host.state },
+    metrics: { address: '127.0.0.1', port: metricsPort },
+  };
+  const valuesFile = join(root, 'values.yaml');
+  await writeFile(valuesFile, stringify(values));
+  const r = await helmTemplate({ valuesFiles: [valuesFile] });
+  expect(r.code, r.stderr).toBe(0);
+  const objects = parseManifests(r.stdout);
+  configMap = objects.find((o) => o.kind === 'ConfigMap')!;
+  pod = objects.find((o) => o.kind === 'DaemonSet')!.spec.template.spec as PodSpec;
+  const inv = checkPodInvariants(pod, [configMap]);
+
+  // Stand-ins: the ConfigMap volume (its keys as files), /tmp; hostPaths are the temp dirs themselves.
+  const configDir = join(root, 'mounts/config');
+  const tmp = join(root, 'mounts/tmp');
+  await mkdir(configDir, { recursive: true });
+  await mkdir(tmp, { recursive: true });
+  for (const [key, text] of Object.entries<string>(configMap.data)) await writeFile(join(configDir, key), text);
+  standIns = { [posix.dirname(inv.configPath)]: configDir, '/tmp': tmp };
+  // DirectoryOrCreate: the kubelet creates missing host dirs.
+  for (const v of pod.volumes ?? []) if (v.hostPath) await mkdir(v.hostPath.path, { recursive: true });
+}, 120_000);
+
+afterAll(async () => {
+  await client?.close();
+  await reg?.stop();
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+describe.skipIf(!canInstall)(`the rendered pod, run as the kubelet would run it${canInstall ? '' : ` (${missing('install')})`}`, () => {
+  it('init container: artifact install places the rules and this node\'s plugin build, and exits 0', async () => {
+    const install = pod.initContainers!.find((c) => c.name === 'install')!;
+    const { args, env } = asRun(install);
+    const r = await runCli(args, { env, cwd: root });
+    expect(r.code, `install exited ${r.code}:\n${r.stderr}`).toBe(0);
+    expect(await readFile(join(host.rules, RULES_FILE), 'utf8')).toBe(RULES_V1);
+    const plugin = await readFile(join(host.plugins, 'libjson.so'));
+    expect(plugin.toString('latin1')).toContain(`json 0.7.0 ${PLATFORM}\n`);
+    // Nothing written outside the mounted dirs: the root filesystem may be read-only.
+    expect((await readdir(root)).sort()).toEqual(['host', 'mounts', 'src', 'values.yaml']);
+  }, 60_000);
+
+  describe.skipIf(!canFollow)(`sidecar${canFollow ? '' : ` (${missing('follow')})`}`, () => {
+    let child: ChildProcess | undefined;
+    let stderr = '';
+
+    afterAll(() => {
+      if (child && child.exitCode === null) child.kill('SIGKILL');
+    });
+
+    async function get(path: string): Promise<{ status: number; body: string }> {
+      try {
+        const res = await request(`http://127.0.0.1:${metricsPort}${path}`);
+        return { status: res.statusCode, body: await res.body.text() };
+      } catch {
+        return { status: 0, body: '' };
+      }
+    }
+
+    async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const v = await probe();
+        if (v !== undefined) return v;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; follow stderr:\n${stderr}`);
+        await sleep(100);
+      }
+    }
+
+    it('follow: /readyz once synced, swaps a pushed update, exits 0 on SIGTERM', async () => {
+      const follow = [...(pod.initContainers ?? []), ...pod.containers].find((c) => c.name === 'follow')!;
+      const { args, env } = asRun(follow);
+      child = spawnCli(args, { env, cwd: root });
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+
+      // The probes the pod spec declares, at the port it declares.
+      const port = follow.ports!.find((p) => p.name === 'metrics')!.containerPort;
+      expect(port).toBe(metricsPort);
+      await waitFor('/readyz', async () => ((await get(follow.readinessProbe.httpGet.path)).status === 200 ? true : undefined));
+      expect((await get(follow.livenessProbe.httpGet.path)).status).toBe(200);
+
+      await pushRules('1.1.0', RULES_V2);
+      await waitFor('the swap to 1.1.0', async () => ((await readFile(join(host.rules, RULES_FILE), 'utf8')) === RULES_V2 ? true : undefined));
+      // The metrics follow the swap (they are updated right after the rename).
+      const updated = /^diginfractl_follow_updates_total\{[^}]*ref="[^"]*diginfra-rules:1"[^}]*\} [1-9]/m;
+      const metrics = await waitFor('the update in /metrics', async () => {
+        const body = (await get('/metrics')).body;
+        return updated.test(body) ? body : undefined;
+      }, 5_000);
+      expect(metrics).toMatch(/^diginfractl_artifact_info\{[^}]*version="1\.1\.0"[^}]*\} 1$/m);
+      expect(metrics).not.toMatch(/^diginfractl_artifact_info\{[^}]*version="1\.0\.0"[^}]*\} 1$/m);
+
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((ok) => child!.once('exit', (code, signal) => ok({ code, signal })));
+      child.kill('SIGTERM');
+      const { code, signal } = await exited;
+      expect({ code, signal }, stderr).toEqual({ code: 0, signal: null });
+      expect(await readFile(join(host.rules, RULES_FILE), 'utf8')).toBe(RULES_V2);
+    }, 60_000);
+  });
+});
