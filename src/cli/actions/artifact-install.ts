@@ -1,0 +1,210 @@
+/**
+ * `diginfractl artifact install [REF...]`: flags over the `install` section of the config, then the
+ * installer (src/install). With no REF it installs `install.refs`: what the Kubernetes init container
+ * runs.
+ */
+import { join, resolve } from 'node:path';
+import { checkArtifactType, hostPlatform, parsePlatform } from '../../artifact/format.js';
+import { applyFlags } from '../../config/layers.js';
+import { loadConfig } from '../../config/load.js';
+import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
+import { DiginfraError, messageOf } from '../../errors.js';
+import { loadIndexes, type LoadedIndex } from '../../index/resolve-name.js';
+import { BlobCache } from '../../install/cache.js';
+import { installArtifacts, type InstallResult } from '../../install/install.js';
+import { LOCKFILE_NAME } from '../../install/lockfile.js';
+import type { BlobEvent } from '../../install/stage.js';
+import { createRegistryClient } from '../../registry/factory.js';
+import { formatPlatform } from '../../registry/media-types.js';
+import { registryFlags, type RegistryFlagOptions } from '../session.js';
+import { outputFormat, type CliContext } from '../run.js';
+
+export interface InstallFlags extends RegistryFlagOptions {
+  type?: string;
+  allowedTypes?: string;
+  platform?: string;
+  rulesfilesDir?: string;
+  pluginsDir?: string;
+  resolveDeps?: boolean;
+  engineVersion?: string;
+  lockfile?: string;
+  frozen?: boolean;
+  lockTimeout?: string;
+  output?: string;
+}
+
+const FLAG_NAMES: Record<string, string> = {
+  'install.rulesfilesDir': '--rulesfiles-dir',
+  'install.pluginsDir': '--plugins-dir',
+  'install.resolveDeps': '--resolve-deps',
+  'install.allowedTypes': '--allowed-types',
+  'install.platform': '--platform',
+  'install.engineVersion': '--engine-version',
+  'install.lockfile': '--lockfile',
+};
+
+function human(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+/** Per-blob progress: a byte counter redrawn with \r on a TTY; one log line per blob elsewhere. */
+function progressReporter(ctx: CliContext, quiet: boolean): (e: BlobEvent) => void {
+  const tty = process.stderr.isTTY === true;
+  let last = 0;
+  return (e) => {
+    const short = e.digest.replace(/^sha256:/, '').slice(0, 12);
+    if (!tty) {
+      if (e.kind === 'done') ctx.logger.info({ artifact: e.artifact, digest: e.digest, size: e.size, cached: e.cached }, e.cached ? 'blob in cache' : 'blob downloaded');
+      return;
+    }
+    if (quiet) return;
+    const line = (bytes: number): string => `  ${e.artifact} ${short} ${human(bytes)} / ${human(e.size)}`;
+    if (e.kind === 'start') {
+      process.stderr.write(line(0));
+      last = Date.now();
+    } else if (e.kind === 'bytes') {
+      const now = Date.now();
+      if (now - last >= 100) {
+        process.stderr.write(`\r${line(e.bytes)}\x1b[K`);
+        last = now;
+      }
+    } else if (e.cached) {
+      process.stderr.write(`  ${e.artifact} ${short} cached (${human(e.size)})\n`);
+    } else {
+      process.stderr.write(`\r${line(e.size)} done\x1b[K\n`);
+    }
+  };
+}
+
+function parseSeconds(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new DiginfraError('USAGE', `--lock-timeout "${value}" must be a number of seconds`);
+  return n * 1000;
+}
+
+export async function runArtifactInstall(ctx: CliContext, refArgs: string[], flags: InstallFlags): Promise<void> {
+  const format = outputFormat(flags.output);
+  const type = flags.type !== undefined ? checkArtifactType(flags.type) : undefined;
+  const lockTimeoutMs = parseSeconds(flags.lockTimeout);
+  const loaded = await loadConfig(ctx.configPath === undefined ? {} : { path: ctx.configPath });
+  for (const w of loaded.warnings) ctx.logger.warn(w);
+  const { config } = applyFlags(
+    loaded.config,
+    loaded.sources,
+    {
+      'install.rulesfilesDir': flags.rulesfilesDir,
+      'install.pluginsDir': flags.pluginsDir,
+      'install.resolveDeps': flags.resolveDeps,
+      'install.allowedTypes': flags.allowedTypes,
+      'install.platform': flags.platform,
+      'install.engineVersion': flags.engineVersion,
+      'install.lockfile': flags.lockfile,
+    },
+    FLAG_NAMES,
+  );
+  const install = config.install;
+  const refs = refArgs.length > 0 ? refArgs : install.refs;
+  if (refs.length === 0) {
+    throw new DiginfraError('USAGE', 'nothing to install: give one or more references, or list them under install.refs in the config', {
+      hint: `config file: ${loaded.path}`,
+    });
+  }
+  for (const t of install.allowedTypes) checkArtifactType(t);
+  const platform = install.platform ? parsePlatform(install.platform) : hostPlatform();
+  const rulesfilesDir = resolve(install.rulesfilesDir);
+  const pluginsDir = resolve(install.pluginsDir);
+  const lockfile = resolve(install.lockfile ?? join(rulesfilesDir, LOCKFILE_NAME));
+  const root = cacheRoot(config);
+
+  const client = createRegistryClient(config.registry, registryFlags(flags));
+  let indexes: Promise<LoadedIndex[]> | undefined;
+  try {
+    const result = await installArtifacts({
+      refs,
+      session: {
+        client,
+        platform,
+        indexes: () =>
+          (indexes ??= loadIndexes(config, root, {
+            credentialsPath: indexCredentialsPath(loaded.path),
+            onFetch: (name, url) => ctx.logger.info(`fetching index "${name}" from ${url} (first use)`),
+            onError: (name, err) => ctx.logger.warn(`index "${name}" skipped: ${messageOf(err)}`),
+          })),
+        warn: (m) => ctx.logger.warn(m),
+        debug: (m) => ctx.logger.debug(m),
+      },
+      cache: new BlobCache(root),
+      lockfile,
+      frozen: flags.frozen === true,
+      ...(lockTimeoutMs !== undefined && { lockTimeoutMs }),
+      ...(type !== undefined && { type }),
+      allowedTypes: install.allowedTypes,
+      resolveDeps: install.resolveDeps,
+      ...(install.engineVersion !== undefined && { engineVersion: install.engineVersion }),
+      rulesfilesDir,
+      pluginsDir,
+      onPlan: (plan) => {
+        for (const w of plan.warnings) ctx.logger.warn(w);
+        for (const a of plan.artifacts) {
+          ctx.logger.info(
+            { digest: a.artifact.ref.digest, ...(a.artifact.platform && { platform: formatPlatform(a.artifact.platform) }) },
+            `installing ${a.type} ${a.name} ${a.version}${a.requiredBy.length > 0 && a.requested.length === 0 ? ` (needed by ${a.requiredBy.join(', ')})` : ''}`,
+          );
+        }
+      },
+      onWaitLock: (dir, holder) => ctx.logger.warn(`waiting for another install to finish in ${dir}${holder ? ` (pid ${holder.pid} on ${holder.host})` : ''}`),
+      onBlob: progressReporter(ctx, format === 'json'),
+    });
+    print(ctx, format, result, formatPlatform(platform));
+  } finally {
+    await client.close();
+  }
+}
+
+function print(ctx: CliContext, format: 'table' | 'json', r: InstallResult, platform: string): void {
+  if (format === 'json') {
+    ctx.out(
+      JSON.stringify(
+        {
+          platform,
+          installed: r.installed.map((a) => ({
+            name: a.name,
+            type: a.type,
+            version: a.version,
+            ref: a.ref,
+            digest: a.digest,
+            manifestDigest: a.manifestDigest,
+            ...(a.platform !== undefined && { platform: a.platform }),
+            requested: a.requested,
+            requiredBy: a.requiredBy,
+            dir: a.dir,
+            files: a.files,
+            changed: a.placed,
+          })),
+          skipped: r.skipped,
+          removed: r.removed,
+          lockfile: r.lockfile,
+          downloaded: r.downloaded,
+          warnings: r.warnings,
+        },
+        null,
+        2,
+      ),
+    );
+    return;
+  }
+  if (r.installed.length === 0) {
+    ctx.out('nothing installed');
+    return;
+  }
+  for (const a of r.installed) {
+    const unchanged = a.placed.length === 0 ? ', unchanged' : '';
+    ctx.out(`installed ${a.type} ${a.name} ${a.version}${a.platform ? ` (${a.platform})` : ''} from ${a.ref}${unchanged}`);
+    for (const f of a.files) ctx.out(`  ${f}`);
+  }
+  for (const f of r.removed) ctx.out(`removed ${f}`);
+  ctx.out(`lock file: ${r.lockfile}`);
+}

@@ -1,0 +1,150 @@
+/**
+ * The blob cache: layers by digest under `<cache root>/blobs/<algorithm>/<hex>`, where the cache root
+ * is the config's `cacheDir` or `$XDG_CACHE_HOME/diginfractl`. A blob is written through a temp file
+ * and renamed (RegistryClient.downloadBlob), so a cached file is always complete; it is still checked
+ * against its digest before use, and re-downloaded when it does not match.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { DiginfraError } from '../errors.js';
+import type { OciReference } from '../reference/reference.js';
+import type { FetchedManifest, RegistryClient } from '../registry/client.js';
+import { MANIFEST_ACCEPT, type Descriptor } from '../registry/media-types.js';
+
+const DIGEST_RE = /^(sha256|sha512):([a-f0-9]{64}|[a-f0-9]{128})$/;
+
+export interface BlobFetch {
+  path: string;
+  /** False when the blob came from the cache. */
+  downloaded: boolean;
+}
+
+export class BlobCache {
+  /** `<cache root>/blobs`. */
+  readonly dir: string;
+
+  constructor(cacheRoot: string) {
+    this.dir = join(cacheRoot, 'blobs');
+  }
+
+  path(digest: string): string {
+    const m = DIGEST_RE.exec(digest);
+    if (!m) throw new DiginfraError('DIGEST_MISMATCH', `unsupported digest "${digest}"`);
+    return join(this.dir, m[1]!, m[2]!);
+  }
+
+  /** The cached file for `desc` when present, of the right size and digest; a bad copy is removed. */
+  async lookup(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<string | undefined> {
+    const path = this.path(desc.digest);
+    try {
+      const st = await stat(path);
+      if (!st.isFile() || st.size !== desc.size) {
+        await rm(path, { force: true });
+        return undefined;
+      }
+    } catch {
+      return undefined;
+    }
+    const [algorithm, hex] = desc.digest.split(':');
+    const hash = createHash(algorithm!);
+    try {
+      await pipeline(createReadStream(path), hash);
+    } catch {
+      return undefined;
+    }
+    if (hash.digest('hex') !== hex) {
+      await rm(path, { force: true });
+      return undefined;
+    }
+    return path;
+  }
+
+  /** Small content (a manifest, a config) by digest, verified; undefined when not cached. */
+  async get(digest: string): Promise<Buffer | undefined> {
+    let data: Buffer;
+    try {
+      data = await readFile(this.path(digest));
+    } catch {
+      return undefined;
+    }
+    const [algorithm, hex] = digest.split(':');
+    if (createHash(algorithm!).update(data).digest('hex') !== hex) {
+      await rm(this.path(digest), { force: true });
+      return undefined;
+    }
+    return data;
+  }
+
+  /** Stores small content under its digest (temp file, fsync, rename). Best effort: errors are ignored. */
+  async put(digest: string, data: Buffer): Promise<void> {
+    const path = this.path(digest);
+    const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    try {
+      await mkdir(dirname(path), { recursive: true });
+      const fh = await open(tmp, 'wx', 0o644);
+      try {
+        await fh.writeFile(data);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, path);
+    } catch {
+      await rm(tmp, { force: true }).catch(() => undefined);
+    }
+  }
+
+  /** The cached copy, or a fresh download (verified while streaming) into the cache. */
+  async fetch(client: RegistryClient, ref: OciReference, desc: Pick<Descriptor, 'digest' | 'size'>, onBytes?: (n: number) => void): Promise<BlobFetch> {
+    const cached = await this.lookup(desc);
+    if (cached) return { path: cached, downloaded: false };
+    const path = this.path(desc.digest);
+    await client.downloadBlob(ref, desc, path, onBytes);
+    return { path, downloaded: true };
+  }
+}
+
+/**
+ * The client as `resolveArtifact` sees it, with content-addressed reads going through the cache:
+ * manifests fetched by digest and config blobs come from the cache when present, and whatever is
+ * fetched is kept. A manifest fetched by tag always asks the registry (the tag may have moved), so a
+ * re-install costs one manifest request per artifact, and a `--frozen` re-install none at all.
+ */
+export function withManifestCache(client: RegistryClient, cache: BlobCache): RegistryClient {
+  const fetchManifest = async (ref: OciReference, accept: string[] = MANIFEST_ACCEPT): Promise<FetchedManifest> => {
+    if (ref.digest) {
+      const bytes = await cache.get(ref.digest);
+      if (bytes) {
+        try {
+          const json = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+          if (typeof json.mediaType === 'string' && accept.includes(json.mediaType)) {
+            return { descriptor: { mediaType: json.mediaType, digest: ref.digest, size: bytes.length }, bytes, json };
+          }
+        } catch {
+          // not JSON: ask the registry
+        }
+      }
+    }
+    const fetched = await client.fetchManifest(ref, accept);
+    await cache.put(fetched.descriptor.digest, fetched.bytes);
+    return fetched;
+  };
+  const readBlob = async (ref: OciReference, desc: Pick<Descriptor, 'digest' | 'size'>, maxBytes?: number): Promise<Buffer> => {
+    const cached = await cache.get(desc.digest);
+    if (cached && cached.length === desc.size) return cached;
+    const data = await client.readBlob(ref, desc, maxBytes);
+    await cache.put(desc.digest, data);
+    return data;
+  };
+  return new Proxy(client, {
+    get(target, prop) {
+      if (prop === 'fetchManifest') return fetchManifest;
+      if (prop === 'readBlob') return readBlob;
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}

@@ -1,0 +1,131 @@
+/**
+ * Staging: an artifact's layers (from the blob cache, downloaded on a miss) extracted into a staging
+ * dir inside its destination (same filesystem, so the final move is a rename), then, only when every
+ * artifact of an install is staged, moved into place file by file. `follow` uses the same three steps
+ * to validate a staged rules file before it replaces the live one.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { DiginfraError, messageOf } from '../errors.js';
+import { extractLayer } from '../artifact/archive.js';
+import { DEFAULT_MAX_LAYER_BYTES, type ResolvedArtifact } from '../artifact/pull.js';
+import type { RegistryClient } from '../registry/client.js';
+import type { Descriptor } from '../registry/media-types.js';
+import { makeStagingDir, placeFiles, removeDir } from '../util/atomic-fs.js';
+import type { BlobCache } from './cache.js';
+import { DIR_LOCK_NAME } from './dir-lock.js';
+import { LOCKFILE_NAME } from './lockfile.js';
+
+/** Names an artifact may not ship: the install's own bookkeeping files. */
+const RESERVED = new Set([LOCKFILE_NAME, DIR_LOCK_NAME]);
+
+export type BlobEvent =
+  | { kind: 'start'; artifact: string; digest: string; size: number; cached: false }
+  | { kind: 'bytes'; artifact: string; digest: string; size: number; bytes: number }
+  | { kind: 'done'; artifact: string; digest: string; size: number; cached: boolean };
+
+export interface StageOptions {
+  /** Mode of every staged file (0755 plugins, 0644 rules); default: the mode in the archive. */
+  mode?: number;
+  maxBytes?: number;
+  /** Blob progress: start/bytes/done for downloads, a single done(cached) for cache hits. */
+  onBlob?: (event: BlobEvent) => void;
+  /** Label for progress events (default: artifact name and version). */
+  label?: string;
+}
+
+export interface StagedArtifact {
+  artifact: ResolvedArtifact;
+  dest: string;
+  /** The staging dir inside `dest`; removed by commitStaged / discardStaged. */
+  staging: string;
+  /** Files as they will be placed, relative to `dest`. */
+  files: { rel: string; mode: number }[];
+  /** Blobs downloaded (not from the cache) and their bytes. */
+  downloaded: { blobs: number; bytes: number };
+}
+
+/** Brings every layer of `artifact` into the cache (downloading only what is missing). */
+export async function cacheLayers(
+  client: RegistryClient,
+  cache: BlobCache,
+  artifact: ResolvedArtifact,
+  opts: Pick<StageOptions, 'onBlob' | 'label'> = {},
+): Promise<{ paths: Map<string, string>; blobs: number; bytes: number }> {
+  const label = opts.label ?? `${artifact.config.name} ${artifact.config.version}`;
+  const paths = new Map<string, string>();
+  let blobs = 0;
+  let bytes = 0;
+  for (const layer of artifact.layers) {
+    if (paths.has(layer.digest)) continue;
+    const hit = await cache.lookup(layer);
+    if (hit) {
+      paths.set(layer.digest, hit);
+      opts.onBlob?.({ kind: 'done', artifact: label, digest: layer.digest, size: layer.size, cached: true });
+      continue;
+    }
+    opts.onBlob?.({ kind: 'start', artifact: label, digest: layer.digest, size: layer.size, cached: false });
+    let seen = 0;
+    const got = await cache.fetch(client, artifact.ref, layer, (n) => {
+      seen += n;
+      opts.onBlob?.({ kind: 'bytes', artifact: label, digest: layer.digest, size: layer.size, bytes: seen });
+    });
+    paths.set(layer.digest, got.path);
+    if (got.downloaded) {
+      blobs++;
+      bytes += layer.size;
+    }
+    opts.onBlob?.({ kind: 'done', artifact: label, digest: layer.digest, size: layer.size, cached: !got.downloaded });
+  }
+  return { paths, blobs, bytes };
+}
+
+/**
+ * Downloads (or takes from the cache) every layer of `artifact` and extracts them into a new staging
+ * dir inside `dest`. `dest` itself is not changed; on failure the staging dir is removed.
+ */
+export async function stageArtifact(client: RegistryClient, cache: BlobCache, artifact: ResolvedArtifact, dest: string, opts: StageOptions = {}): Promise<StagedArtifact> {
+  const { paths, blobs, bytes } = await cacheLayers(client, cache, artifact, opts);
+  try {
+    await mkdir(dest, { recursive: true });
+  } catch (err) {
+    throw new DiginfraError('IO', `cannot create ${dest}: ${messageOf(err)}`, { cause: err });
+  }
+  const staging = await makeStagingDir(dest);
+  try {
+    const files = new Map<string, number>();
+    let budget = opts.maxBytes ?? DEFAULT_MAX_LAYER_BYTES;
+    for (const layer of uniqueLayers(artifact.layers)) {
+      const extracted = await extractLayer(createReadStream(paths.get(layer.digest)!), staging, { maxBytes: budget });
+      for (const f of extracted) {
+        budget -= f.size;
+        if (RESERVED.has(f.rel)) {
+          throw new DiginfraError('UNSAFE_ARCHIVE', `${artifact.config.name} ${artifact.config.version} ships a file named ${f.rel}, which diginfractl reserves for itself`);
+        }
+        files.set(f.rel, opts.mode ?? f.mode);
+      }
+    }
+    return { artifact, dest, staging, files: [...files].map(([rel, mode]) => ({ rel, mode })), downloaded: { blobs, bytes } };
+  } catch (err) {
+    await removeDir(staging);
+    throw err;
+  }
+}
+
+function uniqueLayers(layers: readonly Descriptor[]): Descriptor[] {
+  const seen = new Set<string>();
+  return layers.filter((l) => (seen.has(l.digest) ? false : (seen.add(l.digest), true)));
+}
+
+/** Moves the staged files into `dest` (rename per file, identical files left alone), then cleans up. */
+export async function commitStaged(staged: StagedArtifact): Promise<{ placed: string[]; unchanged: string[] }> {
+  try {
+    return await placeFiles(staged.staging, staged.files, staged.dest, { skipIdentical: true });
+  } finally {
+    await removeDir(staged.staging);
+  }
+}
+
+export async function discardStaged(staged: StagedArtifact): Promise<void> {
+  await removeDir(staged.staging);
+}

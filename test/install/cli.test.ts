@@ -1,0 +1,177 @@
+/**
+ * `diginfractl artifact install` as a user runs it: the built CLI as a child process, with its own
+ * config (DIGINFRACTL_CONFIG), XDG dirs and an index served from a file:// URL. Needs `npm run build`.
+ */
+import { access, readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import type { RegistryClient } from '../../src/registry/client.js';
+import { CLI, cliEnv, runCli } from '../helpers/cli.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { RULES_FIXTURE, clientFor, fakePlugin, modeOf, pushPlugin, pushRules, tempDir } from './setup.js';
+
+let reg: TestRegistry;
+let client: RegistryClient;
+let indexUrl: string;
+const rulesBytes = await readFile(RULES_FIXTURE);
+
+beforeAll(async () => {
+  await access(CLI).catch(() => {
+    throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+  });
+  reg = await startRegistry();
+  client = clientFor(reg);
+  await pushPlugin(client, reg.host, 'acme/json', 'json', '0.7.0', { addFloatingTags: true });
+  await pushPlugin(client, reg.host, 'acme/json', 'json', '1.0.0', { addFloatingTags: true });
+  await pushRules(client, `${reg.host}/acme/falco-rules:3.0.0`, '3.0.0', { name: 'falco-rules', dependencies: [{ name: 'json', version: '0.7.0' }], addFloatingTags: true });
+  await pushRules(client, `${reg.host}/acme/other-rules:1.0.0`, '1.0.0', { name: 'other-rules', content: '- list: o\n  items: []\n', fileName: 'other.yaml', dependencies: [{ name: 'json', version: '1.0.0' }] });
+  const indexDir = await tempDir('diginfractl-index-');
+  const indexFile = join(indexDir, 'index.yaml');
+  await writeFile(
+    indexFile,
+    stringify([
+      { name: 'falco-rules', type: 'rulesfile', registry: reg.host, repository: 'acme/falco-rules', description: 'Falco rules', keywords: ['rules'] },
+      { name: 'json', type: 'plugin', registry: reg.host, repository: 'acme/json', description: 'JSON plugin', keywords: ['json'] },
+    ]),
+  );
+  indexUrl = pathToFileURL(indexFile).href;
+}, 60_000);
+
+afterAll(async () => {
+  await client?.close();
+  await reg?.stop();
+});
+
+interface Node {
+  env: NodeJS.ProcessEnv;
+  rules: string;
+  plugins: string;
+}
+
+/** A sandboxed "node": XDG dirs, a config file with the index, the registry as plain HTTP and `install`. */
+async function node(install: Record<string, unknown> = {}): Promise<Node> {
+  const env = await cliEnv();
+  const rules = join(env.HOME, 'etc/diginfra');
+  const plugins = join(env.HOME, 'plugins');
+  await writeFile(
+    env.DIGINFRACTL_CONFIG!,
+    stringify({
+      indexes: [{ name: 'local', url: indexUrl }],
+      registry: { plainHttp: [reg.host] },
+      install: { rulesfilesDir: rules, pluginsDir: plugins, ...install },
+    }),
+  );
+  return { env, rules, plugins };
+}
+
+describe('diginfractl artifact install', () => {
+  it('with no REF installs install.refs from the config, through the index, and prints a JSON summary', async () => {
+    const n = await node({ refs: ['falco-rules:3'], platform: 'linux/arm64', engineVersion: '0.58.0' });
+    const r = await runCli(['artifact', 'install', '-o', 'json'], { env: n.env });
+    expect(r.stderr).not.toContain('error:');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      platform: string;
+      installed: { name: string; type: string; version: string; ref: string; digest: string; platform?: string; files: string[] }[];
+      lockfile: string;
+      downloaded: { blobs: number };
+    };
+    expect(out.platform).toBe('linux/arm64');
+    expect(out.installed.map((a) => `${a.type} ${a.name} ${a.version}`)).toEqual(['rulesfile falco-rules 3.0.0', 'plugin json 0.7.0']);
+    const [rules, json] = out.installed;
+    expect(rules!.files).toEqual([join(n.rules, 'falco_rules.yaml')]);
+    expect(rules!.ref).toBe(`${reg.host}/acme/falco-rules:3.0.0@${rules!.digest}`);
+    expect(rules!.digest).toMatch(/^sha256:[a-f0-9]{64}$/);
+    expect(json!.platform).toBe('linux/arm64');
+    expect(json!.files).toEqual([join(n.plugins, 'libjson.so')]);
+    expect(out.lockfile).toBe(join(n.rules, 'diginfractl.lock'));
+    expect(out.downloaded.blobs).toBe(2);
+    expect(await readFile(join(n.rules, 'falco_rules.yaml'))).toEqual(rulesBytes);
+    expect(await readFile(join(n.plugins, 'libjson.so'))).toEqual(fakePlugin('json', '0.7.0', 'linux/arm64'));
+    expect(await modeOf(join(n.plugins, 'libjson.so'))).toBe(0o755);
+    expect(await modeOf(join(n.rules, 'falco_rules.yaml'))).toBe(0o644);
+    // Not a TTY: logs are pino JSON lines on stderr.
+    const logs = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string });
+    expect(logs.filter((l) => l.msg === 'blob downloaded')).toHaveLength(2);
+
+    // Again: nothing downloaded, blobs from the XDG cache.
+    const again = await runCli(['artifact', 'install', '-o', 'json'], { env: n.env });
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout).downloaded.blobs).toBe(0);
+    const cache = await readdir(join(n.env.XDG_CACHE_HOME!, 'diginfractl', 'blobs', 'sha256'));
+    expect(cache.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('installs a direct reference with flags over the config, table output', async () => {
+    const n = await node();
+    const rules = join(n.env.HOME, 'other-rules-dir');
+    const lock = join(n.env.HOME, 'locks', 'x.lock');
+    const r = await runCli(
+      ['artifact', 'install', `${reg.host}/acme/json:0`, '--plugins-dir', join(n.env.HOME, 'p'), '--rulesfiles-dir', rules, '--platform', 'linux/amd64', '--lockfile', lock, '--plain-http'],
+      { env: n.env },
+    );
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`installed plugin json 0.7.0 (linux/amd64) from ${reg.host}/acme/json:0.7.0@sha256:`);
+    expect(r.stdout).toContain(join(n.env.HOME, 'p', 'libjson.so'));
+    expect(await readFile(join(n.env.HOME, 'p', 'libjson.so'))).toEqual(fakePlugin('json', '0.7.0', 'linux/amd64'));
+    expect(await readFile(lock, 'utf8')).toContain(`requested:\n      - ${reg.host}/acme/json:0\n`);
+  });
+
+  it('exit codes: 2 for usage errors, 1 for failures, with the message on stderr', async () => {
+    const n = await node();
+    expect((await runCli(['artifact', 'install', 'Bad Ref!'], { env: n.env })).code).toBe(2);
+    expect((await runCli(['artifact', 'install', 'falco-rules', '--platform', 'nonsense'], { env: n.env })).code).toBe(2);
+    expect((await runCli(['artifact', 'install', 'falco-rules', '--no-such-flag'], { env: n.env })).code).toBe(2);
+    const none = await runCli(['artifact', 'install'], { env: n.env });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('nothing to install');
+
+    const conflict = await runCli(['artifact', 'install', 'falco-rules:3.0.0', `${reg.host}/acme/other-rules:1.0.0`], { env: n.env });
+    expect(conflict.code).toBe(1);
+    expect(conflict.stderr).toContain('falco-rules 3.0.0 needs json ^0.7.0');
+    expect(conflict.stderr).toContain('other-rules 1.0.0 needs json ^1.0.0');
+    await expect(access(n.rules)).rejects.toThrow();
+
+    const engine = await runCli(['artifact', 'install', 'falco-rules:3', '--engine-version', '0.40.0'], { env: n.env });
+    expect(engine.code).toBe(1);
+    expect(engine.stderr).toContain('requires engine version 0.57.0');
+
+    const platform = await runCli(['artifact', 'install', 'json:1.0.0', '--platform', 'linux/riscv64'], { env: n.env });
+    expect(platform.code).toBe(1);
+    expect(platform.stderr).toContain('it has: linux/amd64, linux/arm64');
+
+    const frozen = await runCli(['artifact', 'install', 'json:1.0.0', '--frozen'], { env: n.env });
+    expect(frozen.code).toBe(1);
+    expect(frozen.stderr).toContain('--frozen');
+  });
+
+  it('--frozen via the CLI installs what the lock says', async () => {
+    const n = await node({ platform: 'linux/amd64' });
+    expect((await runCli(['artifact', 'install', 'json:0'], { env: n.env })).code).toBe(0);
+    const r = await runCli(['artifact', 'install', 'json:0', '--frozen', '-o', 'json'], { env: n.env });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).installed[0].version).toBe('0.7.0');
+    const miss = await runCli(['artifact', 'install', 'json:1', '--frozen'], { env: n.env });
+    expect(miss.code).toBe(1);
+    expect(miss.stderr).toContain('"json:1" is not in the lock file');
+  });
+
+  it('two concurrent installs into the same dirs: each succeeds or fails with LOCKED, files stay whole', async () => {
+    const n = await node({ refs: ['falco-rules:3'], platform: 'linux/amd64' });
+    const runs = await Promise.all([
+      runCli(['artifact', 'install', '--lock-timeout', '30'], { env: n.env }),
+      runCli(['artifact', 'install', '--lock-timeout', '30'], { env: n.env }),
+      runCli(['artifact', 'install', '--lock-timeout', '30'], { env: n.env }),
+    ]);
+    for (const r of runs) {
+      if (r.code !== 0) expect(r.stderr).toContain('locked by another install');
+    }
+    expect(runs.some((r) => r.code === 0)).toBe(true);
+    expect(await readFile(join(n.rules, 'falco_rules.yaml'))).toEqual(rulesBytes);
+    expect(await readFile(join(n.plugins, 'libjson.so'))).toEqual(fakePlugin('json', '0.7.0', 'linux/amd64'));
+    expect((await readdir(n.rules)).sort()).toEqual(['diginfractl.lock', 'falco_rules.yaml']);
+    expect(await readdir(n.plugins)).toEqual(['libjson.so']);
+  });
+});

@@ -1,0 +1,140 @@
+import { describe, expect, it } from 'vitest';
+import { DiginfraError } from '../../src/errors.js';
+import { dedupeRoots, resolveDependencies, type DepNode, type DependencySource } from '../../src/resolve/deps.js';
+
+/** name -> version -> node; calls are counted. */
+function fakeSource(catalog: Record<string, DepNode[]>): DependencySource<DepNode> & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    async versions(name) {
+      calls.push(`versions ${name}`);
+      const list = catalog[name];
+      if (!list) throw new DiginfraError('NOT_FOUND', `repository ${name} not found`);
+      return [...list.map((n) => n.version), 'latest'];
+    },
+    async load(name, version) {
+      calls.push(`load ${name}:${version}`);
+      const n = catalog[name]?.find((x) => x.version === version);
+      if (!n) throw new DiginfraError('NOT_FOUND', `${name}:${version} not found`);
+      return n;
+    },
+  };
+}
+
+const plugin = (name: string, version: string, deps: DepNode['dependencies'] = []): DepNode => ({ name, version, type: 'plugin', dependencies: deps });
+const rules = (name: string, version: string, deps: DepNode['dependencies'] = []): DepNode => ({ name, version, type: 'rulesfile', dependencies: deps });
+
+async function rejects(p: Promise<unknown>): Promise<DiginfraError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof DiginfraError) return err;
+    throw err;
+  }
+  throw new Error('did not reject');
+}
+
+const catalog = {
+  k8saudit: [plugin('k8saudit', '0.6.0'), plugin('k8saudit', '0.7.0'), plugin('k8saudit', '0.7.4'), plugin('k8saudit', '0.8.1')],
+  'k8saudit-eks': [plugin('k8saudit-eks', '0.2.0'), plugin('k8saudit-eks', '0.2.3')],
+  json: [plugin('json', '0.7.0'), plugin('json', '0.7.2'), plugin('json', '1.0.0')],
+  cloudtrail: [plugin('cloudtrail', '1.0.0', [{ name: 'json', version: '0.7.1' }])],
+};
+
+describe('resolveDependencies', () => {
+  it('adds the highest satisfying version of each dependency, transitively', async () => {
+    const src = fakeSource(catalog);
+    const out = await resolveDependencies([rules('cloud-rules', '1.0.0', [{ name: 'cloudtrail', version: '1.0.0' }, { name: 'k8saudit', version: '0.7.0' }])], src);
+    expect(out.map((o) => `${o.node.name}@${o.node.version}:${o.requested}`)).toEqual([
+      'cloud-rules@1.0.0:true',
+      'cloudtrail@1.0.0:false',
+      'k8saudit@0.7.4:false',
+      'json@0.7.2:false',
+    ]);
+    expect(out.find((o) => o.node.name === 'json')!.requiredBy).toEqual(['cloudtrail 1.0.0']);
+  });
+
+  it('several requirers: highest version satisfying all of them', async () => {
+    const out = await resolveDependencies(
+      [rules('a', '1.0.0', [{ name: 'json', version: '0.7.0' }]), rules('b', '1.0.0', [{ name: 'json', version: '0.7.1' }])],
+      fakeSource(catalog),
+    );
+    const json = out.find((o) => o.node.name === 'json')!;
+    expect(json.node.version).toBe('0.7.2');
+    expect(json.requiredBy).toEqual(['a 1.0.0', 'b 1.0.0']);
+  });
+
+  it('conflict: names every requirer and what it asked for', async () => {
+    const err = await rejects(
+      resolveDependencies(
+        [rules('a-rules', '1.0.0', [{ name: 'k8saudit', version: '0.7.0' }]), rules('b-rules', '2.0.0', [{ name: 'k8saudit', version: '0.8.0' }])],
+        fakeSource(catalog),
+      ),
+    );
+    expect(err.code).toBe('DEPENDENCY_CONFLICT');
+    expect(err.message).toContain('a-rules 1.0.0 needs k8saudit ^0.7.0');
+    expect(err.message).toContain('b-rules 2.0.0 needs k8saudit ^0.8.0');
+  });
+
+  it('conflict when no published version satisfies all even in one line', async () => {
+    const err = await rejects(
+      resolveDependencies(
+        [rules('a', '1.0.0', [{ name: 'k8saudit', version: '0.7.0' }]), rules('b', '1.0.0', [{ name: 'k8saudit', version: '0.7.9' }])],
+        fakeSource(catalog),
+      ),
+    );
+    expect(err.code).toBe('DEPENDENCY_CONFLICT');
+    expect(err.message).toContain('available: 0.6.0, 0.7.0, 0.7.4, 0.8.1');
+  });
+
+  it('an explicitly requested version must satisfy the dependents', async () => {
+    const ok = await resolveDependencies([rules('r', '1.0.0', [{ name: 'k8saudit', version: '0.7.0' }]), plugin('k8saudit', '0.7.0')], fakeSource(catalog));
+    expect(ok.map((o) => `${o.node.name}@${o.node.version}`)).toEqual(['r@1.0.0', 'k8saudit@0.7.0']);
+    expect(ok[1]!.requested).toBe(true);
+    expect(ok[1]!.requiredBy).toEqual(['r 1.0.0']);
+    const err = await rejects(resolveDependencies([rules('r', '1.0.0', [{ name: 'k8saudit', version: '0.7.0' }]), plugin('k8saudit', '0.6.0')], fakeSource(catalog)));
+    expect(err.code).toBe('DEPENDENCY_CONFLICT');
+    expect(err.message).toContain('the command line needs k8saudit ^0.6.0');
+    expect(err.message).toContain('r 1.0.0 needs k8saudit ^0.7.0');
+  });
+
+  it('alternatives: one already in the plan satisfies the dependency', async () => {
+    const dep = { name: 'k8saudit', version: '0.7.0', alternatives: [{ name: 'k8saudit-eks', version: '0.2.0' }] };
+    const src = fakeSource(catalog);
+    const out = await resolveDependencies([rules('r', '1.0.0', [dep]), plugin('k8saudit-eks', '0.2.3')], src);
+    expect(out.map((o) => o.node.name)).toEqual(['r', 'k8saudit-eks']);
+    expect(src.calls).toEqual([]);
+  });
+
+  it('alternatives: the next is tried when the first is not published', async () => {
+    const dep = { name: 'k8saudit-gke', version: '0.1.0', alternatives: [{ name: 'k8saudit-eks', version: '0.2.0' }] };
+    const out = await resolveDependencies([rules('r', '1.0.0', [dep])], fakeSource(catalog));
+    expect(out.map((o) => `${o.node.name}@${o.node.version}`)).toEqual(['r@1.0.0', 'k8saudit-eks@0.2.3']);
+  });
+
+  it('a missing dependency fails with the lookup error', async () => {
+    const err = await rejects(resolveDependencies([rules('r', '1.0.0', [{ name: 'nope', version: '1.0.0' }])], fakeSource(catalog)));
+    expect(err.code).toBe('NOT_FOUND');
+  });
+
+  it('a later requirer moves an earlier choice up within the line', async () => {
+    // a needs json ^0.7.0 (would take 0.7.2), cloudtrail needs ^0.7.1: one version serves both.
+    const out = await resolveDependencies(
+      [rules('a', '1.0.0', [{ name: 'json', version: '0.7.0' }]), rules('b', '1.0.0', [{ name: 'cloudtrail', version: '1.0.0' }])],
+      fakeSource(catalog),
+    );
+    const json = out.filter((o) => o.node.name === 'json');
+    expect(json).toHaveLength(1);
+    expect(json[0]!.node.version).toBe('0.7.2');
+    expect(json[0]!.requiredBy.sort()).toEqual(['a 1.0.0', 'cloudtrail 1.0.0']);
+  });
+});
+
+describe('dedupeRoots', () => {
+  it('keeps the highest version and warns', () => {
+    const { roots, warnings } = dedupeRoots([plugin('k8saudit', '0.7.0'), rules('r', '1.0.0'), plugin('k8saudit', '0.8.1'), plugin('k8saudit', '0.8.1')]);
+    expect(roots.map((r) => `${r.name}@${r.version}`)).toEqual(['k8saudit@0.8.1', 'r@1.0.0']);
+    expect(warnings).toEqual(['k8saudit was asked for twice (0.7.0 and 0.8.1); installing 0.8.1']);
+  });
+});
