@@ -97,10 +97,12 @@ try {
       'install:',
       `  rulesfilesDir: ${rulesDir}`,
       `  pluginsDir: ${pluginsDir}`,
+      '  engineVersion: 0.58.0',
       'follow:',
       `  rulesfilesDir: ${rulesDir}`,
       `  pluginsDir: ${pluginsDir}`,
       `  stateDir: ${stateDir}`,
+      '  engineVersion: 0.58.0',
       '',
     ].join('\n'),
   );
