@@ -1,30 +1,42 @@
 /**
  * Writes that a reader never sees half done. The engine reloads on any change to its rules dirs, so
- * every file appears by one rename of a complete, fsynced file in the same directory, under a
- * temporary name the engine ignores (dot-prefixed, not `*.yaml`).
+ * every file appears by ONE rename of a complete, fsynced file in the same directory, under a
+ * temporary name the engine ignores (dot-prefixed, never `*.yaml`). After the renames the directories
+ * are fsynced too, so after a crash the disk holds the old file or the new one, never a mix.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { chmod, mkdir, mkdtemp, open, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, relative, sep } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, lstat, mkdir, mkdtemp, open, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { DiginfraError } from '../errors.js';
 
+/** Prefix of staging dirs: dot-named, so the engine never loads what is inside. */
+export const STAGING_PREFIX = '.diginfractl-staging-';
+
+/** `.<name>.tmp-<random>` beside `path`: same directory (so same filesystem), ignored by the engine. */
 function tempName(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${randomBytes(6).toString('hex')}`);
 }
 
-/** fsync of a directory, so a rename in it survives a crash. Some filesystems refuse; that is fine. */
+function errMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Directory fsync errors that only mean "this filesystem does not do that". */
+const FSYNC_UNSUPPORTED = new Set(['EINVAL', 'EISDIR', 'EPERM', 'EBADF', 'ENOTSUP', 'EOPNOTSUPP', 'EACCES']);
+
+/** fsync of a directory, so renames in it survive a crash. Filesystems that refuse it are tolerated. */
 export async function fsyncDir(dir: string): Promise<void> {
   let fh;
   try {
     fh = await open(dir, 'r');
     await fh.sync();
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EINVAL' && code !== 'EISDIR' && code !== 'EPERM' && code !== 'EBADF') throw err;
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (!FSYNC_UNSUPPORTED.has(code)) {
+      throw new DiginfraError('IO', `cannot fsync directory ${dir}: ${errMessage(err)}`, { cause: err });
+    }
   } finally {
-    await fh?.close();
+    await fh?.close().catch(() => undefined);
   }
 }
 
@@ -37,34 +49,45 @@ async function fsyncFile(path: string): Promise<void> {
   }
 }
 
-/** Temp file beside `path`, written, fsynced, chmod'ed, renamed over `path`; the dir fsynced. */
+/**
+ * Replaces `path` with `data`: a temp file beside it is written, fsynced and chmod'ed (the mode is
+ * exact, whatever the umask; default 0644), renamed over `path`, then the directory is fsynced. A
+ * reader sees the old content or the new, never a part. On failure the temp file is removed and
+ * `path` is untouched. The parent directory is created when missing.
+ */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: { mode?: number } = {}): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  const mode = opts.mode ?? 0o644;
+  const dir = dirname(path);
   const tmp = tempName(path);
   try {
-    const fh = await open(tmp, 'wx', opts.mode ?? 0o644);
+    await mkdir(dir, { recursive: true });
+    // 'wx': never follows or reuses an existing name; the mode (0600 for secrets) applies from creation.
+    const fh = await open(tmp, 'wx', mode & 0o777);
     try {
       await fh.writeFile(data);
+      await fh.chmod(mode);
       await fh.sync();
     } finally {
       await fh.close();
     }
-    if (opts.mode !== undefined) await chmod(tmp, opts.mode);
     await rename(tmp, path);
   } catch (err) {
-    await rm(tmp, { force: true });
-    throw new DiginfraError('IO', `cannot write ${path}: ${(err as Error).message}`, { cause: err });
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw new DiginfraError('IO', `cannot write ${path}: ${errMessage(err)}`, {
+      cause: err,
+      hint: `${path} was left as it was; check that ${dir} exists, is writable and has free space`,
+    });
   }
-  await fsyncDir(dirname(path));
+  await fsyncDir(dir);
 }
 
-async function fileHash(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(path), hash);
-  return hash.digest('hex');
-}
+const COMPARE_CHUNK = 64 * 1024;
 
-/** True when both files exist with the same bytes. Streams; never reads a whole file into memory. */
+/**
+ * True when `a` and `b` are both regular files with the same bytes. Sizes first, then both files are
+ * read side by side in 64 KiB chunks, stopping at the first difference: memory stays constant
+ * whatever the size. A missing file (or one that is not a regular file) gives false.
+ */
 export async function sameContent(a: string, b: string): Promise<boolean> {
   let sa, sb;
   try {
@@ -73,31 +96,86 @@ export async function sameContent(a: string, b: string): Promise<boolean> {
     return false;
   }
   if (!sa.isFile() || !sb.isFile() || sa.size !== sb.size) return false;
-  const [ha, hb] = await Promise.all([fileHash(a), fileHash(b)]);
-  return ha === hb;
-}
-
-/** A staging dir inside `destDir` (same filesystem, so renames out of it are atomic). */
-export async function makeStagingDir(destDir: string): Promise<string> {
-  await mkdir(destDir, { recursive: true });
-  return mkdtemp(join(destDir, '.diginfractl-staging-'));
-}
-
-export async function removeDir(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
-}
-
-export interface StagedFile {
-  /** Path relative to the staging dir and to the destination. */
-  rel: string;
-  mode: number;
+  if (sa.dev === sb.dev && sa.ino === sb.ino) return true;
+  const [fa, fb] = await Promise.all([open(a, 'r'), open(b, 'r')]);
+  try {
+    const ba = Buffer.alloc(COMPARE_CHUNK);
+    const bb = Buffer.alloc(COMPARE_CHUNK);
+    let position = 0;
+    for (;;) {
+      const [ra, rb] = await Promise.all([fa.read(ba, 0, COMPARE_CHUNK, position), fb.read(bb, 0, COMPARE_CHUNK, position)]);
+      if (ra.bytesRead !== rb.bytesRead) return false; // one changed under us
+      if (ra.bytesRead === 0) return true;
+      if (!ba.subarray(0, ra.bytesRead).equals(bb.subarray(0, rb.bytesRead))) return false;
+      position += ra.bytesRead;
+    }
+  } finally {
+    await Promise.all([fa.close(), fb.close()]);
+  }
 }
 
 /**
- * Moves staged files into `destDir`, one rename each, after fsyncing them; fsyncs the directories
- * touched. With `skipIdentical`, a destination that already has the same bytes is left alone (a
- * rename would make the engine reload for nothing). A failure midway leaves every destination file
- * either old or new, never partial; the error names the file.
+ * A new, empty staging dir `destDir/.diginfractl-staging-<random>` (mode 0700). Inside the destination,
+ * so it is on the same filesystem and moving files out of it is a rename; dot-named, so the engine
+ * never loads it. `destDir` is created when missing. The caller removes it (removeDir) when done.
+ */
+export async function makeStagingDir(destDir: string): Promise<string> {
+  try {
+    await mkdir(destDir, { recursive: true });
+    return await mkdtemp(join(destDir, STAGING_PREFIX));
+  } catch (err) {
+    throw new DiginfraError('IO', `cannot create a staging directory in ${destDir}: ${errMessage(err)}`, {
+      cause: err,
+      hint: `check that ${destDir} is a writable directory`,
+    });
+  }
+}
+
+/** Removes a directory tree; a missing one is fine. */
+export async function removeDir(dir: string): Promise<void> {
+  try {
+    await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+  } catch (err) {
+    throw new DiginfraError('IO', `cannot remove ${dir}: ${errMessage(err)}`, { cause: err, hint: `remove ${dir} by hand` });
+  }
+}
+
+export interface StagedFile {
+  /** Path relative to the staging dir and to the destination (`/`-separated). */
+  rel: string;
+  /** Mode the placed file gets (0644 rules, 0755 plugins). */
+  mode: number;
+}
+
+/** `rel` if it stays inside its dir, else UNSAFE_ARCHIVE. */
+function checkedRel(rel: string, destDir: string): string {
+  const parts = rel.split(/[\\/]+/).filter((p) => p !== '' && p !== '.');
+  if (rel.includes('\0') || isAbsolute(rel) || parts.length === 0 || parts.includes('..')) {
+    throw new DiginfraError('UNSAFE_ARCHIVE', `refusing to place ${JSON.stringify(rel)} outside ${destDir}`);
+  }
+  return parts.join(sep);
+}
+
+/** mkdir -p that reports the directories it created (to fsync their parents). */
+async function mkdirs(dir: string, created: Set<string>): Promise<void> {
+  const first = await mkdir(dir, { recursive: true });
+  if (first === undefined) return;
+  for (let d = dir; ; d = dirname(d)) {
+    created.add(dirname(d));
+    if (d === first || dirname(d) === d) break;
+  }
+}
+
+/**
+ * Moves staged files into `destDir`, one rename(2) per file: each file is chmod'ed and fsynced first,
+ * subdirectories are created as needed, and every directory touched is fsynced after the renames.
+ * With `skipIdentical`, a destination that already holds the same bytes is not replaced (a rename
+ * costs the engine a reload); only its mode is corrected, in place, if it differs. A symlink in the
+ * destination is replaced by the file, never written or chmod'ed through.
+ *
+ * `stagingDir` must be on the same filesystem as `destDir` (use makeStagingDir). The files are moved
+ * one at a time: if a rename fails midway, the files already moved are complete new files, the rest
+ * are the old ones, and the error names the file that failed and those already placed.
  */
 export async function placeFiles(
   stagingDir: string,
@@ -107,34 +185,38 @@ export async function placeFiles(
 ): Promise<{ placed: string[]; unchanged: string[] }> {
   const placed: string[] = [];
   const unchanged: string[] = [];
-  const dirs = new Set<string>();
+  const touched = new Set<string>();
+  const dest = resolve(destDir);
   for (const file of files) {
-    const from = join(stagingDir, file.rel);
-    const to = join(destDir, file.rel);
-    if (relative(destDir, to).startsWith(`..${sep}`) || relative(destDir, to) === '..') {
-      throw new DiginfraError('UNSAFE_ARCHIVE', `refusing to place ${file.rel} outside ${destDir}`);
-    }
-    if (opts.skipIdentical && (await sameContent(from, to))) {
-      const current = await stat(to);
-      if ((current.mode & 0o7777) !== file.mode) await chmod(to, file.mode);
-      unchanged.push(file.rel);
-      continue;
-    }
+    const rel = checkedRel(file.rel, destDir);
+    const from = join(stagingDir, rel);
+    const to = join(dest, rel);
+    const back = relative(dest, to);
+    if (back === '..' || back.startsWith(`..${sep}`)) throw new DiginfraError('UNSAFE_ARCHIVE', `refusing to place ${JSON.stringify(file.rel)} outside ${destDir}`);
     try {
+      // A symlink at `to` is never "identical": it is replaced by a real file, its target left alone.
+      const current = opts.skipIdentical ? await lstat(to).catch(() => undefined) : undefined;
+      if (current?.isFile() && (await sameContent(from, to))) {
+        if ((current.mode & 0o7777) !== file.mode) await chmod(to, file.mode);
+        unchanged.push(file.rel);
+        continue;
+      }
       await chmod(from, file.mode);
       await fsyncFile(from);
-      await mkdir(dirname(to), { recursive: true });
+      await mkdirs(dirname(to), touched);
       await rename(from, to);
     } catch (err) {
-      throw new DiginfraError('IO', `cannot place ${to}: ${(err as Error).message}`, {
+      throw new DiginfraError('IO', `cannot place ${to}: ${errMessage(err)}`, {
         cause: err,
-        hint: placed.length ? `already placed: ${placed.join(', ')}` : 'no file was changed',
+        hint: placed.length
+          ? `already placed (complete new files): ${placed.join(', ')}; every other file is unchanged`
+          : 'no file was changed',
       });
     }
-    dirs.add(dirname(to));
+    touched.add(dirname(to));
     placed.push(file.rel);
   }
-  for (const dir of dirs) await fsyncDir(dir);
+  // Deepest first, so a new directory's entry is durable in its parent after its own contents.
+  for (const dir of [...touched].sort((x, y) => y.length - x.length)) await fsyncDir(dir);
   return { placed, unchanged };
 }
-
