@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'INDEX_INVALID' // an index file that does not validate
   | 'INDEX_NOT_FOUND' // a configured index name that does not exist
   | 'INDEX_EXISTS' // `index add` of a name already configured
+  | 'INDEX_FETCH_FAILED' // an index URL answered with an unexpected HTTP status
   | 'ARTIFACT_NOT_FOUND' // a name no index knows
   | 'ARTIFACT_INVALID' // a manifest/config that is not a valid artifact
   | 'TYPE_NOT_ALLOWED' // an artifact type outside --allowed-types
@@ -34,11 +35,14 @@ export class DiginfraError extends Error {
   readonly code: ErrorCode;
   /** A sentence telling the user what to do next, printed after the message. */
   readonly hint: string | undefined;
+  /** RATE_LIMITED: how long the registry asked to wait (its Retry-After), when it said. */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; hint?: string } = {}) {
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; hint?: string; retryAfterMs?: number } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.hint = options.hint;
+    this.retryAfterMs = options.retryAfterMs;
   }
 }
 

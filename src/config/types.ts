@@ -9,6 +9,37 @@ export interface IndexConfig {
   url: string;
   /** ISO time the index was added. */
   added?: string;
+  /** falcoctl compatibility: `https`, `http` or `file`; informational, the URL scheme decides. */
+  backend?: string;
+}
+
+/** HTTP basic credentials for one registry host (falcoctl's `registry.auth.basic`). */
+export interface BasicAuthConfig {
+  registry: string;
+  user: string;
+  /** Secret: masked by `config show`, never logged. */
+  password: string;
+}
+
+/** OAuth2 client-credentials for one registry host (falcoctl's `registry.auth.oauth`). */
+export interface OauthAuthConfig {
+  registry: string;
+  clientID: string;
+  /** Secret: masked by `config show`, never logged. */
+  clientSecret: string;
+  tokenURL: string;
+  scopes?: string[];
+}
+
+/** Registries whose credentials come from Google Cloud's application default credentials. */
+export interface GcpAuthConfig {
+  registry: string;
+}
+
+export interface RegistryAuthConfig {
+  basic: BasicAuthConfig[];
+  oauth: OauthAuthConfig[];
+  gcp: GcpAuthConfig[];
 }
 
 export interface RegistryConfig {
@@ -22,6 +53,8 @@ export interface RegistryConfig {
   mirrors: Record<string, string>;
   /** docker config.json style credentials file to read besides the default ones. */
   authFile?: string;
+  /** Credentials written in the config file itself (falcoctl compatible); absent when none are set. */
+  auth?: RegistryAuthConfig;
 }
 
 export interface InstallConfig {
@@ -61,6 +94,12 @@ export interface DiginfraConfig {
   /** Blob cache dir; default $XDG_CACHE_HOME/diginfractl. */
   cacheDir?: string;
 }
+
+/** Where an effective value came from; flags > env > file > defaults. */
+export type ConfigSource = 'default' | 'file' | 'env' | 'flag';
+
+/** Source of every leaf key, by dotted path (`install.refs`, `registry.plainHttp`, `indexes`). */
+export type ConfigSources = Record<string, ConfigSource>;
 
 export const DEFAULT_INDEX: IndexConfig = {
   name: 'diginfra',

@@ -3,5 +3,90 @@ import type { Command } from 'commander';
 /** `diginfractl artifact ...`: declares the subcommands; each action module loads only when it runs. */
 export function registerArtifactCommands(program: Command): void {
   const group = program.command('artifact').description('artifact commands');
+  group
+    .command('search')
+    .description('search the configured indexes; every keyword must match the name, a keyword or the description')
+    .argument('[keyword...]', 'keywords (none: list everything)')
+    .option('--type <type>', 'only artifacts of this type (rulesfile, plugin, ...)')
+    .option('--index <name>', 'only this index (repeat for several)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('-o, --output <format>', 'table or json', 'table')
+    .action(async (keywords: string[], opts, cmd: Command) => {
+      const { contextFrom } = await import('../run.js');
+      const { runArtifactSearch } = await import('../actions/artifact-search.js');
+      await runArtifactSearch(contextFrom(cmd), keywords, opts);
+    });
+  group
+    .command('info')
+    .description('show an artifact: index entry, reference, tags, and for one tag its digest, version, platforms, dependencies, requirements')
+    .argument('<ref>', 'NAME[:TAG], INDEX::NAME[:TAG], or REGISTRY/REPOSITORY[:TAG|@DIGEST]')
+    .option('--plain-http', 'talk HTTP instead of HTTPS to the registry (also: registry.plainHttp in the config)')
+    .option('--ca-file <file>', 'PEM file of CA certificates to trust for the registry')
+    .option('--insecure', 'do not verify the registry TLS certificate (testing only)')
+    .option('-o, --output <format>', 'table or json', 'table')
+    .action(async (ref: string, opts, cmd: Command) => {
+      const { contextFrom } = await import('../run.js');
+      const { runArtifactInfo } = await import('../actions/artifact-info.js');
+      await runArtifactInfo(contextFrom(cmd), ref, opts);
+    });
+  group
+    .command('install')
+    .description('install rules files and plugins (and their dependencies) into the engine directories; no REF: install.refs from the config')
+    .argument('[ref...]', 'NAME[:TAG] (looked up in the indexes), INDEX::NAME[:TAG], or REGISTRY/REPOSITORY[:TAG|@DIGEST]')
+    .option('--type <type>', 'install only artifacts of this type; others are skipped with a warning')
+    .option('--allowed-types <types>', 'comma-separated types that may be installed, dependencies included; any other refuses the install')
+    .option('--platform <os/arch>', "platform of the plugins to install (default: install.platform, else this machine's)")
+    .option('--rulesfiles-dir <dir>', 'where rules files go (default: install.rulesfilesDir, /etc/diginfra)')
+    .option('--plugins-dir <dir>', 'where plugins go (default: install.pluginsDir, /usr/share/diginfra/plugins)')
+    .option('--resolve-deps', 'also install the dependencies of what is installed (default: install.resolveDeps, true)')
+    .option('--no-resolve-deps', 'install only what is named')
+    .option('--engine-version <version>', 'engine version to check requirements against (default: install.engineVersion)')
+    .option('--lockfile <file>', 'lock file to write (default: install.lockfile, else diginfractl.lock in the rules files dir)')
+    .option('--frozen', 'install exactly the digests recorded in the lock file; fail if a ref is missing from it')
+    .option('--lock-timeout <seconds>', 'how long to wait for another install into the same directories', '60')
+    .option('--plain-http', 'talk HTTP instead of HTTPS to the registry (also: registry.plainHttp in the config)')
+    .option('--ca-file <file>', 'PEM file of CA certificates to trust for the registry')
+    .option('--insecure', 'do not verify the registry TLS certificate (testing only)')
+    .option('-o, --output <format>', 'table or json', 'table')
+    .action(async (refs: string[], opts, cmd: Command) => {
+      const { contextFrom } = await import('../run.js');
+      const { runArtifactInstall } = await import('../actions/artifact-install.js');
+      await runArtifactInstall(contextFrom(cmd), refs, opts);
+    });
+  group
+    .command('follow')
+    .description('keep rules files (and plugins) current: check each ref on a schedule, hot-swap new versions safely; no REF: follow.refs from the config')
+    .argument('[ref...]', 'NAME[:TAG] (looked up in the indexes), INDEX::NAME[:TAG], or REGISTRY/REPOSITORY[:TAG|@DIGEST]; a tag like 1 follows the newest 1.x')
+    .option('--every <duration>', 'check interval, e.g. 6h, 30m, 10s (default: follow.every, 6h)')
+    .option('--cron <expr>', 'check at the times of a cron expression (UTC) instead of --every (default: follow.cron)')
+    .option('--jitter <fraction>', 'random spread of each interval, 0..1 (default: follow.jitter, 0.1)')
+    .option('--rulesfiles-dir <dir>', 'where rules files go (default: follow.rulesfilesDir, /etc/diginfra)')
+    .option('--plugins-dir <dir>', 'where plugins go (default: follow.pluginsDir, /usr/share/diginfra/plugins)')
+    .option('--state-dir <dir>', 'where follow keeps its state and the previous versions (default: follow.stateDir, /var/lib/diginfractl)')
+    .option('--allowed-types <types>', 'comma-separated types to install (default: follow.allowedTypes, rulesfile); add plugin to follow plugins')
+    .option('--engine-version <version>', 'engine version to check requirements against (default: follow.engineVersion)')
+    .option('--engine-versions-url <url>', 'URL answering {"engine_version": "0.40.0"}, read at each check that needs it (default: follow.engineVersionsUrl)')
+    .option('--validate-cmd <cmd>', 'command run with the staged rules file as last argument; non-zero exit rejects it (default: follow.validateCmd)')
+    .option('--metrics-addr <host:port>', 'serve /metrics, /healthz and /readyz here, e.g. 0.0.0.0:9376 (default: follow.metricsAddr; off)')
+    .option('--once', 'check every ref once and exit: 0 when all are current, 1 when any failed or was rejected')
+    .option('--plain-http', 'talk HTTP instead of HTTPS to the registry (also: registry.plainHttp in the config)')
+    .option('--ca-file <file>', 'PEM file of CA certificates to trust for the registry')
+    .option('--insecure', 'do not verify the registry TLS certificate (testing only)')
+    .option('-o, --output <format>', 'with --once: table or json', 'table')
+    .action(async (refs: string[], opts, cmd: Command) => {
+      const { contextFrom } = await import('../run.js');
+      const { runArtifactFollow } = await import('../actions/artifact-follow.js');
+      await runArtifactFollow(contextFrom(cmd), refs, opts);
+    });
+  group
+    .command('rollback')
+    .description('put back the version artifact follow replaced last (from its state dir); the rolled-back version is not installed again')
+    .argument('<ref>', 'the ref as followed')
+    .option('--state-dir <dir>', 'state dir of artifact follow (default: follow.stateDir, /var/lib/diginfractl)')
+    .option('-o, --output <format>', 'table or json', 'table')
+    .action(async (ref: string, opts, cmd: Command) => {
+      const { contextFrom } = await import('../run.js');
+      const { runArtifactRollback } = await import('../actions/artifact-rollback.js');
+      await runArtifactRollback(contextFrom(cmd), ref, opts);
+    });
   void group;
 }

@@ -1,0 +1,167 @@
+/**
+ * `diginfractl artifact follow [REF...]`: the sync agent (src/follow). Flags over the `follow` section
+ * of the config; with no REF, `follow.refs`. Runs until SIGTERM/SIGINT, reloading the config file when
+ * it changes; `--once` checks every ref once and exits (1 when any check failed or was rejected).
+ */
+import { loadConfig, type LoadConfigOptions, type LoadedConfig } from '../../config/load.js';
+import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
+import type { DiginfraConfig } from '../../config/types.js';
+import { DiginfraError, messageOf } from '../../errors.js';
+import { watchConfigFile, type ConfigWatcher } from '../../follow/config-watch.js';
+import { Follower, type CheckOutcome } from '../../follow/follower.js';
+import { checkFlagConflicts, effectiveFollow, type EffectiveFollow, type FollowFlags } from '../../follow/settings.js';
+import type { LoadedIndex } from '../../index/resolve-name.js';
+import { createFollowMetrics, type FollowMetrics } from '../../metrics/follow-metrics.js';
+import { startOpsServer, type OpsServer } from '../../metrics/server.js';
+import type { RegistryClient } from '../../registry/client.js';
+import { createRegistryClient } from '../../registry/factory.js';
+import { outputFormat, type CliContext } from '../run.js';
+import { registryFlags, type RegistryFlagOptions } from '../session.js';
+
+export interface FollowCliFlags extends FollowFlags, RegistryFlagOptions {
+  once?: boolean;
+  output?: string;
+}
+
+/** Indexes are read from their local cache; re-read at most this often (an `index update` meanwhile). */
+const INDEX_TTL_MS = 10 * 60_000;
+
+function indexLoader(ctx: CliContext, config: DiginfraConfig, configPath: string): () => Promise<readonly LoadedIndex[]> {
+  let memo: Promise<LoadedIndex[]> | undefined;
+  let at = 0;
+  return () => {
+    if (!memo || Date.now() - at > INDEX_TTL_MS) {
+      at = Date.now();
+      // Loaded on first use: an agent following registry refs only never needs the index code.
+      const loading = import('../../index/resolve-name.js').then(({ loadIndexes }) =>
+        loadIndexes(config, cacheRoot(config), {
+          credentialsPath: indexCredentialsPath(configPath),
+          onFetch: (name, url) => ctx.logger.info(`fetching index "${name}" from ${url} (first use)`),
+          onError: (name, err) => ctx.logger.warn(`index "${name}" skipped: ${messageOf(err)}`),
+        }),
+      );
+      memo = loading;
+      loading.catch(() => {
+        if (memo === loading) memo = undefined;
+      });
+    }
+    return memo;
+  };
+}
+
+function clientFor(config: DiginfraConfig, flags: FollowCliFlags, metrics: FollowMetrics): RegistryClient {
+  // One quick retry of a dropped connection or 5xx; a 429 comes straight back to the follower, which
+  // waits for Retry-After on its own schedule instead of holding the check open.
+  return createRegistryClient(config.registry, registryFlags(flags), {
+    onResponse: (info) => metrics.onResponse(info),
+    retry: { attempts: 2, maxRetryAfterMs: 0 },
+  });
+}
+
+function printOutcomes(ctx: CliContext, format: 'table' | 'json', outcomes: CheckOutcome[]): void {
+  if (format === 'json') {
+    ctx.out(JSON.stringify(outcomes.map(({ error: _e, ...o }) => o), null, 2));
+    return;
+  }
+  for (const o of outcomes) {
+    const what = [o.version, o.digest].filter(Boolean).join(' ');
+    ctx.out(`${o.ref}: ${o.result}${o.reason ? ` (${o.reason})` : ''}${what ? ` ${what}` : ''}${o.result === 'error' || o.result === 'rejected' ? `: ${o.message ?? ''}` : ''}`);
+  }
+}
+
+export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flags: FollowCliFlags): Promise<void> {
+  checkFlagConflicts(flags);
+  const format = outputFormat(flags.output);
+  const loadOpts: LoadConfigOptions = ctx.configPath === undefined ? {} : { path: ctx.configPath };
+  const loaded = await loadConfig(loadOpts);
+  for (const w of loaded.warnings) ctx.logger.warn(w);
+  const eff = effectiveFollow(loaded, flags, refArgs);
+  const metrics = createFollowMetrics();
+  const follower = new Follower(eff.settings, {
+    logger: ctx.logger,
+    metrics,
+    client: clientFor(eff.config, flags, metrics),
+    indexes: indexLoader(ctx, eff.config, loaded.path),
+  });
+
+  if (flags.once) {
+    if (eff.settings.refs.length === 0) {
+      throw new DiginfraError('USAGE', 'nothing to follow: give one or more references, or list them under follow.refs in the config', { hint: `config file: ${loaded.path}` });
+    }
+    const outcomes = await follower.checkAll();
+    await follower.stop();
+    printOutcomes(ctx, format, outcomes);
+    if (outcomes.some((o) => o.result === 'error' || o.result === 'rejected')) process.exitCode = 1;
+    return;
+  }
+
+  // Listen for SIGTERM/SIGINT from here on: a signal during start-up stops the agent right after it.
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+    const on = (sig: NodeJS.Signals): void => {
+      process.off('SIGTERM', on);
+      process.off('SIGINT', on);
+      // A second signal while finishing: say so, and keep finishing (a swap is a few renames).
+      const again = (s: NodeJS.Signals): void => ctx.logger.warn(`${s}: still finishing the current swap`);
+      process.on('SIGTERM', again);
+      process.on('SIGINT', again);
+      resolve(sig);
+    };
+    process.on('SIGTERM', on);
+    process.on('SIGINT', on);
+  });
+  let server: OpsServer | undefined;
+  if (eff.metricsAddr !== undefined) {
+    server = await startOpsServer(eff.metricsAddr, { registry: metrics.registry, healthy: () => follower.healthy(), ready: () => follower.ready() });
+    ctx.logger.info({ event: 'listening', address: server.host, port: server.port }, `metrics on http://${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}/metrics (/healthz, /readyz)`);
+  }
+  if (eff.settings.refs.length === 0) ctx.logger.warn(`no refs to follow yet; add them under follow.refs in ${loaded.path}`);
+  ctx.logger.info(
+    { event: 'start', refs: eff.settings.refs, schedule: eff.settings.schedule, jitter: eff.settings.jitter, stateDir: eff.settings.stateDir, config: loaded.path },
+    `following ${eff.settings.refs.length} ref(s)`,
+  );
+  follower.start();
+
+  let current: EffectiveFollow = eff;
+  const reload = async (): Promise<void> => {
+    let next: EffectiveFollow;
+    let nextLoaded: LoadedConfig;
+    try {
+      nextLoaded = await loadConfig(loadOpts);
+      next = effectiveFollow(nextLoaded, flags, refArgs);
+    } catch (err) {
+      ctx.logger.error({ event: 'config-invalid', config: loaded.path, err: messageOf(err) }, `config ${loaded.path} is not valid; keeping the last good one: ${messageOf(err)}`);
+      return;
+    }
+    for (const w of nextLoaded.warnings) ctx.logger.warn(w);
+    const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+    const registryChanged = !same(current.config.registry, next.config.registry);
+    const indexesChanged = !same(current.config.indexes, next.config.indexes) || current.config.cacheDir !== next.config.cacheDir;
+    if (same(current.settings, next.settings) && !registryChanged && !indexesChanged) {
+      ctx.logger.debug(`config ${loaded.path} changed, but nothing follow uses`);
+      return;
+    }
+    if (next.metricsAddr !== current.metricsAddr) ctx.logger.warn(`follow.metricsAddr changed to ${next.metricsAddr ?? 'none'}; it applies at the next restart`);
+    const change = follower.reconfigure(next.settings, {
+      ...(registryChanged && { client: clientFor(next.config, flags, metrics) }),
+      ...(indexesChanged && { indexes: indexLoader(ctx, next.config, nextLoaded.path) }),
+    });
+    ctx.logger.info({ event: 'config-reloaded', config: loaded.path, ...change, refs: next.settings.refs }, `config reloaded: ${change.added.length} ref(s) added, ${change.removed.length} removed${change.retimed.length ? `, ${change.retimed.length} re-timed` : ''}`);
+    current = { ...next, metricsAddr: current.metricsAddr };
+  };
+  let watcher: ConfigWatcher | undefined;
+  try {
+    watcher = await watchConfigFile(loaded.path, reload, { onError: (err) => ctx.logger.warn(`watching ${loaded.path}: ${messageOf(err)}`) });
+  } catch (err) {
+    ctx.logger.warn(`cannot watch ${loaded.path} (config changes need a restart): ${messageOf(err)}`);
+  }
+
+  const signal = await stopSignal;
+  ctx.logger.info({ event: 'stop', signal }, `${signal}: stopping (a swap in progress is finished first)`);
+  await watcher?.close();
+  await follower.stop();
+  await server?.close();
+  ctx.logger.info({ event: 'stopped' }, 'stopped');
+  process.exitCode = 0;
+  // Anything still holding the loop open (a socket in a slow close) must not keep the agent alive.
+  setTimeout(() => process.exit(0), 2_000).unref();
+}

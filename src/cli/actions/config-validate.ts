@@ -1,0 +1,13 @@
+/** `diginfractl config validate FILE`: exit 0 when the file is a valid config, 1 with every problem. */
+import { DiginfraError } from '../../errors.js';
+import { loadConfigFile } from '../../config/load.js';
+import { resolve } from 'node:path';
+import type { CliContext } from '../run.js';
+
+export async function runConfigValidate(ctx: CliContext, file: string): Promise<void> {
+  const path = resolve(file);
+  const { exists, warnings } = await loadConfigFile(path);
+  if (!exists) throw new DiginfraError('CONFIG_INVALID', `config ${path}: file not found`, { hint: 'give the path of an existing config file' });
+  for (const w of warnings) ctx.logger.warn(w);
+  ctx.out(`config ${path}: valid`);
+}

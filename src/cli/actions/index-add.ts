@@ -1,0 +1,70 @@
+/** `diginfractl index add NAME URL`: fetch and validate the index, then save it to the config. */
+import { DiginfraError } from '../../errors.js';
+import { checkIndexName, checkIndexUrl } from '../../config/checks.js';
+import { loadConfigFile } from '../../config/load.js';
+import { updateConfigFile } from '../../config/save.js';
+import { isLocalIndex, normalizeIndexUrl } from '../../index/fetch.js';
+import { downloadIndex, storeIndex, tlsForIndex } from '../../index/refresh.js';
+import { updateIndexCredentials } from '../../index/credentials.js';
+import type { IndexCredentials } from '../../index/types.js';
+import type { CliContext } from '../run.js';
+import { loadIndexContext, warnPlainHttp } from './index-common.js';
+
+export interface IndexAddOptions {
+  username?: string;
+  passwordStdin?: boolean;
+  force?: boolean;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function runIndexAdd(ctx: CliContext, name: string, rawUrl: string, opts: IndexAddOptions, stdin: () => Promise<string> = readStdin): Promise<void> {
+  const badName = checkIndexName(name);
+  if (badName) throw new DiginfraError('USAGE', `index name ${badName}`);
+  const badUrl = checkIndexUrl(rawUrl);
+  if (badUrl) throw new DiginfraError('USAGE', `index URL ${badUrl.startsWith('must') ? badUrl : `"${rawUrl}": ${badUrl.replace(`"${rawUrl}" `, '')}`}`);
+  const url = normalizeIndexUrl(rawUrl);
+
+  let credentials: IndexCredentials | undefined;
+  if (opts.passwordStdin && !opts.username) throw new DiginfraError('USAGE', '--password-stdin needs --username');
+  if (opts.username !== undefined) {
+    if (!opts.passwordStdin) throw new DiginfraError('USAGE', '--username needs --password-stdin (the password is read from standard input, never from the command line)');
+    if (isLocalIndex(url)) throw new DiginfraError('USAGE', 'credentials only apply to http:// and https:// indexes');
+    const password = (await stdin()).replace(/\r?\n$/, '');
+    if (password === '') throw new DiginfraError('USAGE', '--password-stdin: nothing on standard input', { hint: 'pipe the password in: echo "$PASSWORD" | diginfractl index add ...' });
+    credentials = { username: opts.username, password };
+  }
+
+  const ictx = await loadIndexContext(ctx);
+  const file = await loadConfigFile(ictx.path);
+  const existing = file.config.indexes.find((ix) => ix.name === name);
+  if (existing && !opts.force) {
+    throw new DiginfraError('INDEX_EXISTS', `index "${name}" already exists (${existing.url})`, {
+      hint: `add --force to replace it, or run "diginfractl index remove ${name}" first`,
+    });
+  }
+  if (process.env.DIGINFRACTL_INDEXES) ctx.logger.warn(`DIGINFRACTL_INDEXES is set and overrides the indexes of ${ictx.path}`);
+  warnPlainHttp(ctx, name, url);
+
+  // Fetch and validate first: a bad index leaves the config, credentials and cache as they were.
+  const entry = { name, url, added: new Date().toISOString() };
+  const downloaded = await downloadIndex(entry, {
+    ...(credentials !== undefined && { credentials }),
+    ...tlsForIndex(ictx.config.registry, url),
+  });
+
+  // Credentials of a replaced index never carry over to its new URL.
+  if (credentials !== undefined || existing) await updateIndexCredentials(ictx.credentialsPath, { [name]: credentials });
+  await updateConfigFile(ictx.path, (cfg) => {
+    const at = cfg.indexes.findIndex((ix) => ix.name === name);
+    if (at >= 0) cfg.indexes[at] = entry;
+    else cfg.indexes.push(entry);
+    return cfg;
+  });
+  await storeIndex(ictx.cacheDir, entry, downloaded);
+  ctx.out(`index "${name}" ${existing ? 'replaced' : 'added'}: ${downloaded.entries.length} ${downloaded.entries.length === 1 ? 'entry' : 'entries'} from ${url}`);
+}

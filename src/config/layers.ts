@@ -1,0 +1,71 @@
+/**
+ * The pure layering of config sources: file < env < flags, remembering where each value came from.
+ */
+import { DiginfraError } from '../errors.js';
+import type { ConfigSources, DiginfraConfig } from './types.js';
+import { KEYS, KEY_BY_PATH } from './keys.js';
+import { coerceString, coerceValue } from './coerce.js';
+import { setPath } from './validate.js';
+import type { Env } from './paths.js';
+
+/** Sources of every key: `file` for the keys in `present`, else `default`. */
+export function fileSources(present: ReadonlySet<string>): ConfigSources {
+  return Object.fromEntries(KEYS.map((k) => [k.path, present.has(k.path) ? 'file' : 'default']));
+}
+
+function clone(config: DiginfraConfig): DiginfraConfig {
+  return structuredClone(config);
+}
+
+/**
+ * Applies DIGINFRACTL_<SECTION>_<KEY> variables (lists comma-separated, booleans true/false). An empty
+ * variable counts as unset. Returns new objects; throws CONFIG_INVALID naming every bad variable.
+ */
+export function applyEnv(config: DiginfraConfig, sources: ConfigSources, env: Env): { config: DiginfraConfig; sources: ConfigSources } {
+  const out = clone(config);
+  const outSources = { ...sources };
+  const problems: string[] = [];
+  for (const def of KEYS) {
+    const text = env[def.env];
+    if (text === undefined || text.trim() === '') continue;
+    const c = coerceString(def, text, `environment variable ${def.env}`, problems);
+    if (!c.ok) continue;
+    setPath(out, def.path, c.value);
+    outSources[def.path] = 'env';
+  }
+  if (problems.length > 0) {
+    throw new DiginfraError('CONFIG_INVALID', problems.join('\n'), {
+      hint: 'fix or unset the variable; docs/configuration.md shows the format of each one',
+    });
+  }
+  return { config: out, sources: outSources };
+}
+
+/**
+ * Layers command-line flags on top (flags > env > file > defaults). `flags` maps key paths to values;
+ * undefined values are skipped; strings are accepted for lists (comma-separated) and booleans.
+ * `flagNames` maps key paths to the flag as typed (`--rulesfiles-dir`), for error messages.
+ * Returns new objects; throws USAGE naming the flag.
+ */
+export function applyFlags(
+  config: DiginfraConfig,
+  sources: ConfigSources,
+  flags: Readonly<Record<string, unknown>>,
+  flagNames: Readonly<Record<string, string>> = {},
+): { config: DiginfraConfig; sources: ConfigSources } {
+  const out = clone(config);
+  const outSources = { ...sources };
+  const problems: string[] = [];
+  for (const [path, value] of Object.entries(flags)) {
+    if (value === undefined) continue;
+    const def = KEY_BY_PATH.get(path);
+    if (!def) throw new Error(`applyFlags: "${path}" is not a config key`);
+    const subject = flagNames[path] ?? `flag for ${path}`;
+    const c = typeof value === 'string' && def.kind !== 'string' ? coerceString(def, value, subject, problems) : coerceValue(def, value, subject, problems);
+    if (!c.ok) continue;
+    setPath(out, path, c.value);
+    outSources[path] = 'flag';
+  }
+  if (problems.length > 0) throw new DiginfraError('USAGE', problems.join('\n'));
+  return { config: out, sources: outSources };
+}

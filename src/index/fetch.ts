@@ -1,0 +1,240 @@
+/**
+ * Fetching an index from its URL: https:// and http:// through undici (conditional GET with ETag /
+ * If-Modified-Since, basic auth sent to the index's own origin only, redirects followed by hand, the
+ * body read up to MAX_INDEX_BYTES and no further), file:// URLs and plain paths from disk.
+ * No parsing here; see validate.ts.
+ */
+import { open, stat } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DiginfraError, messageOf } from '../errors.js';
+import { MAX_INDEX_BYTES } from './validate.js';
+import type { IndexCredentials } from './types.js';
+
+export interface FetchIndexRequest {
+  /** Index name, for messages. */
+  name: string;
+  url: string;
+  credentials?: IndexCredentials;
+  /** Validators from the last fetch; with them, an unchanged index answers `unchanged`. */
+  etag?: string;
+  lastModified?: string;
+  sourceMtimeMs?: number;
+  sourceSize?: number;
+  /** default MAX_INDEX_BYTES (10 MiB) */
+  maxBytes?: number;
+  /** Per request, for the headers and between body chunks; default 30 s. */
+  timeoutMs?: number;
+  /** PEM CA bundle to trust for https:// */
+  caFile?: string;
+  /** Skip TLS verification (testing only). */
+  insecure?: boolean;
+  /** Proxy variables (HTTPS_PROXY, NO_PROXY, ...); default process.env. */
+  env?: Record<string, string | undefined>;
+}
+
+export type FetchIndexResult =
+  | { status: 'unchanged' }
+  | { status: 'fetched'; text: string; etag?: string; lastModified?: string; sourceMtimeMs?: number; sourceSize?: number };
+
+const MAX_REDIRECTS = 5;
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** True for plain paths and file:// URLs. */
+export function isLocalIndex(url: string): boolean {
+  return url.startsWith('file:') || !/^[a-z][a-z0-9+.-]*:\/\//i.test(url);
+}
+
+export function isPlainHttp(url: string): boolean {
+  return /^http:\/\//i.test(url);
+}
+
+/** A plain path made absolute (what `index add` stores); URLs unchanged. */
+export function normalizeIndexUrl(url: string, cwd = process.cwd()): string {
+  return isLocalIndex(url) && !url.startsWith('file:') ? resolve(cwd, url) : url;
+}
+
+function tooLarge(req: FetchIndexRequest, where: string): DiginfraError {
+  const max = req.maxBytes ?? MAX_INDEX_BYTES;
+  const mib = max % (1024 * 1024) === 0 ? ` (${max / 1024 / 1024} MiB)` : '';
+  return new DiginfraError('INDEX_INVALID', `index "${req.name}": ${where} is larger than ${max} bytes${mib}; refusing to read it`, {
+    hint: 'check the URL points at an index file; the previous cached copy, if any, stays in use',
+  });
+}
+
+export async function fetchIndex(req: FetchIndexRequest): Promise<FetchIndexResult> {
+  return isLocalIndex(req.url) ? fetchFile(req) : fetchHttp(req);
+}
+
+async function fetchFile(req: FetchIndexRequest): Promise<FetchIndexResult> {
+  const path = req.url.startsWith('file:') ? fileURLToPath(req.url) : resolve(req.url);
+  const max = req.maxBytes ?? MAX_INDEX_BYTES;
+  let info;
+  try {
+    info = await stat(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      throw new DiginfraError('NOT_FOUND', `index "${req.name}": ${path} does not exist`, { hint: 'check the path or file:// URL of the index' });
+    }
+    throw new DiginfraError('IO', `index "${req.name}": cannot read ${path}: ${messageOf(err)}`, { cause: err });
+  }
+  if (!info.isFile()) throw new DiginfraError('INDEX_INVALID', `index "${req.name}": ${path} is not a regular file`);
+  if (info.size > max) throw tooLarge(req, path);
+  if (req.sourceMtimeMs === info.mtimeMs && req.sourceSize === info.size) return { status: 'unchanged' };
+  const fh = await open(path, 'r');
+  try {
+    // Read at most max+1 bytes: the file may have grown since stat().
+    const buf = Buffer.alloc(Math.min(max + 1, info.size + 65536));
+    let n = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+      if (n > max) throw tooLarge(req, path);
+      if (n === buf.length) break;
+    }
+    return { status: 'fetched', text: buf.subarray(0, n).toString('utf8'), sourceMtimeMs: info.mtimeMs, sourceSize: info.size };
+  } finally {
+    await fh.close();
+  }
+}
+
+function statusText(code: number): string {
+  const texts: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 410: 'Gone', 429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
+  return texts[code] ? `${code} ${texts[code]}` : String(code);
+}
+
+async function fetchHttp(req: FetchIndexRequest): Promise<FetchIndexResult> {
+  const { request, Agent, EnvHttpProxyAgent } = await import('undici');
+  const env = req.env ?? process.env;
+  const timeout = req.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const max = req.maxBytes ?? MAX_INDEX_BYTES;
+  const tls = {
+    rejectUnauthorized: req.insecure !== true,
+    ...(req.caFile !== undefined && { ca: readCa(req.name, req.caFile) }),
+  };
+  const common = { connect: { ...tls, timeout }, headersTimeout: timeout, bodyTimeout: timeout };
+  const proxied = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].some((k) => env[k]);
+  const dispatcher = proxied
+    ? new EnvHttpProxyAgent({
+        ...common,
+        requestTls: tls,
+        httpProxy: env.HTTP_PROXY ?? env.http_proxy,
+        httpsProxy: env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy,
+        noProxy: env.NO_PROXY ?? env.no_proxy,
+      } as ConstructorParameters<typeof EnvHttpProxyAgent>[0])
+    : new Agent(common);
+  const origin = new URL(req.url).origin;
+  try {
+    let url = req.url;
+    for (let hop = 0; ; hop++) {
+      const headers: Record<string, string> = {
+        accept: 'application/yaml, application/x-yaml, text/yaml, text/plain;q=0.9, */*;q=0.1',
+        'user-agent': 'diginfractl/0.1.0',
+      };
+      if (req.etag) headers['if-none-match'] = req.etag;
+      if (req.lastModified) headers['if-modified-since'] = req.lastModified;
+      // Credentials go to the index's own origin only, never to where a redirect points elsewhere.
+      if (req.credentials && new URL(url).origin === origin) {
+        headers.authorization = `Basic ${Buffer.from(`${req.credentials.username}:${req.credentials.password}`).toString('base64')}`;
+      }
+      let res;
+      try {
+        res = await request(url, { method: 'GET', headers, dispatcher });
+      } catch (err) {
+        throw new DiginfraError('NETWORK', `index "${req.name}": cannot reach ${url}: ${networkMessage(err)}`, {
+          cause: err,
+          hint: 'check the URL and your network; the previous cached copy, if any, stays in use',
+        });
+      }
+      const { statusCode } = res;
+      const header = (n: string): string | undefined => {
+        const v = res.headers[n];
+        return Array.isArray(v) ? v[0] : v;
+      };
+      if ([301, 302, 303, 307, 308].includes(statusCode)) {
+        await res.body.dump();
+        const location = header('location');
+        if (!location) throw new DiginfraError('INDEX_FETCH_FAILED', `index "${req.name}": ${url} answered ${statusCode} without a Location`);
+        if (hop >= MAX_REDIRECTS) throw new DiginfraError('INDEX_FETCH_FAILED', `index "${req.name}": more than ${MAX_REDIRECTS} redirects from ${req.url}`);
+        url = new URL(location, url).toString();
+        continue;
+      }
+      if (statusCode === 304) {
+        await res.body.dump();
+        if (!req.etag && !req.lastModified) throw new DiginfraError('INDEX_FETCH_FAILED', `index "${req.name}": ${url} answered 304 to an unconditional request`);
+        return { status: 'unchanged' };
+      }
+      if (statusCode === 401 || statusCode === 403) {
+        await res.body.dump();
+        throw new DiginfraError('AUTH_REQUIRED', `index "${req.name}": ${url} answered ${statusText(statusCode)}${req.credentials ? ' to the stored credentials' : ''}`, {
+          hint: `${req.credentials ? 'store the right credentials' : 'this index needs credentials'}: diginfractl index add ${req.name} ${req.url} --username USER --password-stdin --force`,
+        });
+      }
+      if (statusCode === 404 || statusCode === 410) {
+        await res.body.dump();
+        throw new DiginfraError('NOT_FOUND', `index "${req.name}": ${url} answered ${statusText(statusCode)}`, { hint: 'check the index URL' });
+      }
+      if (statusCode < 200 || statusCode >= 300) {
+        await res.body.dump();
+        throw new DiginfraError('INDEX_FETCH_FAILED', `index "${req.name}": ${url} answered ${statusText(statusCode)}`, {
+          hint: 'try again later; the previous cached copy, if any, stays in use',
+        });
+      }
+      const contentType = header('content-type') ?? '';
+      if (/^\s*(text\/html|application\/xhtml)/i.test(contentType)) {
+        await res.body.dump();
+        throw new DiginfraError('INDEX_INVALID', `index "${req.name}": ${url} returned an HTML page (content-type ${contentType.split(';')[0]}), not a YAML index`, {
+          hint: 'check the URL: it should point at the raw index.yaml, not a web page or a login page',
+        });
+      }
+      const declared = Number(header('content-length'));
+      if (Number.isFinite(declared) && declared > max) {
+        res.body.destroy();
+        throw tooLarge(req, url);
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      try {
+        for await (const chunk of res.body) {
+          size += (chunk as Buffer).length;
+          if (size > max) {
+            res.body.destroy();
+            throw tooLarge(req, url);
+          }
+          chunks.push(chunk as Buffer);
+        }
+      } catch (err) {
+        if (err instanceof DiginfraError) throw err;
+        throw new DiginfraError('NETWORK', `index "${req.name}": reading ${url} failed: ${networkMessage(err)}`, { cause: err });
+      }
+      const etag = header('etag');
+      const lastModified = header('last-modified');
+      return {
+        status: 'fetched',
+        text: Buffer.concat(chunks).toString('utf8'),
+        ...(etag !== undefined && { etag }),
+        ...(lastModified !== undefined && { lastModified }),
+      };
+    }
+  } finally {
+    await dispatcher.destroy().catch(() => undefined);
+  }
+}
+
+function readCa(name: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new DiginfraError('IO', `index "${name}": cannot read CA file ${path}: ${messageOf(err)}`, { cause: err, hint: 'fix registry.caFiles in the config' });
+  }
+}
+
+function networkMessage(err: unknown): string {
+  const e = err as { code?: string; cause?: { code?: string; message?: string } };
+  const code = e.code ?? e.cause?.code;
+  const msg = messageOf(err);
+  return code && !msg.includes(code) ? `${msg} (${code})` : msg;
+}

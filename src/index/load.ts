@@ -1,0 +1,104 @@
+/**
+ * The configured indexes with their entries, read from the cached copies. An index never fetched is
+ * fetched now (once); everything else comes from disk, so this is cheap enough for every command.
+ */
+import { DiginfraError } from '../errors.js';
+import type { DiginfraConfig, IndexConfig } from '../config/types.js';
+import { cacheRoot, indexCredentialsPath, resolveConfigPath } from '../config/paths.js';
+import { readCachedIndex, readSearchRows, searchFileText } from './store.js';
+import type { SearchRows } from './search.js';
+import type { IndexEntry, LoadedIndex } from './types.js';
+
+export interface LoadIndexesOptions {
+  /** Only these indexes (by name), in configured order. Unknown names throw INDEX_NOT_FOUND. */
+  only?: string[];
+  /** Where the credentials of private indexes live (default: beside the resolved config file). */
+  credentialsPath?: string;
+  /**
+   * Called for an index that cannot be loaded (never fetched, and the fetch failed); the index is
+   * then skipped. Without it, the error is thrown.
+   */
+  onError?: (index: string, err: unknown) => void;
+  /** Told when an index is fetched for the first time (e.g. to log it). */
+  onFetch?: (index: string, url: string) => void;
+  env?: Record<string, string | undefined>;
+}
+
+function selected(config: DiginfraConfig, only: string[] | undefined): IndexConfig[] {
+  if (!only || only.length === 0) return config.indexes;
+  const unknown = only.filter((n) => !config.indexes.some((ix) => ix.name === n));
+  if (unknown.length > 0) throw notConfigured(unknown, config);
+  return config.indexes.filter((ix) => only.includes(ix.name));
+}
+
+/** First use of an index: fetch, validate and cache it (loads the HTTP client and YAML parser). */
+async function fetchFirst(config: DiginfraConfig, ix: IndexConfig, cacheDir: string, opts: LoadIndexesOptions): Promise<{ entries: IndexEntry[]; fetchedAt: string; checkedAt: string; sha256: string }> {
+  opts.onFetch?.(ix.name, ix.url);
+  const { refreshIndex, tlsForIndex } = await import('./refresh.js');
+  const { readIndexCredentials } = await import('./credentials.js');
+  const credsPath = opts.credentialsPath ?? indexCredentialsPath(resolveConfigPath({ env: opts.env ?? process.env }));
+  const credentials = (await readIndexCredentials(credsPath))[ix.name];
+  const res = await refreshIndex(ix, {
+    cacheDir,
+    conditional: false,
+    ...(credentials !== undefined && { credentials }),
+    ...tlsForIndex(config.registry, ix.url),
+    ...(opts.env !== undefined && { env: opts.env }),
+  });
+  return { entries: res.status === 'fetched' ? res.entries : [], fetchedAt: res.meta.fetchedAt, checkedAt: res.meta.checkedAt, sha256: res.meta.sha256 };
+}
+
+async function eachIndex<T>(
+  config: DiginfraConfig,
+  cacheDir: string,
+  opts: LoadIndexesOptions,
+  load: (ix: IndexConfig) => Promise<T>,
+): Promise<T[]> {
+  const results = await Promise.all(
+    selected(config, opts.only).map(async (ix): Promise<T | undefined> => {
+      try {
+        return await load(ix);
+      } catch (err) {
+        if (!opts.onError) throw err;
+        opts.onError(ix.name, err);
+        return undefined;
+      }
+    }),
+  );
+  return results.filter((r): r is Awaited<T> => r !== undefined);
+}
+
+/**
+ * Reads the cached copies of the configured indexes, in configured order (the order that decides
+ * which index wins a name). `cacheDir` is the cache root (default `cacheRoot(config)`).
+ */
+export async function loadIndexes(config: DiginfraConfig, cacheDir: string = cacheRoot(config), opts: LoadIndexesOptions = {}): Promise<LoadedIndex[]> {
+  return eachIndex(config, cacheDir, opts, async (ix) => {
+    const cached = await readCachedIndex(cacheDir, ix.name);
+    if (cached && cached.meta.url === ix.url) {
+      return { name: ix.name, url: ix.url, entries: cached.entries, fetchedAt: cached.meta.fetchedAt, checkedAt: cached.meta.checkedAt };
+    }
+    const f = await fetchFirst(config, ix, cacheDir, opts);
+    return { name: ix.name, url: ix.url, entries: f.entries, fetchedAt: f.fetchedAt, checkedAt: f.checkedAt };
+  });
+}
+
+/** The search rows of the configured indexes (see `searchRows`): the fast path of `artifact search`. */
+export async function loadSearchRows(config: DiginfraConfig, cacheDir: string = cacheRoot(config), opts: LoadIndexesOptions = {}): Promise<SearchRows[]> {
+  return eachIndex(config, cacheDir, opts, async (ix) => {
+    const cached = await readSearchRows(cacheDir, ix.name);
+    if (cached && cached.meta.url === ix.url) return { index: ix.name, rows: cached.rows };
+    const f = await fetchFirst(config, ix, cacheDir, opts);
+    const text = searchFileText(f.sha256, f.entries);
+    return { index: ix.name, rows: text.slice(text.indexOf('\n') + 1) };
+  });
+}
+
+export function notConfigured(names: string[], config: DiginfraConfig): DiginfraError {
+  const list = config.indexes.map((i) => i.name);
+  return new DiginfraError(
+    'INDEX_NOT_FOUND',
+    `${names.length === 1 ? 'index' : 'indexes'} ${names.map((n) => `"${n}"`).join(', ')} ${names.length === 1 ? 'is' : 'are'} not configured${list.length > 0 ? ` (configured: ${list.join(', ')})` : ' (no index is configured)'}`,
+    { hint: 'run "diginfractl index list" to see the configured indexes, or "diginfractl index add NAME URL" to add one' },
+  );
+}

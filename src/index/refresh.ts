@@ -1,0 +1,100 @@
+/**
+ * Fetch, validate, store: what `index add`, `index update` and the first use of an index share. The
+ * cached copy is replaced only after the new content validated; on any error it stays as it was.
+ */
+import type { IndexConfig, RegistryConfig } from '../config/types.js';
+import { fetchIndex, isLocalIndex } from './fetch.js';
+import { parseIndexText } from './validate.js';
+import { readCacheMeta, touchCacheMeta, writeCachedIndex } from './store.js';
+import type { IndexCacheMeta, IndexCredentials, IndexEntry } from './types.js';
+
+export interface RefreshOptions {
+  /** Cache root (`cacheRoot(config)`); copies live in `<cacheDir>/indexes/`. */
+  cacheDir: string;
+  credentials?: IndexCredentials;
+  /** Send the stored validators (ETag / If-Modified-Since); default true. */
+  conditional?: boolean;
+  /** TLS settings for the index host, from the registry section (see `tlsForIndex`). */
+  caFile?: string;
+  insecure?: boolean;
+  env?: Record<string, string | undefined>;
+  maxBytes?: number;
+  timeoutMs?: number;
+  now?: () => Date;
+}
+
+export interface DownloadedIndex {
+  text: string;
+  entries: IndexEntry[];
+  validators: Pick<IndexCacheMeta, 'etag' | 'lastModified' | 'sourceMtimeMs' | 'sourceSize'>;
+}
+
+export type RefreshResult =
+  | { name: string; status: 'unchanged'; meta: IndexCacheMeta }
+  | { name: string; status: 'fetched'; meta: IndexCacheMeta; entries: IndexEntry[] };
+
+/** `registry.caFiles` and `registry.insecureSkipTlsVerify` apply to an https index host too. */
+export function tlsForIndex(registry: RegistryConfig, url: string): { caFile?: string; insecure?: boolean } {
+  if (isLocalIndex(url)) return {};
+  let host: string;
+  try {
+    host = new URL(url).host;
+  } catch {
+    return {};
+  }
+  const caFile = registry.caFiles[host] ?? registry.caFiles['*'];
+  return { ...(caFile !== undefined && { caFile }), ...(registry.insecureSkipTlsVerify.includes(host) && { insecure: true }) };
+}
+
+function fetchOptions(opts: Omit<RefreshOptions, 'cacheDir' | 'conditional'>) {
+  return {
+    ...(opts.credentials !== undefined && { credentials: opts.credentials }),
+    ...(opts.caFile !== undefined && { caFile: opts.caFile }),
+    ...(opts.insecure !== undefined && { insecure: opts.insecure }),
+    ...(opts.env !== undefined && { env: opts.env }),
+    ...(opts.maxBytes !== undefined && { maxBytes: opts.maxBytes }),
+    ...(opts.timeoutMs !== undefined && { timeoutMs: opts.timeoutMs }),
+  };
+}
+
+/** Fetches and validates without storing anything (for `index add`, which saves the config first). */
+export async function downloadIndex(ix: IndexConfig, opts: Omit<RefreshOptions, 'cacheDir' | 'conditional'>): Promise<DownloadedIndex> {
+  const res = await fetchIndex({ name: ix.name, url: ix.url, ...fetchOptions(opts) });
+  if (res.status !== 'fetched') throw new Error('unconditional fetch answered unchanged');
+  const entries = await parseIndexText(res.text, ix.name);
+  const { text: _t, status: _s, ...validators } = res;
+  return { text: res.text, entries, validators };
+}
+
+/** Stores a downloaded index as the cached copy. */
+export async function storeIndex(cacheDir: string, ix: IndexConfig, d: DownloadedIndex, now = new Date()): Promise<IndexCacheMeta> {
+  const at = now.toISOString();
+  return writeCachedIndex(cacheDir, ix.name, d.text, d.entries, { url: ix.url, ...d.validators, fetchedAt: at, checkedAt: at });
+}
+
+/**
+ * Brings the cached copy of one index up to date. With a cached copy of the same URL, asks
+ * conditionally: an unchanged index costs one 304 (or one stat for files) and only its check time is
+ * recorded. Throws (and leaves the cache untouched) on any fetch or validation error.
+ */
+export async function refreshIndex(ix: IndexConfig, opts: RefreshOptions): Promise<RefreshResult> {
+  const now = opts.now ?? (() => new Date());
+  const meta = opts.conditional === false ? undefined : await readCacheMeta(opts.cacheDir, ix.name);
+  const previous = meta && meta.url === ix.url ? meta : undefined;
+  const res = await fetchIndex({
+    name: ix.name,
+    url: ix.url,
+    ...fetchOptions(opts),
+    ...(previous?.etag !== undefined && { etag: previous.etag }),
+    ...(previous?.lastModified !== undefined && { lastModified: previous.lastModified }),
+    ...(previous?.sourceMtimeMs !== undefined && { sourceMtimeMs: previous.sourceMtimeMs }),
+    ...(previous?.sourceSize !== undefined && { sourceSize: previous.sourceSize }),
+  });
+  if (res.status === 'unchanged') {
+    return { name: ix.name, status: 'unchanged', meta: await touchCacheMeta(opts.cacheDir, previous!, now().toISOString()) };
+  }
+  const entries = await parseIndexText(res.text, ix.name);
+  const { text: _t, status: _s, ...validators } = res;
+  const stored = await storeIndex(opts.cacheDir, ix, { text: res.text, entries, validators }, now());
+  return { name: ix.name, status: 'fetched', meta: stored, entries };
+}

@@ -1,0 +1,151 @@
+/**
+ * The cached copies of indexes, under `<cache>/indexes/`:
+ * - `<name>.yaml`: the bytes as fetched;
+ * - `<name>.json`: metadata (validators for conditional GETs, times, counts, sha256 of the YAML);
+ * - `<name>.entries.json`: the validated entries as JSON, so nothing re-parses YAML;
+ * - `<name>.search.jsonl`: one JSON array per line with the searchable fields only
+ *   ([name, type, registry, repository, description, keywords]) after a header line, so
+ *   `artifact search` scans text and parses only the lines that can match.
+ * Each file is replaced atomically; the metadata is written last and ties the others together by
+ * sha256, so a derived file that does not match it is rebuilt from the YAML copy.
+ */
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DiginfraError, messageOf } from '../errors.js';
+import { writeFileAtomic } from '../config/atomic-write.js';
+import type { IndexCacheMeta, IndexEntry } from './types.js';
+
+export function indexesDir(cacheDir: string): string {
+  return join(cacheDir, 'indexes');
+}
+
+export function cachePaths(cacheDir: string, name: string): { yaml: string; meta: string; entries: string; search: string } {
+  const dir = indexesDir(cacheDir);
+  return {
+    yaml: join(dir, `${name}.yaml`),
+    meta: join(dir, `${name}.json`),
+    entries: join(dir, `${name}.entries.json`),
+    search: join(dir, `${name}.search.jsonl`),
+  };
+}
+
+/** Hex sha256; node:crypto is loaded only when a hash is needed (never on the search path). */
+export async function sha256(text: string): Promise<string> {
+  const { createHash } = await import('node:crypto');
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** The search file's text: a header line tying it to the YAML copy, then one row per entry. */
+export function searchFileText(hash: string, entries: readonly IndexEntry[]): string {
+  const lines = [JSON.stringify({ sha256: hash, format: 'diginfractl-search/1' })];
+  for (const e of entries) lines.push(JSON.stringify([e.name, e.type, e.registry, e.repository, e.description, e.keywords]));
+  return `${lines.join('\n')}\n`;
+}
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The metadata of a cached index, or undefined when it was never fetched (or the cache is unreadable). */
+export async function readCacheMeta(cacheDir: string, name: string): Promise<IndexCacheMeta | undefined> {
+  const meta = await readJson<IndexCacheMeta>(cachePaths(cacheDir, name).meta);
+  return meta && typeof meta.sha256 === 'string' && typeof meta.url === 'string' ? meta : undefined;
+}
+
+/**
+ * The cached entries of an index, or undefined when it was never fetched. Uses the JSON form when it
+ * matches the metadata; otherwise re-parses the YAML copy and rewrites the derived files.
+ */
+export async function readCachedIndex(cacheDir: string, name: string): Promise<{ meta: IndexCacheMeta; entries: IndexEntry[] } | undefined> {
+  const meta = await readCacheMeta(cacheDir, name);
+  if (!meta) return undefined;
+  const paths = cachePaths(cacheDir, name);
+  const derived = await readJson<{ sha256?: string; entries?: IndexEntry[] }>(paths.entries);
+  if (derived && derived.sha256 === meta.sha256 && Array.isArray(derived.entries)) return { meta, entries: derived.entries };
+  let text: string;
+  try {
+    text = await readFile(paths.yaml, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const { parseIndexText } = await import('./validate.js');
+  const entries = await parseIndexText(text, name);
+  const hash = await sha256(text);
+  const fixed = { ...meta, sha256: hash, size: Buffer.byteLength(text), entries: entries.length };
+  await writeFileAtomic(paths.entries, JSON.stringify({ sha256: hash, entries })).catch(() => undefined);
+  await writeFileAtomic(paths.search, searchFileText(hash, entries)).catch(() => undefined);
+  if (hash !== meta.sha256) await writeFileAtomic(paths.meta, `${JSON.stringify(fixed, null, 2)}\n`).catch(() => undefined);
+  return { meta: fixed, entries };
+}
+
+/**
+ * The search rows of a cached index (the text after the header line), or undefined when it was never
+ * fetched. Rebuilds the search file from the entries when it is missing or stale.
+ */
+export async function readSearchRows(cacheDir: string, name: string): Promise<{ meta: IndexCacheMeta; rows: string } | undefined> {
+  const meta = await readCacheMeta(cacheDir, name);
+  if (!meta) return undefined;
+  const paths = cachePaths(cacheDir, name);
+  let text: string | undefined;
+  try {
+    text = await readFile(paths.search, 'utf8');
+  } catch {
+    text = undefined;
+  }
+  if (text !== undefined) {
+    const nl = text.indexOf('\n');
+    try {
+      const header = JSON.parse(text.slice(0, nl)) as { sha256?: string };
+      if (header.sha256 === meta.sha256) return { meta, rows: text.slice(nl + 1) };
+    } catch {
+      // rebuilt below
+    }
+  }
+  const full = await readCachedIndex(cacheDir, name);
+  if (!full) return undefined;
+  const rebuilt = searchFileText(full.meta.sha256, full.entries);
+  await writeFileAtomic(paths.search, rebuilt).catch(() => undefined);
+  return { meta: full.meta, rows: rebuilt.slice(rebuilt.indexOf('\n') + 1) };
+}
+
+/** Stores a freshly fetched index: YAML copy, derived files, then metadata (the commit point). */
+export async function writeCachedIndex(
+  cacheDir: string,
+  name: string,
+  text: string,
+  entries: IndexEntry[],
+  meta: Omit<IndexCacheMeta, 'sha256' | 'size' | 'entries' | 'name'>,
+): Promise<IndexCacheMeta> {
+  const paths = cachePaths(cacheDir, name);
+  const hash = await sha256(text);
+  const full: IndexCacheMeta = { name, ...meta, entries: entries.length, sha256: hash, size: Buffer.byteLength(text) };
+  try {
+    await writeFileAtomic(paths.yaml, text);
+    await writeFileAtomic(paths.entries, JSON.stringify({ sha256: hash, entries }));
+    await writeFileAtomic(paths.search, searchFileText(hash, entries));
+    await writeFileAtomic(paths.meta, `${JSON.stringify(full, null, 2)}\n`);
+  } catch (err) {
+    throw new DiginfraError('IO', `index "${name}": cannot write the cached copy under ${indexesDir(cacheDir)}: ${messageOf(err)}`, {
+      cause: err,
+      hint: 'check that the cache dir is writable (cacheDir in the config, or $XDG_CACHE_HOME)',
+    });
+  }
+  return full;
+}
+
+/** Records a successful conditional check (304, or an unchanged file). */
+export async function touchCacheMeta(cacheDir: string, meta: IndexCacheMeta, checkedAt: string): Promise<IndexCacheMeta> {
+  const next = { ...meta, checkedAt };
+  await writeFileAtomic(cachePaths(cacheDir, meta.name).meta, `${JSON.stringify(next, null, 2)}\n`);
+  return next;
+}
+
+export async function removeCachedIndex(cacheDir: string, name: string): Promise<void> {
+  const paths = cachePaths(cacheDir, name);
+  // Metadata first: without it the others are never read.
+  for (const p of [paths.meta, paths.search, paths.entries, paths.yaml]) await rm(p, { force: true });
+}

@@ -1,0 +1,116 @@
+/** A real HTTP server on 127.0.0.1 for index tests; records every request it sees. */
+import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+export interface SeenRequest {
+  method: string;
+  path: string;
+  headers: IncomingMessage['headers'];
+}
+
+export interface Served {
+  /** `http://127.0.0.1:PORT` */
+  base: string;
+  requests: SeenRequest[];
+  close(): Promise<void>;
+}
+
+/** Serves on 127.0.0.1; with `tls`, over HTTPS with that certificate. */
+export async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void, tls?: TlsFiles): Promise<Served> {
+  const requests: SeenRequest[] = [];
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers });
+    handler(req, res);
+  };
+  const server = tls ? createHttpsServer({ cert: await readFile(tls.certFile), key: await readFile(tls.keyFile) }, handle) : createServer(handle);
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const { port } = server.address() as AddressInfo;
+  return {
+    base: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    requests,
+    close: () =>
+      new Promise<void>((ok) => {
+        server.closeAllConnections();
+        server.close(() => ok());
+      }),
+  };
+}
+
+export interface TlsFiles {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+/** A throwaway CA (openssl CLI) and a server certificate it signed for 127.0.0.1. */
+export async function makeTlsFiles(dir: string): Promise<TlsFiles> {
+  const openssl = (args: string[]) => promisify(execFile)('openssl', args, { cwd: dir });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=index test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  await openssl(['req', '-new', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1']);
+  await writeFile(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n');
+  await openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'server.ext']);
+  return { caFile: join(dir, 'ca.pem'), certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') };
+}
+
+/** A port with nothing listening on it. */
+export async function deadPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((ok) => s.listen(0, '127.0.0.1', ok));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((ok) => s.close(() => ok()));
+  return port;
+}
+
+export const GOOD_INDEX = `- name: k8saudit
+  type: plugin
+  registry: ghcr.io
+  repository: diginfra/plugins/plugin/k8saudit
+  description: Read Kubernetes Audit Events and monitor Kubernetes Clusters
+  keywords: [audit, kubernetes]
+- name: k8saudit-rules
+  type: rulesfile
+  registry: ghcr.io
+  repository: diginfra/plugins/ruleset/k8saudit
+  description: Rules for Kubernetes audit events
+  keywords: [audit, kubernetes]
+`;
+
+/**
+ * Serves index bodies by path with ETag and Last-Modified, answering 304 to a matching conditional
+ * request; optional basic auth. `bodies` may be changed between requests.
+ */
+export function indexHandler(
+  bodies: Record<string, string>,
+  opts: { auth?: { user: string; password: string }; etag?: boolean; lastModified?: boolean; contentType?: string } = {},
+) {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    if (opts.auth) {
+      const want = `Basic ${Buffer.from(`${opts.auth.user}:${opts.auth.password}`).toString('base64')}`;
+      if (req.headers.authorization !== want) {
+        res.writeHead(401, { 'www-authenticate': 'Basic realm="index"' }).end('unauthorized');
+        return;
+      }
+    }
+    const body = bodies[req.url ?? ''];
+    if (body === undefined) {
+      res.writeHead(404).end('not found');
+      return;
+    }
+    const tag = `"${Buffer.from(body).toString('base64').slice(0, 16)}-${body.length}"`;
+    const modified = 'Wed, 01 Jan 2025 00:00:00 GMT';
+    const headers: Record<string, string> = { 'content-type': opts.contentType ?? 'application/yaml' };
+    if (opts.etag !== false) headers.etag = tag;
+    if (opts.lastModified) headers['last-modified'] = modified;
+    if ((opts.etag !== false && req.headers['if-none-match'] === tag) || (opts.lastModified && req.headers['if-modified-since'] === modified)) {
+      res.writeHead(304, headers).end();
+      return;
+    }
+    res.writeHead(200, headers).end(body);
+  };
+}
