@@ -1,54 +1,13 @@
 #!/usr/bin/env node
 /**
- * Entry point. It only declares commands; each action module is imported when its command runs, so
- * `diginfractl artifact search` does not pay for loading the registry client or the installer.
+ * Entry point: turns on V8's on-disk compile cache before any other module loads (it halves the
+ * start-up cost of commander and our own modules on later runs), then runs the program.
  */
-import { Command, CommanderError } from 'commander';
-import { registerRepoCommands } from './commands/repo.js';
-import { registerIndexCommands } from './commands/index.js';
-import { registerArtifactCommands } from './commands/artifact.js';
-import { registerConfigCommands } from './commands/config.js';
-import { reportError } from './run.js';
+import { enableCompileCache } from 'node:module';
 
-const VERSION = '0.1.0';
-
-export function buildProgram(): Command {
-  const program = new Command('diginfractl')
-    .description('Find, publish, install and follow Diginfra rules files and plugins stored in OCI registries')
-    .option('--config <file>', 'config file (default: $DIGINFRACTL_CONFIG, /etc/diginfractl/diginfractl.yaml, then $XDG_CONFIG_HOME/diginfractl/diginfractl.yaml)')
-    .option('--log-level <level>', 'trace, debug, info, warn, error or silent', 'info')
-    .showHelpAfterError()
-    .exitOverride();
-  registerRepoCommands(program);
-  registerIndexCommands(program);
-  registerArtifactCommands(program);
-  registerConfigCommands(program);
-  program
-    .command('version')
-    .description('print the diginfractl version')
-    .action(() => {
-      process.stdout.write(`${VERSION}\n`);
-    });
-  return program;
+try {
+  enableCompileCache();
+} catch {
+  // A read-only or missing cache dir only costs speed.
 }
-
-async function main(argv: string[]): Promise<void> {
-  // `--version` is a flag of `repo push`, so the program's own is only the lone first argument.
-  if (argv.length === 3 && (argv[2] === '--version' || argv[2] === '-V')) {
-    process.stdout.write(`${VERSION}\n`);
-    return;
-  }
-  const program = buildProgram();
-  try {
-    await program.parseAsync(argv);
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      // commander already printed the message; --help and --version exit 0.
-      process.exitCode = err.exitCode === 0 ? 0 : 2;
-      return;
-    }
-    process.exitCode = reportError(err);
-  }
-}
-
-await main(process.argv);
+await import('./program.js');

@@ -19,9 +19,14 @@ export function contextFrom(cmd: Command): CliContext {
   if (!LEVELS.has(level)) {
     throw new DiginfraError('USAGE', `--log-level "${level}" is not one of ${[...LEVELS].join(', ')}`);
   }
+  let logger: Logger | undefined;
   return {
     configPath: globals.config,
-    logger: createLogger(level as LevelWithSilent),
+    // Created on first use, so commands that do not log never load pino.
+    get logger() {
+      logger ??= createLogger(level as LevelWithSilent);
+      return logger;
+    },
     out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
   };
 }

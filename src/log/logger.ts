@@ -1,5 +1,14 @@
+import { createRequire } from 'node:module';
 import { Writable } from 'node:stream';
-import { pino, type Logger, type LevelWithSilent } from 'pino';
+import type { Logger, LevelWithSilent } from 'pino';
+
+// pino is loaded on first use: commands that never log (search, info) skip its ~30 ms load.
+const require = createRequire(import.meta.url);
+let pinoModule: typeof import('pino') | undefined;
+function loadPino(): typeof import('pino') {
+  pinoModule ??= require('pino') as typeof import('pino');
+  return pinoModule;
+}
 
 export type { Logger };
 
@@ -44,10 +53,11 @@ function terminalStream(out: NodeJS.WriteStream): Writable {
 export function createLogger(level: LevelWithSilent = 'info', opts: { json?: boolean } = {}): Logger {
   const json = opts.json ?? !process.stderr.isTTY;
   const options = { level, base: { pid: process.pid }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
+  const { pino } = loadPino();
   return json ? pino(options, pino.destination({ fd: 2, sync: true })) : pino(options, terminalStream(process.stderr));
 }
 
 /** A logger that writes nothing, for library callers and tests. */
 export function silentLogger(): Logger {
-  return pino({ level: 'silent' });
+  return loadPino().pino({ level: 'silent' });
 }
