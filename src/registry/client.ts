@@ -37,6 +37,11 @@ export interface Credential {
   username?: string;
   password?: string;
   identityToken?: string;
+  /**
+   * A bearer token for the registry itself (an OAuth2 access token from `registry.auth.oauth`, or
+   * docker config.json's `registrytoken`): sent as is to a Bearer challenge, without asking the realm.
+   */
+  registryToken?: string;
 }
 
 export interface CredentialSource {
@@ -208,6 +213,7 @@ export class RegistryClient {
       return `Basic ${Buffer.from(`${credential.username}:${credential.password ?? ''}`).toString('base64')}`;
     }
     if (challenge.scheme !== 'bearer') return undefined;
+    if (credential?.registryToken) return `Bearer ${credential.registryToken}`;
     const realm = challenge.params.realm;
     if (!realm) throw new DiginfraError('REGISTRY_ERROR', `${registry} sent a Bearer challenge without a realm`);
     const service = challenge.params.service;
@@ -295,6 +301,11 @@ export class RegistryClient {
     const second = await this.transport.send(registry, withAuth(req, retryAuth));
     if (second.statusCode === 401) {
       await second.body.dump();
+      if (challenge.scheme === 'bearer' && credential?.registryToken) {
+        throw new DiginfraError('AUTH_REQUIRED', `${registry} refused the OAuth access token (a registry bearer token) it was sent`, {
+          hint: `check the registry.auth.oauth entry for ${registry} (clientID, scopes) and the client's permissions, or the "registrytoken" in docker's config.json`,
+        });
+      }
       throw authError(registry, credential !== undefined, `${registry} refused ${credential ? 'the stored credentials' : 'anonymous access'}`);
     }
     return second;
@@ -740,6 +751,7 @@ async function statusError(res: HttpResponse, ref: OciReference, what: string): 
       const wait = parseRetryAfter(res.headers['retry-after']);
       return new DiginfraError('RATE_LIMITED', `${ref.registry} is rate limiting requests${wait ? `; it asks to wait ${Math.ceil(wait / 1000)} s` : ''}`, {
         hint: 'try again later, log in for a higher limit, or use a mirror (registry.mirrors)',
+        ...(wait !== undefined && { retryAfterMs: wait }),
       });
     }
     default:

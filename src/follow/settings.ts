@@ -1,0 +1,100 @@
+/**
+ * From config (defaults < file < environment) and flags to FollowSettings. Pure: the CLI calls it at
+ * start-up and again on every config reload, with the same flags, so flags keep winning over the file.
+ */
+import { resolve } from 'node:path';
+import { checkArtifactType, hostPlatform, parsePlatform } from '../artifact/format.js';
+import { applyFlags } from '../config/layers.js';
+import type { LoadedConfig } from '../config/load.js';
+import type { DiginfraConfig } from '../config/types.js';
+import { DiginfraError } from '../errors.js';
+import { normalizeRefs, type FollowSettings } from './follower.js';
+import { checkJitter, parseSchedule } from './schedule.js';
+
+export interface FollowFlags {
+  every?: string;
+  cron?: string;
+  jitter?: string | number;
+  rulesfilesDir?: string;
+  pluginsDir?: string;
+  stateDir?: string;
+  allowedTypes?: string;
+  engineVersion?: string;
+  engineVersionsUrl?: string;
+  validateCmd?: string;
+  metricsAddr?: string;
+}
+
+const FLAG_NAMES: Record<string, string> = {
+  'follow.every': '--every',
+  'follow.cron': '--cron',
+  'follow.jitter': '--jitter',
+  'follow.rulesfilesDir': '--rulesfiles-dir',
+  'follow.pluginsDir': '--plugins-dir',
+  'follow.stateDir': '--state-dir',
+  'follow.allowedTypes': '--allowed-types',
+  'follow.engineVersion': '--engine-version',
+  'follow.engineVersionsUrl': '--engine-versions-url',
+  'follow.validateCmd': '--validate-cmd',
+  'follow.metricsAddr': '--metrics-addr',
+};
+
+export interface EffectiveFollow {
+  settings: FollowSettings;
+  /** The whole effective config (registry section, indexes, cache dir). */
+  config: DiginfraConfig;
+  metricsAddr: string | undefined;
+}
+
+/** Flags that exclude each other; checked once, before anything starts. */
+export function checkFlagConflicts(flags: FollowFlags): void {
+  if (flags.every !== undefined && flags.cron !== undefined) {
+    throw new DiginfraError('USAGE', 'give --every or --cron, not both');
+  }
+  if (flags.engineVersion !== undefined && flags.engineVersionsUrl !== undefined) {
+    throw new DiginfraError('USAGE', 'give --engine-version or --engine-versions-url, not both');
+  }
+}
+
+export function effectiveFollow(loaded: Pick<LoadedConfig, 'config' | 'sources'>, flags: FollowFlags, refArgs: readonly string[]): EffectiveFollow {
+  checkFlagConflicts(flags);
+  const { config } = applyFlags(
+    loaded.config,
+    loaded.sources,
+    {
+      'follow.every': flags.every,
+      'follow.cron': flags.cron,
+      'follow.jitter': flags.jitter,
+      'follow.rulesfilesDir': flags.rulesfilesDir,
+      'follow.pluginsDir': flags.pluginsDir,
+      'follow.stateDir': flags.stateDir,
+      'follow.allowedTypes': flags.allowedTypes,
+      'follow.engineVersion': flags.engineVersion,
+      'follow.engineVersionsUrl': flags.engineVersionsUrl,
+      'follow.validateCmd': flags.validateCmd,
+      'follow.metricsAddr': flags.metricsAddr,
+    },
+    FLAG_NAMES,
+  );
+  const f = config.follow;
+  // A flag of a pair replaces the file's other half.
+  if (flags.every !== undefined) delete f.cron;
+  if (flags.engineVersion !== undefined) delete f.engineVersionsUrl;
+  if (flags.engineVersionsUrl !== undefined) delete f.engineVersion;
+  for (const t of f.allowedTypes) checkArtifactType(t);
+  const refs = normalizeRefs(refArgs.length > 0 ? refArgs : f.refs);
+  const settings: FollowSettings = {
+    refs,
+    schedule: parseSchedule(f.every, f.cron),
+    jitter: checkJitter(f.jitter),
+    rulesfilesDir: resolve(f.rulesfilesDir),
+    pluginsDir: resolve(f.pluginsDir),
+    stateDir: resolve(f.stateDir),
+    allowedTypes: [...f.allowedTypes],
+    ...(f.engineVersion !== undefined && { engineVersion: f.engineVersion }),
+    ...(f.engineVersion === undefined && f.engineVersionsUrl !== undefined && { engineVersionsUrl: f.engineVersionsUrl }),
+    ...(f.validateCmd !== undefined && f.validateCmd.trim() !== '' && { validateCmd: f.validateCmd }),
+    platform: config.install.platform ? parsePlatform(config.install.platform) : hostPlatform(),
+  };
+  return { settings, config, metricsAddr: f.metricsAddr };
+}
