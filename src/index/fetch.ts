@@ -107,25 +107,16 @@ function statusText(code: number): string {
 }
 
 async function fetchHttp(req: FetchIndexRequest): Promise<FetchIndexResult> {
-  const { request, Agent, EnvHttpProxyAgent } = await import('undici');
-  const env = req.env ?? process.env;
+  const [{ request }, { createDispatcher }] = await Promise.all([import('undici'), import('../registry/transport.js')]);
   const timeout = req.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const max = req.maxBytes ?? MAX_INDEX_BYTES;
-  const tls = {
-    rejectUnauthorized: req.insecure !== true,
+  const dispatcher = createDispatcher({
+    ...(req.insecure === true && { insecure: true }),
     ...(req.caFile !== undefined && { ca: readCa(req.name, req.caFile) }),
-  };
-  const common = { connect: { ...tls, timeout }, headersTimeout: timeout, bodyTimeout: timeout };
-  const proxied = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].some((k) => env[k]);
-  const dispatcher = proxied
-    ? new EnvHttpProxyAgent({
-        ...common,
-        requestTls: tls,
-        httpProxy: env.HTTP_PROXY ?? env.http_proxy,
-        httpsProxy: env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy,
-        noProxy: env.NO_PROXY ?? env.no_proxy,
-      } as ConstructorParameters<typeof EnvHttpProxyAgent>[0])
-    : new Agent(common);
+    connectTimeoutMs: timeout,
+    readTimeoutMs: timeout,
+    env: req.env ?? process.env,
+  });
   const origin = new URL(req.url).origin;
   try {
     let url = req.url;

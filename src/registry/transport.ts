@@ -115,6 +115,30 @@ export function networkError(host: string, err: unknown): DiginfraError {
   });
 }
 
+/**
+ * An undici dispatcher with TLS settings, timeouts and the proxy variables of `env`
+ * (HTTPS_PROXY, HTTP_PROXY, NO_PROXY). Shared by the registry transport and index downloads.
+ */
+export function createDispatcher(opts: { insecure?: boolean; ca?: string; connectTimeoutMs: number; readTimeoutMs: number; env: NodeJS.ProcessEnv }): Dispatcher {
+  const tls = { rejectUnauthorized: opts.insecure !== true, ...(opts.ca !== undefined && { ca: opts.ca }) };
+  const common = {
+    connect: { ...tls, timeout: opts.connectTimeoutMs },
+    headersTimeout: opts.readTimeoutMs,
+    bodyTimeout: opts.readTimeoutMs,
+    keepAliveTimeout: 30_000,
+  };
+  const env = opts.env;
+  const proxied = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].some((k) => env[k]);
+  if (!proxied) return new Agent(common);
+  return new EnvHttpProxyAgent({
+    ...common,
+    requestTls: tls,
+    httpProxy: env.HTTP_PROXY ?? env.http_proxy,
+    httpsProxy: env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy,
+    noProxy: env.NO_PROXY ?? env.no_proxy,
+  } as ConstructorParameters<typeof EnvHttpProxyAgent>[0]);
+}
+
 export class Transport {
   readonly #dispatchers = new Map<string, Dispatcher>();
   readonly #options: TransportOptions;
@@ -145,27 +169,13 @@ export class Transport {
     const existing = this.#dispatchers.get(registry);
     if (existing) return existing;
     const s = this.settings(registry);
-    const tls = {
-      rejectUnauthorized: !s.insecureSkipTlsVerify,
+    const dispatcher = createDispatcher({
+      insecure: s.insecureSkipTlsVerify,
       ...(s.caFile !== undefined && { ca: readCaFile(s.caFile) }),
-    };
-    const common = {
-      connect: { ...tls, timeout: this.#options.connectTimeoutMs ?? 15_000 },
-      headersTimeout: this.#options.readTimeoutMs ?? 60_000,
-      bodyTimeout: this.#options.readTimeoutMs ?? 60_000,
-      keepAliveTimeout: 30_000,
-    };
-    const env = this.#options.env ?? process.env;
-    const proxied = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].some((k) => env[k]);
-    const dispatcher = proxied
-      ? new EnvHttpProxyAgent({
-          ...common,
-          requestTls: tls,
-          httpProxy: env.HTTP_PROXY ?? env.http_proxy,
-          httpsProxy: env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy,
-          noProxy: env.NO_PROXY ?? env.no_proxy,
-        } as ConstructorParameters<typeof EnvHttpProxyAgent>[0])
-      : new Agent(common);
+      connectTimeoutMs: this.#options.connectTimeoutMs ?? 15_000,
+      readTimeoutMs: this.#options.readTimeoutMs ?? 60_000,
+      env: this.#options.env ?? process.env,
+    });
     this.#dispatchers.set(registry, dispatcher);
     return dispatcher;
   }
