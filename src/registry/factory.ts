@@ -4,7 +4,8 @@
  */
 import type { RegistryConfig } from '../config/types.js';
 import { CredentialStore } from './auth/credentials.js';
-import { RegistryClient, type CredentialSource } from './client.js';
+import { sharedOAuthSource, type OAuthTokenSource } from './auth/oauth.js';
+import { RegistryClient, type Credential, type CredentialSource } from './client.js';
 import type { HostSettings, TransportOptions } from './transport.js';
 
 export interface RegistryFlags {
@@ -27,13 +28,79 @@ export function hostSettingsFor(registry: RegistryConfig, flags: RegistryFlags):
   };
 }
 
-/** Credentials for a registry; a mirror's own credentials are used when the registry has none. */
-export function credentialsFor(registry: RegistryConfig, store: CredentialStore): CredentialSource {
+/** Docker Hub's host names, which all mean `docker.io` in a config entry. */
+const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
+
+/** The registry host a `registry.auth.*` entry names, compared case-insensitively. */
+function configHost(host: string): string {
+  const h = host.trim().toLowerCase();
+  return DOCKER_HUB_ALIASES.has(h) ? 'docker.io' : h;
+}
+
+export interface ConfigCredentialOptions {
+  /** CA bundle for an OAuth token URL's host (`host[:port]`), when one is configured. */
+  caFileFor?: (host: string) => string | undefined;
+  /** Environment for proxy variables of OAuth token requests. */
+  env?: NodeJS.ProcessEnv;
+  userAgent?: string;
+}
+
+/**
+ * Credentials written in the config file (`registry.auth.oauth`, then `registry.auth.basic`): what the
+ * operator configured explicitly for a host. The first entry naming a host wins.
+ */
+export function configCredentials(registry: RegistryConfig, opts: ConfigCredentialOptions = {}): CredentialSource {
+  const oauth = new Map<string, OAuthTokenSource>();
+  for (const entry of registry.auth?.oauth ?? []) {
+    const host = configHost(entry.registry);
+    if (oauth.has(host)) continue;
+    let caFile: string | undefined;
+    try {
+      caFile = opts.caFileFor?.(new URL(entry.tokenURL).host);
+    } catch {
+      caFile = undefined; // validation already refused a tokenURL that is not a URL
+    }
+    oauth.set(
+      host,
+      sharedOAuthSource(
+        { clientID: entry.clientID, clientSecret: entry.clientSecret, tokenURL: entry.tokenURL, ...(entry.scopes !== undefined && { scopes: entry.scopes }) },
+        entry.registry,
+        {
+          ...(caFile !== undefined && { caFile }),
+          ...(opts.env !== undefined && { env: opts.env }),
+          ...(opts.userAgent !== undefined && { userAgent: opts.userAgent }),
+        },
+      ),
+    );
+  }
+  const basic = new Map<string, Credential>();
+  for (const entry of registry.auth?.basic ?? []) {
+    const host = configHost(entry.registry);
+    if (!basic.has(host)) basic.set(host, { username: entry.user, password: entry.password });
+  }
   return {
     async get(host) {
-      const own = await store.get(host);
+      const key = configHost(host);
+      const source = oauth.get(key);
+      if (source) return { registryToken: await source.token() };
+      const cred = basic.get(key);
+      return cred ? { ...cred } : undefined;
+    },
+  };
+}
+
+/**
+ * Credentials for a registry: the config file's own (`registry.auth.*`) before credential files, and a
+ * mirror's credentials (in the same order) when the registry has none.
+ */
+export function credentialsFor(registry: RegistryConfig, store: CredentialSource, opts: ConfigCredentialOptions = {}): CredentialSource {
+  const configured = configCredentials(registry, opts);
+  const lookup = async (host: string): Promise<Credential | undefined> => (await configured.get(host)) ?? (await store.get(host));
+  return {
+    async get(host) {
+      const own = await lookup(host);
       const mirror = registry.mirrors[host];
-      return own ?? (mirror ? store.get(mirror) : undefined);
+      return own ?? (mirror ? lookup(mirror) : undefined);
     },
   };
 }
@@ -44,10 +111,16 @@ export function createRegistryClient(
   extra: Pick<TransportOptions, 'onResponse' | 'retry' | 'env'> & { store?: CredentialStore } = {},
 ): RegistryClient {
   const store = extra.store ?? new CredentialStore(registry.authFile ? { extraFiles: [registry.authFile] } : {});
+  const userAgent = 'diginfractl/0.1.0';
   return new RegistryClient({
     hostSettings: hostSettingsFor(registry, flags),
-    credentials: credentialsFor(registry, store),
-    userAgent: 'diginfractl/0.1.0',
+    credentials: credentialsFor(registry, store, {
+      // The token URL is trusted like any host of the command: --ca-file, else registry.caFiles.
+      caFileFor: (host) => flags.caFile ?? registry.caFiles[host] ?? registry.caFiles['*'],
+      userAgent,
+      ...(extra.env !== undefined && { env: extra.env }),
+    }),
+    userAgent,
     ...(extra.onResponse !== undefined && { onResponse: extra.onResponse }),
     ...(extra.retry !== undefined && { retry: extra.retry }),
     ...(extra.env !== undefined && { env: extra.env }),

@@ -32,7 +32,7 @@ describe('validateConfig', () => {
         caFiles: { 'ghcr.io': '/etc/ca.pem', '*': '/etc/all.pem' },
         mirrors: { 'ghcr.io': 'mirror.local:5000' },
         authFile: '/root/.docker/config.json',
-        auth: { basic: [{ registry: 'ghcr.io', user: 'u', password: 'p' }], gcp: [{ registry: 'gcr.io' }] },
+        auth: { basic: [{ registry: 'ghcr.io', user: 'u', password: 'p' }], gcp: [] },
       },
       install: {
         refs: ['k8saudit:0.7', 'corp::rules', 'ghcr.io/diginfra/rules@sha256:' + 'a'.repeat(64)],

@@ -3,7 +3,8 @@
  * us. Files are read in order: diginfractl's own (`$XDG_CONFIG_HOME/diginfractl/config.json`), then
  * the extra files (e.g. a mounted Kubernetes dockerconfigjson), then docker's
  * (`$DOCKER_CONFIG/config.json`). Within a file: `credHelpers[host]` (a helper program), then
- * `auths[host]` (`auth` = base64 of user:password, or `username`/`password`, or `identitytoken`),
+ * `auths[host]` (`auth` = base64 of user:password, or `username`/`password`, or `identitytoken`, or
+ * `registrytoken`, a bearer token sent to the registry as is),
  * then `credsStore` (a helper for every host). The first source that yields a credential wins; a
  * helper that says "credentials not found" just passes to the next source.
  *
@@ -39,6 +40,8 @@ interface AuthEntry {
   username?: string;
   password?: string;
   identitytoken?: string;
+  /** A bearer token for the registry itself, sent as is (docker's `registrytoken`). */
+  registrytoken?: string;
 }
 
 interface DockerConfig {
@@ -111,7 +114,7 @@ function validate(parsed: unknown, file: string): DockerConfig {
     if (!isObject(auths)) throw configInvalid(file, '"auths" is not an object');
     for (const [key, entry] of Object.entries(auths)) {
       if (!isObject(entry)) throw configInvalid(file, `auths[${JSON.stringify(key)}] is not an object`);
-      for (const field of ['auth', 'username', 'password', 'identitytoken']) {
+      for (const field of ['auth', 'username', 'password', 'identitytoken', 'registrytoken']) {
         if (entry[field] !== undefined && typeof entry[field] !== 'string') throw configInvalid(file, `auths[${JSON.stringify(key)}].${field} is not a string`);
       }
     }
@@ -137,6 +140,15 @@ function decodeEntry(entry: AuthEntry, file: string, key: string): Credential | 
     if (colon < 0) throw configInvalid(file, `auths[${JSON.stringify(key)}].auth is not the base64 of user:password`);
     username = decoded.slice(0, colon) || undefined;
     password = decoded.slice(colon + 1) || undefined;
+  }
+  if (entry.registrytoken) {
+    // Docker sends a registry token in preference to anything else; the rest stays for a Basic challenge.
+    return {
+      ...(username !== undefined && { username }),
+      ...(password !== undefined && { password }),
+      ...(entry.identitytoken && { identityToken: entry.identitytoken }),
+      registryToken: entry.registrytoken,
+    };
   }
   if (entry.identitytoken) return { ...(username !== undefined && { username }), identityToken: entry.identitytoken };
   if (username === undefined && password === undefined) return undefined; // a placeholder, e.g. beside credsStore
