@@ -34,6 +34,8 @@ import {
 } from './transport.js';
 
 export interface Credential {
+  /** Where the credential came from (`registry.auth.basic in the config`), for error hints. */
+  origin?: string;
   username?: string;
   password?: string;
   identityToken?: string;
@@ -258,7 +260,7 @@ export class RegistryClient {
     const res = await this.transport.send(registry, req);
     if (res.statusCode === 401 || res.statusCode === 403) {
       await res.body.dump();
-      throw authError(registry, cred !== undefined, `the token service ${url.host} refused ${cred ? 'the stored credentials' : 'anonymous access'}`);
+      throw authError(registry, cred, `the token service ${url.host} refused ${cred ? 'the stored credentials' : 'anonymous access'}`);
     }
     if (res.statusCode !== 200) {
       const detail = await readErrorBody(res);
@@ -306,7 +308,7 @@ export class RegistryClient {
           hint: `check the registry.auth.oauth entry for ${registry} (clientID, scopes) and the client's permissions, or the "registrytoken" in docker's config.json`,
         });
       }
-      throw authError(registry, credential !== undefined, `${registry} refused ${credential ? 'the stored credentials' : 'anonymous access'}`);
+      throw authError(registry, credential, `${registry} refused ${credential ? 'the stored credentials' : 'anonymous access'}`);
     }
     return second;
   }
@@ -726,11 +728,14 @@ function requireHeader(res: HttpResponse, name: string, what: string): string {
   return v;
 }
 
-function authError(registry: string, hadCredentials: boolean, message: string): DiginfraError {
+function authError(registry: string, credential: Credential | boolean | undefined, message: string): DiginfraError {
+  const origin = typeof credential === 'object' ? credential.origin : undefined;
   return new DiginfraError('AUTH_REQUIRED', message, {
-    hint: hadCredentials
-      ? `the credentials for ${registry} were rejected: run \`diginfractl repo login ${registry}\` again`
-      : `run \`diginfractl repo login ${registry}\``,
+    hint: origin
+      ? `the credentials for ${registry} come from ${origin}: correct them there`
+      : credential
+        ? `the credentials for ${registry} were rejected: run \`diginfractl repo login ${registry}\` again`
+        : `run \`diginfractl repo login ${registry}\``,
   });
 }
 

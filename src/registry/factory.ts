@@ -76,7 +76,7 @@ export function configCredentials(registry: RegistryConfig, opts: ConfigCredenti
   const basic = new Map<string, Credential>();
   for (const entry of registry.auth?.basic ?? []) {
     const host = configHost(entry.registry);
-    if (!basic.has(host)) basic.set(host, { username: entry.user, password: entry.password });
+    if (!basic.has(host)) basic.set(host, { username: entry.user, password: entry.password, origin: 'registry.auth.basic in the config file' });
   }
   return {
     async get(host) {

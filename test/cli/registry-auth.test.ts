@@ -86,6 +86,7 @@ describe('registry.auth.basic', () => {
     const push = await runCli(pushArgs(`${reg.host}/rules/wrong`), { env });
     expect(push.code).toBe(1);
     expect(push.stderr).toContain(`error: ${reg.host} refused the stored credentials`);
+    expect(push.stderr).toContain(`hint: the credentials for ${reg.host} come from registry.auth.basic in the config file: correct them there`);
     expect(push.stdout + push.stderr).not.toContain(wrong);
     expect(push.stdout + push.stderr).not.toContain(reg.password!);
     const pull = await runCli(['repo', 'pull', `${reg.host}/rules/basic:1.0.0`, '--dest', await mkdtemp(join(tmpdir(), 'pull-'))], { env });
