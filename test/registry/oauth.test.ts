@@ -221,7 +221,7 @@ describe('config credentials', () => {
     };
     const store = { get: async (host: string) => (host === 'file.example' || host === 'basic.example:5000' ? { username: 'file', password: 'f' } : undefined) };
     const creds = credentialsFor(registry, store, { env: {} });
-    expect(await creds.get('basic.example:5000')).toEqual({ username: 'u', password: 'p' });
+    expect(await creds.get('basic.example:5000')).toEqual({ username: 'u', password: 'p', origin: 'registry.auth.basic in the config file' });
     expect(await creds.get('file.example')).toEqual({ username: 'file', password: 'f' });
     expect(await creds.get('ghcr.io')).toEqual({ username: 'mu', password: 'mp' });
     expect(await creds.get('none.example')).toBeUndefined();
