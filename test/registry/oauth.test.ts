@@ -223,7 +223,7 @@ describe('config credentials', () => {
     const creds = credentialsFor(registry, store, { env: {} });
     expect(await creds.get('basic.example:5000')).toEqual({ username: 'u', password: 'p', origin: 'registry.auth.basic in the config file' });
     expect(await creds.get('file.example')).toEqual({ username: 'file', password: 'f' });
-    expect(await creds.get('ghcr.io')).toEqual({ username: 'mu', password: 'mp' });
+    expect(await creds.get('ghcr.io')).toEqual({ username: 'mu', password: 'mp', origin: 'registry.auth.basic in the config file' });
     expect(await creds.get('none.example')).toBeUndefined();
     // The oauth entry wins over the basic one for the same host (its grant is not reachable here).
     await expect(configCredentials(registry, { env: {} }).get('both.example')).rejects.toThrow(/cannot get an OAuth token for both\.example: cannot reach 127\.0\.0\.1:1/);
