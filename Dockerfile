@@ -47,7 +47,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY package.json ./
 
-# `diginfractl` on PATH is the compiled entry (it starts with `#!/usr/bin/env node`); Node resolves the
+# `diginfractl` on PATH is the compiled entry (it starts with `#!/usr/bin/env -S node ...`); Node resolves the
 # symlink, so its imports find /app/node_modules. The state dir is owned by the runtime user so the image
 # also works without a volume there (Kubernetes mounts a hostPath over it).
 RUN groupadd --system --gid 65532 diginfractl \

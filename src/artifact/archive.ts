@@ -47,6 +47,10 @@ const DEFAULT_MAX_ENTRIES = 10_000;
 const STREAM_ALLOWANCE = 1024 * 1024;
 /** ...plus, per entry, a header, a pax header and padding. */
 const PER_ENTRY_ALLOWANCE = 8 * 1024;
+/** Bytes gathered before one writev while extracting. */
+const WRITE_BATCH_BYTES = 1024 * 1024;
+/** Gunzip output chunks: larger than zlib's 16 KiB default, so fewer hand-offs per megabyte. */
+const GUNZIP_CHUNK = 64 * 1024;
 
 /** Executables keep an executable mode; everything else is 0644, whatever the packer's umask was. */
 function normalizedMode(mode: number | undefined): number {
@@ -214,7 +218,7 @@ async function tarBytes(input: Readable | NodeJS.ReadableStream): Promise<Readab
     }
   }
   const source = Readable.from(all(), { objectMode: false });
-  return head[0] === 0x1f && head[1] === 0x8b ? [source, createGunzip()] : [source];
+  return head[0] === 0x1f && head[1] === 0x8b ? [source, createGunzip({ chunkSize: GUNZIP_CHUNK })] : [source];
 }
 
 /** A stream error as we report it: gzip failures are ARTIFACT_INVALID, the input's own errors pass. */
@@ -251,12 +255,14 @@ export async function extractLayer(input: Readable | NodeJS.ReadableStream, stag
   let rawBytes = 0;
   let sawEof = false;
   let failure: Error | undefined;
-  /** Rejects when extraction stops early, so a write waiting for more entry data gives up. */
-  let stop!: (err: Error) => void;
-  const stopped = new Promise<never>((_resolve, reject) => {
-    stop = reject;
-  });
-  stopped.catch(() => undefined);
+  /**
+   * Rejects the read a write is waiting on when extraction stops early (no more entry data will come).
+   * One fresh promise per read: racing every read against one long-lived promise would pin each chunk.
+   */
+  let cancelRead: ((err: Error) => void) | undefined;
+  const stop = (err: Error): void => {
+    cancelRead?.(err);
+  };
   /** Entries are written one after the other, in archive order. */
   let chain: Promise<void> = Promise.resolve();
 
@@ -376,19 +382,35 @@ export async function extractLayer(input: Readable | NodeJS.ReadableStream, stag
     try {
       fh = await open(abs, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, file.mode);
       let size = 0;
+      // Chunks are written in batches: one writev per ~1 MiB instead of one write per 16 KiB chunk.
+      let batch: Buffer[] = [];
+      let batchBytes = 0;
       const chunks = (entry as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-      for (;;) {
-        const next = await Promise.race([chunks.next(), stopped]);
-        if (next.done) break;
+      const read = (): Promise<IteratorResult<Buffer>> =>
+        new Promise((resolveRead, rejectRead) => {
+          if (failure) return rejectRead(failure);
+          cancelRead = rejectRead;
+          chunks.next().then(resolveRead, rejectRead);
+        });
+      for (let next = await read(); !next.done; next = await read()) {
         const chunk = next.value;
         size += chunk.length;
         written += chunk.length;
         if (size > file.size || written > limits.maxBytes) throw unsafe(`entry ${shown(entry.path)} holds more bytes than its header says`);
-        await fh.write(chunk);
+        batch.push(chunk);
+        batchBytes += chunk.length;
+        if (batchBytes >= WRITE_BATCH_BYTES) {
+          await fh.writev(batch);
+          batch = [];
+          batchBytes = 0;
+        }
       }
+      if (failure) throw failure;
+      if (batch.length) await fh.writev(batch);
       if (size !== file.size) throw invalid(`layer is not a valid tar archive: entry ${shown(entry.path)} is truncated`);
       await fh.chmod(file.mode);
     } finally {
+      cancelRead = undefined;
       await fh?.close();
     }
   }
