@@ -75,6 +75,8 @@ export interface BlobSource {
 const DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024;
 const DEFAULT_MAX_MANIFEST = 4 * 1024 * 1024;
 const MAX_REDIRECTS = 5;
+/** How long a looked-up credential is reused before the files and helpers are asked again. */
+const CREDENTIAL_TTL_MS = 5 * 60_000;
 
 export function sha256Digest(data: Uint8Array | string): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
@@ -165,6 +167,17 @@ async function readLimited(res: HttpResponse, limit: number): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** Parses a registry's JSON answer; anything else (an HTML error page from a proxy) is named. */
+function parseJson<T>(bytes: Buffer, registry: string, what: string): T {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as T;
+  } catch {
+    throw new DiginfraError('REGISTRY_ERROR', `${registry} answered ${what} with something other than JSON`, {
+      hint: 'is a proxy or login page in the way? check the registry address and --plain-http',
+    });
+  }
+}
+
 function header(res: HttpResponse, name: string): string | undefined {
   const v = res.headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -183,6 +196,7 @@ export class RegistryClient {
   readonly #tokens = new TokenCache();
   /** The auth scheme each registry asked for, learned from its first 401. */
   readonly #challenges = new Map<string, Challenge>();
+  readonly #credentialCache = new Map<string, { value: Promise<Credential | undefined>; until: number }>();
   readonly #chunkSize: number;
   readonly #maxManifest: number;
 
@@ -203,8 +217,22 @@ export class RegistryClient {
 
   // ---------------------------------------------------------------- auth
 
+  /**
+   * Credentials per host, looked up once per client and kept briefly: a credential helper is a
+   * process start, and a pull or a follow check makes many requests.
+   */
   async #credentialFor(registry: string): Promise<Credential | undefined> {
-    return this.#credentials?.get(registry);
+    if (!this.#credentials) return undefined;
+    const hit = this.#credentialCache.get(registry);
+    if (hit && hit.until > Date.now()) return hit.value;
+    const value = this.#credentials.get(registry);
+    this.#credentialCache.set(registry, { value, until: Date.now() + CREDENTIAL_TTL_MS });
+    try {
+      return await value;
+    } catch (err) {
+      this.#credentialCache.delete(registry);
+      throw err;
+    }
   }
 
   /** Authorization header for a request under a known challenge, fetching a token when needed. */
@@ -266,11 +294,11 @@ export class RegistryClient {
       const detail = await readErrorBody(res);
       throw new DiginfraError('REGISTRY_ERROR', `token service ${url.host} for ${registry} answered ${res.statusCode}${detail ? `: ${detail}` : ''}`);
     }
-    const body = JSON.parse((await readLimited(res, 1024 * 1024)).toString('utf8')) as {
+    const body = parseJson<{
       token?: string;
       access_token?: string;
       expires_in?: number;
-    };
+    }>(await readLimited(res, 1024 * 1024), url.host, 'the token request');
     const token = body.access_token ?? body.token;
     if (!token) throw new DiginfraError('REGISTRY_ERROR', `token service ${url.host} returned no token`);
     return { token, ...(body.expires_in !== undefined && { expiresIn: body.expires_in }) };
@@ -314,16 +342,17 @@ export class RegistryClient {
   }
 
   /**
-   * Checks credentials against the registry without storing them (for `repo login`): succeeds when the
-   * registry accepts them for its `/v2/` endpoint.
+   * Checks credentials against the registry without storing them (for `repo login`): 'verified' when
+   * the registry accepted them for `/v2/`, 'unverified' when it admits anonymous callers there (so the
+   * credentials cannot be told apart from wrong ones), an AUTH_REQUIRED error when it refused them.
    */
-  async checkLogin(registry: string, cred: Credential): Promise<void> {
+  async checkLogin(registry: string, cred: Credential): Promise<'verified' | 'unverified'> {
     const url = this.#url(registry, '/v2/');
     const first = await this.transport.send(registry, { method: 'GET', url });
     if (first.statusCode === 200) {
       await first.body.dump();
-      // Open registry: still prove the credentials by asking for a token if it issues them.
-      return;
+      // The registry lets anyone in: nothing can prove or disprove the credentials.
+      return 'unverified';
     }
     if (first.statusCode !== 401) {
       const detail = await readErrorBody(first);
@@ -343,6 +372,7 @@ export class RegistryClient {
       });
     }
     if (second.statusCode !== 200) throw new DiginfraError('REGISTRY_ERROR', `${registry}/v2/ answered ${second.statusCode}`);
+    return 'verified';
   }
 
   /** GET /v2/: is this a registry, and can we talk to it. */
@@ -454,7 +484,7 @@ export class RegistryClient {
       const res = await this.#send(ref.registry, [repositoryScope(ref.repository, ['pull'])], { method: 'GET', url });
       if (res.statusCode !== 200) throw await statusError(res, { registry: ref.registry, repository: ref.repository }, 'tags');
       const next = nextLink(res, url);
-      const body = JSON.parse((await readLimited(res, 16 * 1024 * 1024)).toString('utf8')) as { tags?: string[] | null };
+      const body = parseJson<{ tags?: string[] | null }>(await readLimited(res, 16 * 1024 * 1024), ref.registry, 'the tag list');
       tags.push(...(body.tags ?? []));
       url = next;
     }
@@ -469,7 +499,7 @@ export class RegistryClient {
       const res = await this.#send(registry, ['registry:catalog:*'], { method: 'GET', url });
       if (res.statusCode !== 200) throw await statusError(res, { registry, repository: '_catalog' }, 'catalog');
       const next = nextLink(res, url);
-      const body = JSON.parse((await readLimited(res, 16 * 1024 * 1024)).toString('utf8')) as { repositories?: string[] };
+      const body = parseJson<{ repositories?: string[] }>(await readLimited(res, 16 * 1024 * 1024), registry, 'the catalog');
       repos.push(...(body.repositories ?? []));
       url = next;
     }
@@ -491,12 +521,12 @@ export class RegistryClient {
     });
     let manifests: Descriptor[];
     if (res.statusCode === 200 && header(res, 'content-type')?.startsWith(OCI_INDEX)) {
-      manifests = ((JSON.parse((await readLimited(res, this.#maxManifest)).toString('utf8')) as ImageIndex).manifests ?? []);
+      manifests = parseJson<ImageIndex>(await readLimited(res, this.#maxManifest), ref.registry, 'the referrers request').manifests ?? [];
       const filtered = header(res, 'oci-filters-applied')?.includes('artifactType');
       if (filtered) return manifests;
     } else {
-      await res.body.dump();
       if (res.statusCode !== 404 && res.statusCode !== 200) throw await statusError(res, ref, 'referrers');
+      await res.body.dump();
       manifests = (await this.#referrersTagIndex(ref, digest))?.manifests ?? [];
     }
     return artifactType ? manifests.filter((m) => m.artifactType === artifactType) : manifests;
@@ -703,6 +733,8 @@ function sliceStream(blob: BlobSource, start: number, end: number): Readable {
       cb();
     },
   });
+  // pipe() does not forward errors: a read error of the source must fail the PATCH body, not hang it.
+  source.on('error', (err) => slicer.destroy(err));
   return source.pipe(slicer);
 }
 

@@ -4,6 +4,7 @@
  * with backoff that honour `Retry-After`.
  */
 import { readFileSync } from 'node:fs';
+import { getCACertificates } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
 import { DiginfraError } from '../errors.js';
@@ -120,7 +121,10 @@ export function networkError(host: string, err: unknown): DiginfraError {
  * (HTTPS_PROXY, HTTP_PROXY, NO_PROXY). Shared by the registry transport and index downloads.
  */
 export function createDispatcher(opts: { insecure?: boolean; ca?: string; connectTimeoutMs: number; readTimeoutMs: number; env: NodeJS.ProcessEnv }): Dispatcher {
-  const tls = { rejectUnauthorized: opts.insecure !== true, ...(opts.ca !== undefined && { ca: opts.ca }) };
+  // An explicit `ca` replaces Node's trust store; extra CAs are meant to add to it (public blob
+  // storage behind a private registry's redirects must still verify). 'default' is what Node trusts
+  // without options: its bundle plus NODE_EXTRA_CA_CERTS (and the system store with --use-system-ca).
+  const tls = { rejectUnauthorized: opts.insecure !== true, ...(opts.ca !== undefined && { ca: [...getCACertificates('default'), opts.ca] }) };
   const common = {
     connect: { ...tls, timeout: opts.connectTimeoutMs },
     headersTimeout: opts.readTimeoutMs,

@@ -135,6 +135,28 @@ describe('repo commands: errors and credentials', () => {
     expect(push.code).toBe(0);
   });
 
+  it('asks a docker credential helper once per registry, not once per request', async () => {
+    const env = await cliEnv();
+    const bin = join(env.HOME, 'bin');
+    await mkdir(bin, { recursive: true });
+    const calls = join(env.HOME, 'helper-calls');
+    await writeFile(
+      join(bin, 'docker-credential-counting'),
+      `#!/bin/sh\nread server\necho "$server" >> ${calls}\necho '{"Username":"${reg.username}","Secret":"${reg.password}"}'\n`,
+      { mode: 0o755 },
+    );
+    await mkdir(env.DOCKER_CONFIG!, { recursive: true });
+    await writeFile(join(env.DOCKER_CONFIG!, 'config.json'), JSON.stringify({ credsStore: 'counting' }));
+    const p = await pluginFiles();
+    const push = await runCli(
+      ['repo', 'push', `${reg.host}/plugins/helper:1.0.0`, p.amd64, p.arm64, '--type', 'plugin', '--version', '1.0.0', '--platform', 'linux/amd64', '--platform', 'linux/arm64', '--plain-http'],
+      { env: { ...env, PATH: `${bin}:${env.PATH}` } },
+    );
+    expect(push.stderr).toBe('');
+    expect(push.code).toBe(0);
+    expect((await readFile(calls, 'utf8')).trim().split('\n')).toEqual([reg.host]);
+  });
+
   it('reports usage errors with exit code 2', async () => {
     const env = await cliEnv();
     const badRef = await runCli(['repo', 'pull', 'localhost:5000/Upper/Case'], { env });
@@ -203,5 +225,41 @@ describe('repo pull safety', () => {
     const pull = await runCli(['repo', 'pull', '127.0.0.1:9/rules/none:1', '--plain-http'], { env });
     expect(pull.code).toBe(1);
     expect(pull.stderr).toContain('cannot reach 127.0.0.1:9');
+  });
+});
+
+describe('TLS trust', () => {
+  it('adds --ca-file to the CAs Node already trusts instead of replacing them', async () => {
+    const own = await startRegistry({ tls: true });
+    const other = await startRegistry({ tls: true });
+    try {
+      // `other` is trusted the way a public registry is (Node's default store, here via NODE_EXTRA_CA_CERTS);
+      // --ca-file adds `own`'s private CA. Both must verify in one run of the CLI.
+      const env = await cliEnv({ NODE_EXTRA_CA_CERTS: other.caFile! });
+      const push = await runCli(['repo', 'push', `${other.host}/rules/public`, RULES, '--type', 'rulesfile', '--version', '1.0.0', '--ca-file', own.caFile!], { env });
+      expect(push.stderr).toBe('');
+      expect(push.code).toBe(0);
+      const pushOwn = await runCli(['repo', 'push', `${own.host}/rules/private`, RULES, '--type', 'rulesfile', '--version', '1.0.0', '--ca-file', own.caFile!], { env });
+      expect(pushOwn.code).toBe(0);
+      const untrusted = await runCli(['repo', 'pull', `${own.host}/rules/private:1.0.0`, '--dest', await mkdtemp(join(tmpdir(), 'x-'))], { env });
+      expect(untrusted.code).toBe(1);
+      expect(untrusted.stderr).toContain('--ca-file');
+    } finally {
+      await own.stop();
+      await other.stop();
+    }
+  });
+
+  it('says when the credentials of an open registry could not be checked', async () => {
+    const open = await startRegistry();
+    try {
+      const env = await cliEnv();
+      const login = await runCli(['repo', 'login', open.host, '-u', 'bob', '--password-stdin', '--plain-http'], { env, input: 'whatever\n' });
+      expect(login.code).toBe(0);
+      expect(login.stdout).toContain('not verified');
+      expect(login.stderr).toContain('admits anonymous access');
+    } finally {
+      await open.stop();
+    }
   });
 });

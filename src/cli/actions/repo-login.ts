@@ -35,15 +35,28 @@ export async function runLogin(ctx: CliContext, registryText: string, flags: Log
   if (flags.password !== undefined) ctx.logger.warn('--password on the command line is insecure; prefer --password-stdin');
   const config = await loadCliConfig(ctx);
   // A client without stored credentials: the check must use exactly the ones given.
-  const client = new RegistryClient({ hostSettings: hostSettingsFor(config.registry, registryFlags(flags)) });
+  // Credentials belong to the registry named, so check them there, not at a configured mirror.
+  const settings = hostSettingsFor(config.registry, registryFlags(flags));
+  const client = new RegistryClient({
+    hostSettings: (host) => {
+      const { mirror: _mirror, ...own } = settings(host);
+      return own;
+    },
+  });
+  let checked: 'verified' | 'unverified';
   try {
-    await client.checkLogin(registry, { username: flags.username, password });
+    checked = await client.checkLogin(registry, { username: flags.username, password });
   } finally {
     await client.close();
   }
   const store = new CredentialStore();
   await store.save(registry, { username: flags.username, password });
-  ctx.out(`login succeeded: credentials for ${registry} saved in ${store.path}`);
+  if (checked === 'unverified') {
+    ctx.logger.warn(`${registry} admits anonymous access, so the credentials could not be checked; saved them anyway`);
+    ctx.out(`credentials for ${registry} saved (not verified: the registry needs none) in ${store.path}`);
+  } else {
+    ctx.out(`login succeeded: credentials for ${registry} saved in ${store.path}`);
+  }
 }
 
 export async function runLogout(ctx: CliContext, registryText: string): Promise<void> {
