@@ -81,6 +81,29 @@ describe('artifact info', () => {
     expect(latest.stdout).toMatch(/^PLATFORMS\s+any \(platform-independent\)$/m);
   });
 
+  it('lists manifests that refer to the artifact (a signature pushed with a subject)', async () => {
+    const { parseOciReference } = await import('../../src/reference/reference.js');
+    const { bufferBlob, sha256Digest } = await import('../../src/registry/client.js');
+    const ref = parseOciReference(`${reg.host}/acme/k8saudit:0.7.0`);
+    const subject = await client.resolve(ref);
+    const empty = bufferBlob(Buffer.from('{}'));
+    await client.pushBlob(ref, empty);
+    const sig = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json',
+        config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: empty.digest, size: empty.size },
+        layers: [{ mediaType: 'application/vnd.oci.empty.v1+json', digest: empty.digest, size: empty.size }],
+        subject,
+      }),
+    );
+    await client.pushManifest({ registry: ref.registry, repository: ref.repository, digest: sha256Digest(sig) }, sig, 'application/vnd.oci.image.manifest.v1+json');
+    const r = await runCli(['artifact', 'info', `${reg.host}/acme/k8saudit:0.7.0`, '-o', 'json'], { env });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).referrers).toEqual([{ digest: sha256Digest(sig), artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json' }]);
+  });
+
   it('names what is missing', async () => {
     const unknown = await runCli(['artifact', 'info', 'nope'], { env });
     expect(unknown.code).toBe(1);

@@ -51,6 +51,8 @@ export async function runArtifactInfo(ctx: CliContext, refText: string, flags: I
     const selected = digest ?? (await selectTag(client, repo, tag));
     const ref: OciReference = digest ? { ...repo, digest } : { ...repo, tag: selected };
     const summary = await inspectArtifact(client, ref);
+    // Signatures, SBOMs and other manifests attached to this one (OCI 1.1 referrers, or the tag fallback).
+    const referrers = await client.referrers(repo, summary.ref.digest);
     const info = {
       ...(entry && { index, entry }),
       reference: formatReference(summary.ref),
@@ -66,6 +68,7 @@ export async function runArtifactInfo(ctx: CliContext, refText: string, flags: I
       dependencies: summary.config.dependencies ?? [],
       requirements: summary.config.requirements ?? [],
       annotations: summary.annotations,
+      referrers: referrers.map((r) => ({ digest: r.digest, ...(r.artifactType !== undefined && { artifactType: r.artifactType }) })),
     };
     if (format === 'json') {
       ctx.out(JSON.stringify(info, null, 2));
@@ -86,6 +89,7 @@ export async function runArtifactInfo(ctx: CliContext, refText: string, flags: I
       ['DEPENDENCIES', info.dependencies.map((d) => [d, ...(d.alternatives ?? [])].map((x) => `${x.name}:${x.version}`).join(' | ')).join(', ') || 'none'],
       ['REQUIREMENTS', info.requirements.map((r) => `${r.name}:${r.version}`).join(', ') || 'none'],
       ['TAGS', tags.join(', ')],
+      ['REFERRERS', info.referrers.map((r) => `${r.artifactType ?? 'unknown type'} ${r.digest}`).join(', ') || 'none'],
     );
     const width = Math.max(...rows.map(([k]) => k.length));
     ctx.out(rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n'));
