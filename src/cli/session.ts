@@ -15,7 +15,8 @@ export interface RegistryFlagOptions {
 }
 
 export async function loadCliConfig(ctx: CliContext): Promise<DiginfraConfig> {
-  const { config } = await loadConfig(ctx.configPath === undefined ? {} : { path: ctx.configPath });
+  const { config, warnings } = await loadConfig(ctx.configPath === undefined ? {} : { path: ctx.configPath });
+  for (const w of warnings) ctx.logger.warn(w);
   return config;
 }
 

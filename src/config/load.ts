@@ -10,6 +10,8 @@ import { checkConfig, configError } from './validate.js';
 import { applyEnv, fileSources } from './layers.js';
 import { resolveConfigPath, xdgCacheHome, type Env } from './paths.js';
 import { writeFileAtomic } from './atomic-write.js';
+import { KEYS } from './keys.js';
+import { closest } from './suggest.js';
 
 export interface LoadConfigOptions {
   /** The `--config` flag. */
@@ -125,5 +127,20 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<LoadedCo
   const path = resolveConfigPath({ ...opts, env });
   const file = await loadConfigFile(path, env);
   const layered = applyEnv(file.config, fileSources(file.present), env);
-  return { config: layered.config, path, sources: layered.sources, exists: file.exists, warnings: file.warnings };
+  return { config: layered.config, path, sources: layered.sources, exists: file.exists, warnings: [...file.warnings, ...unknownEnvWarnings(env)] };
+}
+
+/** Variables that are not keys of the config (or the tool's own switches). */
+const OTHER_ENV = new Set(['DIGINFRACTL_CONFIG', 'DIGINFRACTL_DEBUG', 'DIGINFRACTL_DEMO_KEEP']);
+
+/** A misspelt DIGINFRACTL_* variable would be silently ignored: say so, with the nearest real one. */
+export function unknownEnvWarnings(env: Env): string[] {
+  const known = new Set(KEYS.map((k) => k.env));
+  return Object.keys(env)
+    .filter((name) => name.startsWith('DIGINFRACTL_') && !known.has(name) && !OTHER_ENV.has(name))
+    .sort()
+    .map((name) => {
+      const near = closest(name, known);
+      return `environment variable ${name} is not a diginfractl setting and is ignored${near ? ` (did you mean ${near}?)` : ''}`;
+    });
 }

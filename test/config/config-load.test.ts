@@ -173,3 +173,12 @@ describe('saveConfig', () => {
     expect(await readFile(path, 'utf8')).toBe('a: [\n');
   });
 });
+
+describe('unknown environment variables', () => {
+  it('warns about a misspelt DIGINFRACTL_* variable with the nearest real one', async () => {
+    const { unknownEnvWarnings } = await import('../../src/config/load.js');
+    expect(unknownEnvWarnings({ DIGINFRACTL_INSTAL_REFS: 'x', DIGINFRACTL_CONFIG: '/x', PATH: '/bin' })).toEqual([
+      'environment variable DIGINFRACTL_INSTAL_REFS is not a diginfractl setting and is ignored (did you mean DIGINFRACTL_INSTALL_REFS?)',
+    ]);
+  });
+});

@@ -28,6 +28,7 @@ export async function runArtifactInfo(ctx: CliContext, refText: string, flags: I
   const parsed = parseArtifactRef(refText);
   const loaded = await loadConfig(ctx.configPath === undefined ? {} : { path: ctx.configPath });
   const { config } = loaded;
+  for (const w of loaded.warnings) ctx.logger.warn(w);
   let repo: OciReference;
   let tag: string | undefined;
   let digest: string | undefined;
