@@ -6,15 +6,18 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DiginfraError } from '../errors.js';
+import { STALE_STAGING_MS } from '../util/atomic-fs.js';
 import type { OciReference } from '../reference/reference.js';
 import type { FetchedManifest, RegistryClient } from '../registry/client.js';
 import { MANIFEST_ACCEPT, type Descriptor } from '../registry/media-types.js';
 
 const DIGEST_RE = /^(sha256|sha512):([a-f0-9]{64}|[a-f0-9]{128})$/;
+/** Temp files of unfinished writes in a blobs/<algorithm> dir: downloadBlob's and put()'s. */
+const TEMP_RE = /^(\.[a-f0-9]+\.partial-\d+-[a-z0-9]+|[a-f0-9]+\.\d+\.[a-z0-9]+\.tmp)$/;
 
 export interface BlobFetch {
   path: string;
@@ -95,6 +98,45 @@ export class BlobCache {
     } catch {
       await rm(tmp, { force: true }).catch(() => undefined);
     }
+  }
+
+  /**
+   * Removes the temp files of writes that never finished (a crash, a kill): the download temp files
+   * (`.<hex>.partial-<pid>-<random>`, RegistryClient.downloadBlob) and put()'s (`<hex>.<pid>.<random>.tmp`)
+   * not modified for `olderThanMs` (default 10 min; a download in progress keeps its file's mtime
+   * fresh). Best effort; returns the paths removed.
+   */
+  async sweepTemp(olderThanMs: number = STALE_STAGING_MS): Promise<string[]> {
+    const removed: string[] = [];
+    const cutoff = Date.now() - olderThanMs;
+    let algorithms: string[];
+    try {
+      algorithms = await readdir(this.dir);
+    } catch {
+      return removed;
+    }
+    for (const algorithm of algorithms) {
+      const dir = join(this.dir, algorithm);
+      let names: string[];
+      try {
+        names = await readdir(dir);
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        if (!TEMP_RE.test(name)) continue;
+        const path = join(dir, name);
+        try {
+          const st = await lstat(path);
+          if (!st.isFile() || st.mtimeMs > cutoff) continue;
+          await rm(path, { force: true });
+          removed.push(path);
+        } catch {
+          // gone meanwhile
+        }
+      }
+    }
+    return removed;
   }
 
   /** The cached copy, or a fresh download (verified while streaming) into the cache. */

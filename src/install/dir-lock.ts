@@ -3,10 +3,19 @@
  * `open(..., 'wx')` (O_CREAT|O_EXCL, atomic on local filesystems) and holding the owner's pid, host
  * and start time. A second install waits (polling) up to a timeout, then fails with LOCKED.
  *
- * A lock is stale, and taken over, when its owner is gone: on the same host, a pid that no longer
- * exists; from another host (e.g. an earlier pod sharing a hostPath), a lock file not refreshed for
- * `staleMs` (the holder touches it every `staleMs / 4`).
+ * A lock is stale, and taken over, when its owner is gone. The owner is judged by its pid only when
+ * the pid means the same thing to us: same host AND same PID namespace (`/proc/self/ns/pid`).
+ * Containers of one Kubernetes pod share the hostname but not the PID namespace, and each runs as
+ * pid 1, so there a pid says nothing. Then:
+ * - same host, same PID namespace: stale when the pid no longer exists, or when it is our own pid
+ *   but the lock records another process start time (a dead process's pid that we now have; the
+ *   same pid and start time is another lock of this very process, which is live);
+ * - another host (e.g. an earlier pod sharing a hostPath), another PID namespace, or a lock that
+ *   does not record its namespace where we have one (an older diginfractl): stale when the lock
+ *   file was not refreshed for `staleMs` (a live holder touches it every `staleMs / 4`). This is
+ *   slower to take over a dead owner's lock, never wrong about a live one.
  */
+import { readlinkSync } from 'node:fs';
 import { link, mkdir, open, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -29,7 +38,50 @@ export interface DirLockOptions {
 export interface LockOwner {
   pid: number;
   host: string;
+  /** When the lock was taken (ISO 8601). */
   startedAt: string;
+  /** `readlink /proc/self/ns/pid` of the holder (e.g. `pid:[4026531836]`); absent where there is no /proc. */
+  pidNs?: string;
+  /** When the holder process started (ms since the epoch): tells a reused pid from the holder. */
+  processStart?: number;
+}
+
+/** Two start times closer than this are the same process (the value is computed, not read). */
+const START_TOLERANCE_MS = 2000;
+
+function readPidNamespace(): string | undefined {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return undefined;
+  }
+}
+
+/** This process as a lock records it: its PID namespace and start time, computed once. */
+const SELF: { pidNs: string | undefined; processStart: number } = {
+  pidNs: readPidNamespace(),
+  processStart: Math.round(Date.now() - process.uptime() * 1000),
+};
+
+/** What a lock taken now by this process records. */
+export function currentOwner(): LockOwner {
+  return {
+    pid: process.pid,
+    host: hostname(),
+    startedAt: new Date().toISOString(),
+    ...(SELF.pidNs !== undefined && { pidNs: SELF.pidNs }),
+    processStart: SELF.processStart,
+  };
+}
+
+/**
+ * How `owner` can be judged from here: by its pid (same host and same PID namespace, both known or
+ * both unknown), or only by the age of the lock file.
+ */
+export function judgedBy(owner: LockOwner | undefined): 'pid' | 'age' {
+  if (!owner || owner.host !== hostname()) return 'age';
+  if (owner.pidNs !== SELF.pidNs) return 'age';
+  return 'pid';
 }
 
 export interface HeldLocks {
@@ -63,7 +115,12 @@ async function readOwner(path: string): Promise<{ owner: LockOwner | undefined; 
 }
 
 async function isStale(path: string, owner: LockOwner | undefined, staleMs: number): Promise<boolean> {
-  if (owner && owner.host === hostname()) return owner.pid !== process.pid && !pidAlive(owner.pid);
+  if (owner && judgedBy(owner) === 'pid') {
+    // Our own pid: another lock of this process (live) unless it records another start time, in
+    // which case it is a dead process's whose pid we now have.
+    if (owner.pid === process.pid) return typeof owner.processStart === 'number' && Math.abs(owner.processStart - SELF.processStart) > START_TOLERANCE_MS;
+    return !pidAlive(owner.pid);
+  }
   try {
     const st = await stat(path);
     return Date.now() - st.mtimeMs > staleMs;
@@ -109,7 +166,7 @@ async function tryCreate(path: string, owner: LockOwner): Promise<boolean> {
 
 async function acquireOne(dir: string, opts: Required<Omit<DirLockOptions, 'onWait'>> & Pick<DirLockOptions, 'onWait'>, deadline: number): Promise<string> {
   const path = join(dir, DIR_LOCK_NAME);
-  const owner: LockOwner = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
+  const owner = currentOwner();
   let told = false;
   for (;;) {
     if (await tryCreate(path, owner)) return path;

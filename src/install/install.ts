@@ -1,19 +1,23 @@
 /**
- * `artifact install` end to end: plan (resolve, dependencies, checks) -> lock the target dirs ->
- * stage every artifact (blobs from the cache, downloaded on a miss) -> move all files in -> delete what
- * an older version shipped and the new one does not -> write the lock file. Until the move, nothing in
- * the target dirs changes, so any failure before it leaves them exactly as they were.
+ * `artifact install` end to end: plan (resolve, dependencies, checks) -> lock the target dirs (and
+ * sweep what a crashed run left there) -> stage every artifact (blobs from the cache, downloaded on a
+ * miss) -> check that no file belongs to two artifacts -> move all files in, delete what an older
+ * version shipped and the new one does not, write the lock file: that last step all or nothing
+ * (commitStagedAll keeps the previous version of every replaced file until the lock file is
+ * written, and puts them all back on any failure). So any failure leaves the target dirs and the
+ * lock file exactly as they were.
  */
 import { readFile, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { DiginfraError } from '../errors.js';
 import { formatReference } from '../reference/reference.js';
 import { formatPlatform } from '../registry/media-types.js';
+import { sweepStaleStaging, writeFileAtomic } from '../util/atomic-fs.js';
 import { withManifestCache, type BlobCache } from './cache.js';
 import { acquireDirLocks, type LockOwner } from './dir-lock.js';
 import { formatLockfile, mergeLock, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './lockfile.js';
 import { planFrozen, planInstall, type InstallPlan, type PlanOptions, type PlannedArtifact, type ResolveSession, type SkippedArtifact } from './plan.js';
-import { commitStaged, discardStaged, stageArtifact, type BlobEvent, type StagedArtifact } from './stage.js';
+import { commitStagedAll, discardStaged, stageArtifact, type BlobEvent, type StagedArtifact } from './stage.js';
 
 export interface InstallOptions extends PlanOptions {
   /** References as typed (names, INDEX::names, registry refs). */
@@ -94,8 +98,13 @@ function inside(dir: string, rel: string): string | undefined {
   return join(dir, n);
 }
 
-/** Two artifacts of one install that would write the same file. */
-function checkCollisions(staged: readonly StagedArtifact[]): void {
+/**
+ * Refuses an install where two artifacts would write the same file: two of this install, or one of
+ * this install and one that the lock file records (installed earlier, not part of this install).
+ * Replacing the other artifact's file would silently drop its content while the lock file still
+ * says it is there; the user decides which one to keep.
+ */
+function checkCollisions(staged: readonly StagedArtifact[], previous: Lockfile | undefined, planned: readonly PlannedArtifact[], lockfile: string): void {
   const owner = new Map<string, string>();
   for (const s of staged) {
     for (const f of s.files) {
@@ -106,6 +115,19 @@ function checkCollisions(staged: readonly StagedArtifact[]): void {
         throw new DiginfraError('ARTIFACT_INVALID', `${other} and ${label} both ship ${abs}`, { hint: 'install them into different directories, or only one of them; nothing was written' });
       }
       owner.set(abs, label);
+    }
+  }
+  const plannedNames = new Set(planned.map((p) => p.name));
+  for (const e of previous?.artifacts ?? []) {
+    if (plannedNames.has(e.name)) continue;
+    for (const rel of e.files) {
+      const abs = inside(resolve(e.dir), rel);
+      const label = abs === undefined ? undefined : owner.get(abs);
+      if (label !== undefined) {
+        throw new DiginfraError('ARTIFACT_INVALID', `${label} ships ${abs}, which belongs to ${e.type} ${e.name} ${e.version} (installed earlier, recorded in ${lockfile})`, {
+          hint: `nothing was written; install ${label.split(' ')[0]} into another directory, or, if ${e.name} is no longer wanted, delete its files and its entry in ${lockfile} first`,
+        });
+      }
     }
   }
 }
@@ -156,6 +178,11 @@ export async function installArtifacts(opts: InstallOptions): Promise<InstallRes
   const staged: StagedArtifact[] = [];
   let committed = 0;
   try {
+    // Under the lock no install of ours is using these dirs: what a crashed run left is removed.
+    for (const dir of locks.dirs) {
+      for (const path of await sweepStaleStaging(dir)) session.debug?.(`removed ${path}, left by an install that did not finish`);
+    }
+    for (const path of await opts.cache.sweepTemp()) session.debug?.(`removed ${path}, an unfinished download`);
     // Read under the lock: another install may have just finished.
     const previous = await readLockfile(lockfile);
     for (const p of plan.artifacts) {
@@ -168,18 +195,34 @@ export async function installArtifacts(opts: InstallOptions): Promise<InstallRes
       result.downloaded.blobs += s.downloaded.blobs;
       result.downloaded.bytes += s.downloaded.bytes;
     }
-    checkCollisions(staged);
+    checkCollisions(staged, previous, plan.artifacts, lockfile);
 
-    // Everything is staged: from here on, files move into place.
+    // Everything is staged: from here on, files move into place, all or nothing: a failure in any
+    // artifact's move, in a removal or in writing the lock file puts every file back as it was.
     const newFiles = new Map(plan.artifacts.map((p, i) => [p.name, staged[i]!.files.map((f) => f.rel)]));
-    const entries: LockEntry[] = [];
+    const entries = plan.artifacts.map((p, i) => lockEntryOf(p, staged[i]!.files.map((f) => f.rel).sort()));
+    const next = mergeLock(previous, entries);
+    const text = await formatLockfile(next);
+    const current = await readFile(lockfile, 'utf8').catch(() => undefined);
+    committed = staged.length; // commitStagedAll removes the staging dirs, whatever happens
+    const { sets, removed } = await commitStagedAll(staged, {
+      remove: staleFiles(previous, plan.artifacts, newFiles),
+      beforeCommit: async () => {
+        if (current === text) return;
+        try {
+          await writeLockfile(lockfile, next);
+        } catch (err) {
+          // Written but not synced (the rename succeeded): put the previous one back with the files.
+          if ((await readFile(lockfile, 'utf8').catch(() => undefined)) === text) {
+            await (current === undefined ? rm(lockfile, { force: true }) : writeFileAtomic(lockfile, current)).catch(() => undefined);
+          }
+          throw err;
+        }
+      },
+    });
     for (const [i, p] of plan.artifacts.entries()) {
-      const s = staged[i]!;
-      const { placed } = await commitStaged(s);
-      committed = i + 1;
       const dir = resolve(p.dir);
-      const rels = s.files.map((f) => f.rel).sort();
-      entries.push(lockEntryOf(p, rels));
+      const rels = entries[i]!.files;
       const a = p.artifact;
       result.installed.push({
         name: p.name,
@@ -195,19 +238,12 @@ export async function installArtifacts(opts: InstallOptions): Promise<InstallRes
         ...(a.platform !== undefined && { platform: formatPlatform(a.platform) }),
         dir,
         files: rels.map((r) => join(dir, r)),
-        placed: placed.map((r) => join(dir, r)).sort(),
+        placed: sets[i]!.placed.map((r) => join(dir, r)).sort(),
         requiredBy: p.requiredBy,
         dependencies: p.dependencies,
       });
     }
-    for (const abs of staleFiles(previous, plan.artifacts, newFiles)) {
-      await rm(abs, { force: true });
-      result.removed.push(abs);
-    }
-    const next = mergeLock(previous, entries);
-    const text = await formatLockfile(next);
-    const current = await readFile(lockfile, 'utf8').catch(() => undefined);
-    if (current !== text) await writeLockfile(lockfile, next);
+    result.removed.push(...removed);
     return result;
   } finally {
     for (const s of staged.slice(committed)) await discardStaged(s).catch(() => undefined);

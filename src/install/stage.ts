@@ -11,13 +11,13 @@ import { extractLayer } from '../artifact/archive.js';
 import { DEFAULT_MAX_LAYER_BYTES, type ResolvedArtifact } from '../artifact/pull.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { Descriptor } from '../registry/media-types.js';
-import { makeStagingDir, placeFiles, removeDir } from '../util/atomic-fs.js';
+import { makeStagingDir, placeFiles, placeFileSets, removeDir, type PlaceFileSetsOptions } from '../util/atomic-fs.js';
 import type { BlobCache } from './cache.js';
 import { DIR_LOCK_NAME } from './dir-lock.js';
 import { LOCKFILE_NAME } from './lockfile.js';
 
 /** Names an artifact may not ship: the install's own bookkeeping files. */
-const RESERVED = new Set([LOCKFILE_NAME, DIR_LOCK_NAME]);
+export const RESERVED = new Set([LOCKFILE_NAME, DIR_LOCK_NAME]);
 
 export type BlobEvent =
   | { kind: 'start'; artifact: string; digest: string; size: number; cached: false }
@@ -123,6 +123,25 @@ export async function commitStaged(staged: StagedArtifact): Promise<{ placed: st
     return await placeFiles(staged.staging, staged.files, staged.dest, { skipIdentical: true });
   } finally {
     await removeDir(staged.staging);
+  }
+}
+
+/**
+ * Moves every staged artifact into place ALL OR NOTHING (placeFileSets): the previous version of each
+ * replaced file is kept until the end, and a failure anywhere (a rename, a removal in `opts.remove`,
+ * `opts.beforeCommit`) puts every file back as it was. The staging dirs are removed either way.
+ */
+export async function commitStagedAll(
+  staged: readonly StagedArtifact[],
+  opts: Pick<PlaceFileSetsOptions, 'remove' | 'beforeCommit'> = {},
+): Promise<{ sets: { placed: string[]; unchanged: string[] }[]; removed: string[] }> {
+  try {
+    return await placeFileSets(
+      staged.map((s) => ({ stagingDir: s.staging, files: s.files, destDir: s.dest })),
+      { skipIdentical: true, ...opts },
+    );
+  } finally {
+    for (const s of staged) await removeDir(s.staging).catch(() => undefined);
   }
 }
 

@@ -2,11 +2,13 @@
  * `diginfractl artifact install` as a user runs it: the built CLI as a child process, with its own
  * config (DIGINFRACTL_CONFIG), XDG dirs and an index served from a file:// URL. Needs `npm run build`.
  */
-import { access, readFile, readdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { DIR_LOCK_NAME, currentOwner } from '../../src/install/dir-lock.js';
+import { readLockfile } from '../../src/install/lockfile.js';
 import type { RegistryClient } from '../../src/registry/client.js';
 import { CLI, cliEnv, runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -26,6 +28,8 @@ beforeAll(async () => {
   await pushPlugin(client, reg.host, 'acme/json', 'json', '0.7.0', { addFloatingTags: true });
   await pushPlugin(client, reg.host, 'acme/json', 'json', '1.0.0', { addFloatingTags: true });
   await pushRules(client, `${reg.host}/acme/falco-rules:3.0.0`, '3.0.0', { name: 'falco-rules', dependencies: [{ name: 'json', version: '0.7.0' }], addFloatingTags: true });
+  await pushRules(client, `${reg.host}/acme/extra-rules:1.0.0`, '1.0.0', { name: 'extra-rules', content: '- list: extra\n  items: []\n', fileName: 'extra.yaml' });
+  await pushRules(client, `${reg.host}/acme/more-rules:1.0.0`, '1.0.0', { name: 'more-rules', content: '- list: more\n  items: []\n', fileName: 'more.yaml' });
   await pushRules(client, `${reg.host}/acme/other-rules:1.0.0`, '1.0.0', { name: 'other-rules', content: '- list: o\n  items: []\n', fileName: 'other.yaml', dependencies: [{ name: 'json', version: '1.0.0' }] });
   const indexDir = await tempDir('diginfractl-index-');
   const indexFile = join(indexDir, 'index.yaml');
@@ -158,20 +162,41 @@ describe('diginfractl artifact install', () => {
     expect(miss.stderr).toContain('"json:1" is not in the lock file');
   });
 
-  it('two concurrent installs into the same dirs: each succeeds or fails with LOCKED, files stay whole', async () => {
+  it('waits for an install lock held by a live process, then fails with LOCKED (exit 1) and writes nothing', async () => {
     const n = await node({ refs: ['falco-rules:3'], platform: 'linux/amd64' });
+    // This test process holds the rules dir's lock: alive, on this host, in this PID namespace.
+    await mkdir(n.rules, { recursive: true });
+    const lock = join(n.rules, DIR_LOCK_NAME);
+    await writeFile(lock, JSON.stringify(currentOwner()));
+    const started = Date.now();
+    const r = await runCli(['artifact', 'install', '--lock-timeout', '1'], { env: n.env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${n.rules} is locked by another install (pid ${process.pid} on `);
+    expect(r.stderr).toContain('gave up after 1 s');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(await readdir(n.rules)).toEqual([DIR_LOCK_NAME]);
+    // No file, and no lock of the failed run left behind anywhere.
+    expect(await readdir(n.plugins).catch(() => [])).toEqual([]);
+    expect(JSON.parse(await readFile(lock, 'utf8')).pid).toBe(process.pid);
+  });
+
+  it('concurrent installs of different artifacts into the same dirs: all succeed, one after the other, and the lock file has them all', async () => {
+    const n = await node({ platform: 'linux/amd64' });
     const runs = await Promise.all([
-      runCli(['artifact', 'install', '--lock-timeout', '30'], { env: n.env }),
-      runCli(['artifact', 'install', '--lock-timeout', '30'], { env: n.env }),
-      runCli(['artifact', 'install', '--lock-timeout', '30'], { env: n.env }),
+      runCli(['artifact', 'install', 'falco-rules:3', '--lock-timeout', '30'], { env: n.env }),
+      runCli(['artifact', 'install', 'falco-rules:3', '--lock-timeout', '30'], { env: n.env }),
+      runCli(['artifact', 'install', `${reg.host}/acme/extra-rules:1.0.0`, '--lock-timeout', '30'], { env: n.env }),
+      runCli(['artifact', 'install', `${reg.host}/acme/more-rules:1.0.0`, '--lock-timeout', '30'], { env: n.env }),
     ]);
-    for (const r of runs) {
-      if (r.code !== 0) expect(r.stderr).toContain('locked by another install');
-    }
-    expect(runs.some((r) => r.code === 0)).toBe(true);
+    for (const r of runs) expect({ code: r.code, stderr: r.stderr.split('\n').filter((l) => l.startsWith('error') || l.startsWith('hint')) }).toEqual({ code: 0, stderr: [] });
     expect(await readFile(join(n.rules, 'falco_rules.yaml'))).toEqual(rulesBytes);
+    expect(await readFile(join(n.rules, 'extra.yaml'), 'utf8')).toBe('- list: extra\n  items: []\n');
+    expect(await readFile(join(n.rules, 'more.yaml'), 'utf8')).toBe('- list: more\n  items: []\n');
     expect(await readFile(join(n.plugins, 'libjson.so'))).toEqual(fakePlugin('json', '0.7.0', 'linux/amd64'));
-    expect((await readdir(n.rules)).sort()).toEqual(['diginfractl.lock', 'falco_rules.yaml']);
+    expect((await readdir(n.rules)).sort()).toEqual(['diginfractl.lock', 'extra.yaml', 'falco_rules.yaml', 'more.yaml']);
     expect(await readdir(n.plugins)).toEqual(['libjson.so']);
+    // Each run read the lock file under the install lock: no run's entries were lost.
+    const lock = await readLockfile(join(n.rules, 'diginfractl.lock'));
+    expect(lock!.artifacts.map((a) => a.name).sort()).toEqual(['extra-rules', 'falco-rules', 'json', 'more-rules']);
   });
 });

@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import { mkdtemp, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DIR_LOCK_NAME, acquireDirLocks } from '../../src/install/dir-lock.js';
+import { DIR_LOCK_NAME, acquireDirLocks, currentOwner } from '../../src/install/dir-lock.js';
 
 async function exists(p: string): Promise<boolean> {
   return stat(p).then(
@@ -33,9 +34,72 @@ describe('install lock', () => {
     const dir = await mkdtemp(join(tmpdir(), 'dirlock-'));
     const child = spawn(process.execPath, ['-e', '0']);
     const deadPid = await new Promise<number>((res) => child.on('exit', () => res(child.pid!)));
-    await writeFile(join(dir, DIR_LOCK_NAME), JSON.stringify({ pid: deadPid, host: hostname(), startedAt: 'x' }));
-    const held = await acquireDirLocks([dir], { timeoutMs: 1000 });
+    // As a lock is written now: same host, same PID namespace, so the pid can be judged.
+    await writeFile(join(dir, DIR_LOCK_NAME), JSON.stringify({ ...currentOwner(), pid: deadPid, processStart: Date.now() - 1000 }));
+    const held = await acquireDirLocks([dir], { timeoutMs: 1000, staleMs: 60_000 });
     expect(JSON.parse(await readFile(join(dir, DIR_LOCK_NAME), 'utf8')).pid).toBe(process.pid);
+    await held.release();
+  });
+
+  it('records the PID namespace and the process start time of its holder', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dirlock-'));
+    const held = await acquireDirLocks([dir]);
+    const owner = JSON.parse(await readFile(join(dir, DIR_LOCK_NAME), 'utf8'));
+    await held.release();
+    expect(owner).toMatchObject({ pid: process.pid, host: hostname(), pidNs: readlinkSync('/proc/self/ns/pid') });
+    expect(Math.abs(owner.processStart - (Date.now() - process.uptime() * 1000))).toBeLessThan(2000);
+  });
+
+  it('takes over a lock that claims this pid but another process start time (a dead process whose pid we have)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dirlock-'));
+    const path = join(dir, DIR_LOCK_NAME);
+    const self = currentOwner();
+    // What pid 1 of a restarted container finds: its own pid, recorded by the previous process.
+    await writeFile(path, JSON.stringify({ ...self, processStart: self.processStart! - 3_600_000 }));
+    const held = await acquireDirLocks([dir], { timeoutMs: 500, pollMs: 20, staleMs: 60_000 });
+    expect(JSON.parse(await readFile(path, 'utf8'))).toMatchObject({ pid: process.pid, processStart: self.processStart });
+    await held.release();
+  });
+
+  it('a lock of this very process (same pid and start time) is live: a second acquisition waits', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dirlock-'));
+    await writeFile(join(dir, DIR_LOCK_NAME), JSON.stringify(currentOwner()));
+    await expect(acquireDirLocks([dir], { timeoutMs: 200, pollMs: 20, staleMs: 60_000 })).rejects.toMatchObject({ code: 'LOCKED' });
+  });
+
+  it.each([
+    { who: 'this pid', pid: process.pid },
+    { who: 'pid 1', pid: 1 },
+  ])('same host, another PID namespace (two containers of a pod), claiming $who: judged by age only', async ({ pid }) => {
+    const dir = await mkdtemp(join(tmpdir(), 'dirlock-'));
+    const path = join(dir, DIR_LOCK_NAME);
+    await writeFile(path, JSON.stringify({ pid, host: hostname(), startedAt: 'x', pidNs: 'pid:[1]', processStart: currentOwner().processStart }));
+    // Fresh: the holder may be alive in its container, whatever its pid means here.
+    await expect(acquireDirLocks([dir], { timeoutMs: 200, pollMs: 20, staleMs: 60_000 })).rejects.toMatchObject({ code: 'LOCKED' });
+    // Not refreshed for longer than staleMs: abandoned, taken over.
+    const old = new Date(Date.now() - 120_000);
+    await utimes(path, old, old);
+    const held = await acquireDirLocks([dir], { timeoutMs: 1000, pollMs: 20, staleMs: 60_000 });
+    expect(JSON.parse(await readFile(path, 'utf8')).pid).toBe(process.pid);
+    await held.release();
+  });
+
+  it('a fresh lock from another PID namespace is not taken over even when its pid does not exist here', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dirlock-'));
+    const child = spawn(process.execPath, ['-e', '0']);
+    const deadPid = await new Promise<number>((res) => child.on('exit', () => res(child.pid!)));
+    await writeFile(join(dir, DIR_LOCK_NAME), JSON.stringify({ pid: deadPid, host: hostname(), startedAt: 'x', pidNs: 'pid:[1]' }));
+    await expect(acquireDirLocks([dir], { timeoutMs: 200, pollMs: 20, staleMs: 60_000 })).rejects.toMatchObject({ code: 'LOCKED' });
+  });
+
+  it('a lock without a PID namespace (older format) is judged by age, never by pid', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dirlock-'));
+    const path = join(dir, DIR_LOCK_NAME);
+    await writeFile(path, JSON.stringify({ pid: 1, host: hostname(), startedAt: 'x' }));
+    await expect(acquireDirLocks([dir], { timeoutMs: 200, pollMs: 20, staleMs: 60_000 })).rejects.toMatchObject({ code: 'LOCKED' });
+    const old = new Date(Date.now() - 120_000);
+    await utimes(path, old, old);
+    const held = await acquireDirLocks([dir], { timeoutMs: 1000, pollMs: 20, staleMs: 60_000 });
     await held.release();
   });
 

@@ -2,8 +2,8 @@
  * The installer against a real registry: platforms, dependencies, conflicts, requirements, atomicity,
  * the blob cache, the lock file and --frozen.
  */
-import { readFile, readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, readdir, rm, stat, utimes } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DiginfraError } from '../../src/errors.js';
 import { readLockfile } from '../../src/install/lockfile.js';
@@ -27,6 +27,13 @@ import {
   seed,
   snapshot,
 } from './setup.js';
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
 
 async function errorOf(p: Promise<unknown>): Promise<DiginfraError> {
   try {
@@ -278,6 +285,96 @@ describe('atomicity', () => {
     expect((await readdir(d.rules)).sort()).toEqual(['diginfractl.lock', 'falco_rules.yaml', 'good_rules.yaml']);
     const lock = await readLockfile(d.lockfile);
     expect(lock!.artifacts.map((a) => a.name).sort()).toEqual(['falco-rules', 'good-rules', 'json']);
+  });
+
+  it("a failure placing the second artifact's files leaves both directories and the lock file as they were", async () => {
+    // v1: a rules file (two files) and a plugin; v2 of both: new bytes, and the plugin gains a file.
+    const r1 = await file('atom.yaml', 'atom v1\n');
+    const r1b = await file('atom_extra.yaml', 'extra v1\n');
+    const r2 = await file('atom.yaml', 'atom v2\n');
+    await push(client, `${host}/acme/atom-rules:1.0.0`, { type: 'rulesfile', version: '1.0.0', name: 'atom-rules', files: [r1, r1b] });
+    await push(client, `${host}/acme/atom-rules:2.0.0`, { type: 'rulesfile', version: '2.0.0', name: 'atom-rules', files: [r2] });
+    await push(client, `${host}/acme/atom-plug:1.0.0`, { type: 'plugin', version: '1.0.0', name: 'atom-plug', files: [await file('libatom.so', fakePlugin('atom', '1.0.0', 'any'))] });
+    await push(client, `${host}/acme/atom-plug:2.0.0`, {
+      type: 'plugin',
+      version: '2.0.0',
+      name: 'atom-plug',
+      files: [await file('libatom.so', fakePlugin('atom', '2.0.0', 'any')), await file('libatom2.so', fakePlugin('atom2', '2.0.0', 'any'))],
+    });
+    const d = await dirs();
+    const v1 = await install(client, d, [`${host}/acme/atom-rules:1.0.0`, `${host}/acme/atom-plug:1.0.0`]);
+    expect(v1.installed.map((a) => a.name)).toEqual(['atom-rules', 'atom-plug']);
+    // The plugin (committed second) cannot place libatom2.so: a non-empty directory holds its name.
+    await seed(join(d.plugins, 'libatom2.so'), 'inner', 'not a plugin\n');
+    const lockBefore = await readFile(d.lockfile, 'utf8');
+    const inode = (await stat(join(d.rules, 'atom.yaml'))).ino;
+    const before = { rules: await snapshot(d.rules), plugins: await snapshot(d.plugins) };
+
+    const err = await errorOf(install(client, d, [`${host}/acme/atom-rules:2.0.0`, `${host}/acme/atom-plug:2.0.0`]));
+    expect(err.code).toBe('IO');
+    expect(err.message).toContain(join(d.plugins, 'libatom2.so'));
+    expect(err.hint).toContain('nothing was changed');
+    // The rules file (placed first) is back, the same inode; the stale file is still there; no leftovers.
+    expect({ rules: await snapshot(d.rules), plugins: await snapshot(d.plugins) }).toEqual(before);
+    expect(await readFile(join(d.rules, 'atom.yaml'), 'utf8')).toBe('atom v1\n');
+    expect((await stat(join(d.rules, 'atom.yaml'))).ino).toBe(inode);
+    expect(await readFile(d.lockfile, 'utf8')).toBe(lockBefore);
+
+    // With the obstacle gone, the same install goes through.
+    await rm(join(d.plugins, 'libatom2.so'), { recursive: true });
+    const v2 = await install(client, d, [`${host}/acme/atom-rules:2.0.0`, `${host}/acme/atom-plug:2.0.0`]);
+    expect(v2.removed).toEqual([join(d.rules, 'atom_extra.yaml')]);
+    expect((await readdir(d.rules)).sort()).toEqual(['atom.yaml', 'diginfractl.lock']);
+    expect((await readdir(d.plugins)).sort()).toEqual(['libatom.so', 'libatom2.so']);
+  });
+
+  it("refuses to overwrite a file that another installed artifact (per the lock file) owns, naming both", async () => {
+    await pushRules(client, `${host}/acme/first-rules:1.0.0`, '1.0.0', { name: 'first-rules', content: 'first\n', fileName: 'shared.yaml' });
+    await pushRules(client, `${host}/acme/second-rules:1.0.0`, '1.0.0', { name: 'second-rules', content: 'second\n', fileName: 'shared.yaml' });
+    const d = await dirs();
+    await install(client, d, [`${host}/acme/first-rules:1.0.0`]);
+    const lockBefore = await readFile(d.lockfile, 'utf8');
+    const before = await snapshot(d.rules);
+    const err = await errorOf(install(client, d, [`${host}/acme/second-rules:1.0.0`]));
+    expect(err.code).toBe('ARTIFACT_INVALID');
+    expect(err.message).toContain('second-rules 1.0.0');
+    expect(err.message).toContain('first-rules 1.0.0');
+    expect(err.message).toContain(join(d.rules, 'shared.yaml'));
+    expect(err.hint).toContain('nothing was written');
+    expect(await snapshot(d.rules)).toEqual(before);
+    expect(await readFile(join(d.rules, 'shared.yaml'), 'utf8')).toBe('first\n');
+    expect(await readFile(d.lockfile, 'utf8')).toBe(lockBefore);
+    // Into another directory it is fine; and re-installing the owner itself is an upgrade, not a collision.
+    const other = await dirs();
+    await install(client, { ...d, rules: other.rules }, [`${host}/acme/second-rules:1.0.0`]);
+    expect(await readFile(join(other.rules, 'shared.yaml'), 'utf8')).toBe('second\n');
+    expect((await install(client, d, [`${host}/acme/first-rules:1.0.0`])).installed.map((a) => a.name)).toEqual(['first-rules']);
+  });
+
+  it('removes staging dirs and unfinished downloads that a crashed install left, once they are old', async () => {
+    const d = await dirs();
+    const hour = new Date(Date.now() - 60 * 60 * 1000);
+    const leftovers: string[] = [];
+    for (const dir of [d.rules, d.plugins]) {
+      const old = join(dir, '.diginfractl-staging-crash1');
+      await seed(old, 'half.yaml', 'half');
+      await utimes(old, hour, hour);
+      leftovers.push(old);
+    }
+    const young = join(d.rules, '.diginfractl-staging-running');
+    await seed(young, 'x.yaml', 'x');
+    const blobs = join(d.cache, 'blobs', 'sha256');
+    const partial = join(blobs, `.${'a'.repeat(64)}.partial-123-abc`);
+    const putTmp = join(blobs, `${'b'.repeat(64)}.123.xyz.tmp`);
+    await seed(blobs, basename(partial), 'part');
+    await seed(blobs, basename(putTmp), 'part');
+    for (const f of [partial, putTmp]) await utimes(f, hour, hour);
+    const freshPartial = join(blobs, `.${'c'.repeat(64)}.partial-124-abc`);
+    await seed(blobs, basename(freshPartial), 'downloading');
+
+    await install(client, d, [`${host}/acme/json:0.7.2`]);
+    for (const p of [...leftovers, partial, putTmp]) expect(await exists(p)).toBe(false);
+    for (const p of [young, freshPartial]) expect(await exists(p)).toBe(true);
   });
 
   it('deletes files that the previous version shipped and the new one does not', async () => {

@@ -12,8 +12,8 @@
  * - "sidecar": `artifact follow` serves /readyz once synced, swaps in a version pushed while it runs, and
  *   exits 0 on SIGTERM.
  *
- * Needs the built CLI (`npm test` builds first). A part whose command the CLI does not have yet is
- * reported as skipped, with the reason in its title.
+ * Needs the built CLI (`npm test` builds first): without dist/cli/main.js, or with a CLI lacking
+ * `artifact install` / `artifact follow`, the tests fail and say so (they are never skipped).
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -32,21 +32,21 @@ import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { parseOciReference } from '../../src/reference/reference.js';
 import { checkPodInvariants, helmTemplate, parseManifests, type Container, type K8sObject, type PodSpec } from './support.js';
 
-/** Subcommands of `diginfractl artifact` in the built CLI (empty when it is not built). */
+/** Subcommands of `diginfractl artifact` in the built CLI. */
 function artifactCommands(): Set<string> {
-  if (!existsSync(CLI)) return new Set();
   const r = spawnSync(NODE, [CLI, 'artifact', '--help'], { encoding: 'utf8', timeout: 20_000 });
   const section = r.stdout.split(/^Commands:\s*$/m)[1] ?? '';
   return new Set([...section.matchAll(/^\s{2}(\w[\w-]*)/gm)].map((m) => m[1]!));
 }
 
-const commands = artifactCommands();
-const missing = (cmd: string) =>
-  existsSync(CLI) ? `SKIPPED: dist/cli/main.js has no \`artifact ${cmd}\` yet` : 'SKIPPED: dist/cli/main.js is not built (npm run build)';
-const canInstall = commands.has('install');
-const canFollow = canInstall && commands.has('follow');
-if (!canInstall) console.warn(`test/k8s/pod-e2e.test.ts: ${missing('install')}`);
-else if (!canFollow) console.warn(`test/k8s/pod-e2e.test.ts: ${missing('follow')}`);
+/** Fails the whole file, with what to do, when the CLI is not built or lacks a command the pod runs. */
+function requireCli(): void {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does)`);
+  const commands = artifactCommands();
+  for (const cmd of ['install', 'follow']) {
+    if (!commands.has(cmd)) throw new Error(`${CLI} has no \`artifact ${cmd}\` command: rebuild it (npm run build)`);
+  }
+}
 
 /** This machine's platform, as the CLI detects it. */
 const PLATFORM = `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`;
@@ -120,7 +120,7 @@ function asRun(c: Container): { args: string[]; env: NodeJS.ProcessEnv } {
 }
 
 beforeAll(async () => {
-  if (!canInstall) return;
+  requireCli();
   await ensureK8sTools();
   setup = await import('../install/setup.js');
   ({ pushArtifact } = await import('../../src/artifact/push.js'));
@@ -174,7 +174,7 @@ afterAll(async () => {
   if (root) await rm(root, { recursive: true, force: true });
 });
 
-describe.skipIf(!canInstall)(`the rendered pod, run as the kubelet would run it${canInstall ? '' : ` (${missing('install')})`}`, () => {
+describe('the rendered pod, run as the kubelet would run it', () => {
   it('init container: artifact install places the rules and this node\'s plugin build, and exits 0', async () => {
     const install = pod.initContainers!.find((c) => c.name === 'install')!;
     const { args, env } = asRun(install);
@@ -187,7 +187,7 @@ describe.skipIf(!canInstall)(`the rendered pod, run as the kubelet would run it$
     expect((await readdir(root)).sort()).toEqual(['host', 'mounts', 'src', 'values.yaml']);
   }, 60_000);
 
-  describe.skipIf(!canFollow)(`sidecar${canFollow ? '' : ` (${missing('follow')})`}`, () => {
+  describe('sidecar', () => {
     let child: ChildProcess | undefined;
     let stderr = '';
 

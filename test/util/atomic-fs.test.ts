@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DiginfraError } from '../../src/errors.js';
-import { fsyncDir, makeStagingDir, placeFiles, removeDir, sameContent, writeFileAtomic } from '../../src/util/atomic-fs.js';
+import { fsyncDir, makeStagingDir, placeFileSets, placeFiles, removeDir, sameContent, sweepStaleStaging, writeFileAtomic } from '../../src/util/atomic-fs.js';
 
 const tmp = (prefix: string): Promise<string> => mkdtemp(join(tmpdir(), prefix));
 
@@ -270,5 +270,164 @@ describe('placeFiles', () => {
     expect(await readFile(join(dest, 'r.yaml'), 'utf8')).toBe(content);
     expect(await readFile(join(elsewhere, 'r.yaml'), 'utf8')).toBe('same');
     expect((await stat(join(elsewhere, 'r.yaml'))).mode & 0o777).toBe(0o600);
+  });
+});
+
+/** Every entry under `dir` (dirs with a trailing /), with type, mode, inode and bytes: the exact state. */
+async function tree(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (d: string, prefix: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      const st = await lstat(p);
+      const rel = `${prefix}${e.name}`;
+      if (e.isDirectory()) {
+        out[`${rel}/`] = `dir ${(st.mode & 0o7777).toString(8)}`;
+        await walk(p, `${rel}/`);
+      } else if (e.isSymbolicLink()) out[rel] = `link -> ${await readlink(p)}`;
+      else out[rel] = `file ${(st.mode & 0o7777).toString(8)} ino ${st.ino} ${(await readFile(p)).toString('hex')}`;
+    }
+  };
+  await walk(dir, '');
+  return out;
+}
+
+async function age(path: string, ms: number): Promise<void> {
+  const t = new Date(Date.now() - ms);
+  await utimes(path, t, t);
+}
+
+describe('sweepStaleStaging', () => {
+  it('removes staging dirs and writeFileAtomic temp files older than the threshold, and nothing else', async () => {
+    const dir = await tmp('sweep-');
+    const oldStaging = await makeStagingDir(dir);
+    await mkdir(join(oldStaging, 'sub'));
+    await writeFile(join(oldStaging, 'sub', 'f.yaml'), 'x');
+    await age(oldStaging, 60 * 60 * 1000);
+    const freshStaging = await makeStagingDir(dir);
+    const oldTemp = join(dir, '.rules.yaml.tmp-0123456789ab');
+    await writeFile(oldTemp, 'half');
+    await age(oldTemp, 60 * 60 * 1000);
+    // Old, but not ours: user files, other dot-files, a directory with a temp-file name.
+    for (const name of ['rules.yaml', '.keep', 'diginfractl-staging-x', '.diginfractl.lock']) {
+      await writeFile(join(dir, name), 'mine');
+      await age(join(dir, name), 60 * 60 * 1000);
+    }
+    await mkdir(join(dir, '.d.tmp-0123456789ab'));
+    await age(join(dir, '.d.tmp-0123456789ab'), 60 * 60 * 1000);
+
+    const removed = await sweepStaleStaging(dir, 60_000);
+    expect(removed.sort()).toEqual([oldStaging, oldTemp].sort());
+    expect((await readdir(dir)).sort()).toEqual(['.d.tmp-0123456789ab', '.diginfractl.lock', '.keep', basename(freshStaging), 'diginfractl-staging-x', 'rules.yaml'].sort());
+  });
+
+  it('keeps entries younger than 10 minutes by default; a missing dir gives nothing', async () => {
+    const dir = await tmp('sweep-');
+    const young = await makeStagingDir(dir);
+    await age(young, 5 * 60 * 1000);
+    const old = await makeStagingDir(dir);
+    await age(old, 11 * 60 * 1000);
+    expect(await sweepStaleStaging(dir)).toEqual([old]);
+    expect(await readdir(dir)).toEqual([basename(young)]);
+    expect(await sweepStaleStaging(join(dir, 'missing'))).toEqual([]);
+  });
+});
+
+describe('placeFileSets (all or nothing)', () => {
+  /** Two destinations, and `stage` to make a staging dir in one holding `files` (name -> content). */
+  async function setup() {
+    const root = await tmp('sets-');
+    const destA = join(root, 'rules');
+    const destB = join(root, 'plugins');
+    const stage = async (dest: string, files: Record<string, string>) => {
+      const stagingDir = await makeStagingDir(dest);
+      for (const [rel, content] of Object.entries(files)) {
+        await mkdir(join(stagingDir, rel, '..'), { recursive: true });
+        await writeFile(join(stagingDir, rel), content);
+      }
+      return { stagingDir, destDir: dest, files: Object.keys(files).map((rel) => ({ rel, mode: 0o644 })) };
+    };
+    return { root, destA, destB, stage };
+  }
+
+  it('on a failure in the second set, puts back every file of the first: replaced, chmodded, new, new dirs, removed', async () => {
+    const { destA, destB, stage } = await setup();
+    await mkdir(destA, { recursive: true });
+    await mkdir(destB, { recursive: true });
+    await writeFile(join(destA, 'changed.yaml'), 'old\n', { mode: 0o644 });
+    await writeFile(join(destA, 'same.yaml'), 'same\n', { mode: 0o600 });
+    await writeFile(join(destA, 'gone.yaml'), 'to remove\n');
+    await symlink('/nonexistent/target', join(destA, 'link.yaml'));
+    await writeFile(join(destB, 'liba.so'), 'old a');
+    // The second set's second file cannot be placed: a non-empty directory holds its name.
+    await mkdir(join(destB, 'libb.so', 'inner'), { recursive: true });
+    const before = { a: await tree(destA), b: await tree(destB) };
+
+    const setA = await stage(destA, { 'changed.yaml': 'new\n', 'same.yaml': 'same\n', 'new.yaml': 'n', 'sub/dir/deep.yaml': 'd', 'link.yaml': 'real' });
+    const setB = await stage(destB, { 'liba.so': 'new a', 'libb.so': 'new b' });
+    let committed = false;
+    const err = await placeFileSets([setA, setB], { skipIdentical: true, remove: [join(destA, 'gone.yaml')], beforeCommit: async () => void (committed = true) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DiginfraError);
+    expect((err as DiginfraError).code).toBe('IO');
+    expect((err as DiginfraError).message).toContain(join(destB, 'libb.so'));
+    expect((err as DiginfraError).hint).toContain('nothing was changed');
+    expect(committed).toBe(false);
+    await removeDir(setA.stagingDir);
+    await removeDir(setB.stagingDir);
+    // Byte for byte, mode for mode, inode for inode: the previous files themselves are back.
+    expect({ a: await tree(destA), b: await tree(destB) }).toEqual(before);
+  });
+
+  it('a failing beforeCommit (the lock file write) rolls back the files placed and the files removed', async () => {
+    const { destA, destB, stage } = await setup();
+    await mkdir(destA, { recursive: true });
+    await writeFile(join(destA, 'r.yaml'), 'v1');
+    await writeFile(join(destA, 'old.yaml'), 'stale');
+    const before = { a: await tree(destA) };
+    const setA = await stage(destA, { 'r.yaml': 'v2' });
+    const setB = await stage(destB, { 'p.so': 'p' });
+    const boom = new DiginfraError('IO', 'cannot write the lock file');
+    const err = await placeFileSets([setA, setB], { skipIdentical: true, remove: [join(destA, 'old.yaml')], beforeCommit: () => Promise.reject(boom) }).catch((e: unknown) => e);
+    expect(err).toBe(boom);
+    await removeDir(setA.stagingDir);
+    await removeDir(setB.stagingDir);
+    expect({ a: await tree(destA) }).toEqual(before);
+    expect(await tree(destB)).toEqual({});
+  });
+
+  it('on success places every set, removes what was asked, and leaves no backup behind', async () => {
+    const { destA, destB, stage } = await setup();
+    await mkdir(destA, { recursive: true });
+    await writeFile(join(destA, 'r.yaml'), 'v1');
+    await writeFile(join(destA, 'same.yaml'), 's', { mode: 0o600 });
+    await writeFile(join(destA, 'old.yaml'), 'stale');
+    const setA = await stage(destA, { 'r.yaml': 'v2', 'same.yaml': 's' });
+    const setB = await stage(destB, { 'p.so': 'p' });
+    let lockWritten = false;
+    const res = await placeFileSets([setA, setB], {
+      skipIdentical: true,
+      remove: [join(destA, 'old.yaml'), join(destA, 'never-existed.yaml')],
+      beforeCommit: async () => {
+        // Runs with every file already in place.
+        expect(await readFile(join(destB, 'p.so'), 'utf8')).toBe('p');
+        lockWritten = true;
+      },
+    });
+    expect(lockWritten).toBe(true);
+    expect(res).toEqual({ sets: [{ placed: ['r.yaml'], unchanged: ['same.yaml'] }, { placed: ['p.so'], unchanged: [] }], removed: [join(destA, 'old.yaml')] });
+    await removeDir(setA.stagingDir);
+    await removeDir(setB.stagingDir);
+    expect((await readdir(destA)).sort()).toEqual(['r.yaml', 'same.yaml']);
+    expect(await readdir(destB)).toEqual(['p.so']);
+    expect((await stat(join(destA, 'same.yaml'))).mode & 0o777).toBe(0o644);
+  });
+
+  it('refuses a path outside a destination before touching anything', async () => {
+    const { destA, stage } = await setup();
+    await mkdir(destA, { recursive: true });
+    await writeFile(join(destA, 'r.yaml'), 'v1');
+    const setA = await stage(destA, { 'r.yaml': 'v2' });
+    await expect(placeFileSets([setA, { ...setA, files: [{ rel: '../x', mode: 0o644 }] }], { skipIdentical: true })).rejects.toMatchObject({ code: 'UNSAFE_ARCHIVE' });
+    expect(await readFile(join(destA, 'r.yaml'), 'utf8')).toBe('v1');
   });
 });
