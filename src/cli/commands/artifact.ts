@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { addRegistryFlags } from './repo.js';
 
 /** `diginfractl artifact ...`: declares the subcommands; each action module loads only when it runs. */
 export function registerArtifactCommands(program: Command): void {
@@ -15,21 +16,16 @@ export function registerArtifactCommands(program: Command): void {
       const { runArtifactSearch } = await import('../actions/artifact-search.js');
       await runArtifactSearch(contextFrom(cmd), keywords, opts);
     });
-  group
-    .command('info')
+  addRegistryFlags(group.command('info'))
     .description('show an artifact: index entry, reference, tags, and for one tag its digest, version, platforms, dependencies, requirements')
     .argument('<ref>', 'NAME[:TAG], INDEX::NAME[:TAG], or REGISTRY/REPOSITORY[:TAG|@DIGEST]')
-    .option('--plain-http', 'talk HTTP instead of HTTPS to the registry (also: registry.plainHttp in the config)')
-    .option('--ca-file <file>', 'PEM file of CA certificates to trust for the registry')
-    .option('--insecure', 'do not verify the registry TLS certificate (testing only)')
     .option('-o, --output <format>', 'table or json', 'table')
     .action(async (ref: string, opts, cmd: Command) => {
       const { contextFrom } = await import('../run.js');
       const { runArtifactInfo } = await import('../actions/artifact-info.js');
       await runArtifactInfo(contextFrom(cmd), ref, opts);
     });
-  group
-    .command('install')
+  addRegistryFlags(group.command('install'))
     .description('install rules files and plugins (and their dependencies) into the engine directories; no REF: install.refs from the config')
     .argument('[ref...]', 'NAME[:TAG] (looked up in the indexes), INDEX::NAME[:TAG], or REGISTRY/REPOSITORY[:TAG|@DIGEST]')
     .option('--type <type>', 'install only artifacts of this type; others are skipped with a warning')
@@ -43,17 +39,13 @@ export function registerArtifactCommands(program: Command): void {
     .option('--lockfile <file>', 'lock file to write (default: install.lockfile, else diginfractl.lock in the rules files dir)')
     .option('--frozen', 'install exactly the digests recorded in the lock file; fail if a ref is missing from it')
     .option('--lock-timeout <seconds>', 'how long to wait for another install into the same directories', '60')
-    .option('--plain-http', 'talk HTTP instead of HTTPS to the registry (also: registry.plainHttp in the config)')
-    .option('--ca-file <file>', 'PEM file of CA certificates to trust for the registry')
-    .option('--insecure', 'do not verify the registry TLS certificate (testing only)')
     .option('-o, --output <format>', 'table or json', 'table')
     .action(async (refs: string[], opts, cmd: Command) => {
       const { contextFrom } = await import('../run.js');
       const { runArtifactInstall } = await import('../actions/artifact-install.js');
       await runArtifactInstall(contextFrom(cmd), refs, opts);
     });
-  group
-    .command('follow')
+  addRegistryFlags(group.command('follow'))
     .description('keep rules files (and plugins) current: check each ref on a schedule, hot-swap new versions safely; no REF: follow.refs from the config')
     .argument('[ref...]', 'NAME[:TAG] (looked up in the indexes), INDEX::NAME[:TAG], or REGISTRY/REPOSITORY[:TAG|@DIGEST]; a tag like 1 follows the newest 1.x')
     .option('--every <duration>', 'check interval, e.g. 6h, 30m, 10s (default: follow.every, 6h)')
@@ -68,9 +60,6 @@ export function registerArtifactCommands(program: Command): void {
     .option('--validate-cmd <cmd>', 'command run with the staged rules file as last argument; non-zero exit rejects it (default: follow.validateCmd)')
     .option('--metrics-addr <host:port>', 'serve /metrics, /healthz and /readyz here, e.g. 0.0.0.0:9376 (default: follow.metricsAddr; off)')
     .option('--once', 'check every ref once and exit: 0 when all are current, 1 when any failed or was rejected')
-    .option('--plain-http', 'talk HTTP instead of HTTPS to the registry (also: registry.plainHttp in the config)')
-    .option('--ca-file <file>', 'PEM file of CA certificates to trust for the registry')
-    .option('--insecure', 'do not verify the registry TLS certificate (testing only)')
     .option('-o, --output <format>', 'with --once: table or json', 'table')
     .action(async (refs: string[], opts, cmd: Command) => {
       const { contextFrom } = await import('../run.js');

@@ -1,12 +1,18 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { collect, contextFrom } from '../run.js';
 
-/** Flags every command that talks to a registry accepts. */
+/** Flags every command that talks to a registry accepts (new Option objects for each command). */
+export function registryOptions(): Option[] {
+  return [
+    new Option('--plain-http', 'talk HTTP instead of HTTPS to the registry (also: registry.plainHttp in the config)'),
+    new Option('--ca-file <file>', 'PEM file of CA certificates to trust, in addition to the system ones (also: registry.caFiles)'),
+    new Option('--insecure', 'do not verify the registry TLS certificate (testing only)'),
+  ];
+}
+
 export function addRegistryFlags(cmd: Command): Command {
-  return cmd
-    .option('--plain-http', 'talk HTTP instead of HTTPS to the registry (also: registry.plainHttp in the config)')
-    .option('--ca-file <file>', 'PEM file of CA certificates to trust for the registry')
-    .option('--insecure', 'do not verify the registry TLS certificate (testing only)');
+  for (const option of registryOptions()) cmd.addOption(option);
+  return cmd;
 }
 
 /** `diginfractl repo ...`: declares the subcommands; each action module loads only when it runs. */
