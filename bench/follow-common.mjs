@@ -36,7 +36,12 @@ export async function freePort() {
   return port;
 }
 
-export async function setup(count) {
+/**
+ * `count` rules artifacts. With `floating: true`, every other one is published as `1.0.0` with the
+ * floating tags (`repo push --add-floating-tags`: `1`, `1.0`, `latest`) and followed as `:1`; the
+ * others are followed as `:stable`.
+ */
+export async function setup(count, opts = {}) {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing; run "npm run build" first`);
   const { startRegistry } = await import('../test/helpers/registry.ts');
   const { pushArtifact } = await import('../dist/artifact/push.js');
@@ -50,9 +55,10 @@ export async function setup(count) {
   for (let i = 0; i < count; i++) {
     const file = join(work, `bench_${i}_rules.yaml`);
     await writeFile(file, Buffer.concat([rules, Buffer.from(`\n- list: bench_${i}\n  items: [x]\n`)]));
-    const ref = `${reg.host}/bench/rules-${i}:stable`;
-    await pushArtifact(client, parseOciReference(ref), { type: 'rulesfile', version: '1.0.0', files: [file] });
-    refs.push(ref);
+    const floating = opts.floating === true && i % 2 === 1;
+    const repo = `${reg.host}/bench/rules-${i}`;
+    await pushArtifact(client, parseOciReference(`${repo}:${floating ? '1.0.0' : 'stable'}`), { type: 'rulesfile', version: '1.0.0', files: [file], addFloatingTags: floating });
+    refs.push(`${repo}:${floating ? '1' : 'stable'}`);
   }
   await client.close();
   const env = {

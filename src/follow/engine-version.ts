@@ -2,11 +2,15 @@
  * The running engine's version, for `requirements` checks: fixed (`--engine-version`) or read from a
  * versions URL (`--engine-versions-url`) that answers JSON such as `{"engine_version": "0.40.0"}`. The
  * URL is read when a check needs it, never at start-up, so the agent starts before the engine does
- * and notices an engine upgrade without a restart.
+ * and notices an engine upgrade without a restart. It is read like a registry host: through the proxy
+ * variables (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), with the CA bundle `registry.caFiles` names for its
+ * host, and its answer is refused past 64 KiB.
  */
+import { readFile } from 'node:fs/promises';
 import { request } from 'undici';
 import semver from 'semver';
 import { DiginfraError, messageOf } from '../errors.js';
+import { createDispatcher } from '../registry/transport.js';
 
 export interface EngineVersionSource {
   /** The version, undefined when neither a version nor a URL is configured. Throws when the URL fails. */
@@ -16,20 +20,74 @@ export interface EngineVersionSource {
 }
 
 const TIMEOUT_MS = 5_000;
+/** A versions document is a few hundred bytes; anything past this is refused, never buffered. */
+export const MAX_VERSIONS_BYTES = 64 * 1024;
 const KEYS = ['engine_version', 'engineVersion', 'diginfra_engine_version'];
 
-/** Reads the engine version from a versions document; undefined when it holds none. */
+/**
+ * Reads the engine version from a versions document; undefined when it holds none. A bare number
+ * `N` (what engines before 0.35 reported as their engine version) means `0.N.0`, as for a rules
+ * file's `required_engine_version` (docs/follow.md).
+ */
 export function engineVersionFrom(doc: unknown): string | undefined {
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return undefined;
   for (const key of KEYS) {
     const v = (doc as Record<string, unknown>)[key];
     if (typeof v === 'string' && semver.coerce(v)) return v;
-    if (typeof v === 'number' && Number.isFinite(v)) return `0.${v}.0`;
+    if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return `0.${v}.0`;
   }
   return undefined;
 }
 
-export function engineVersionSource(opts: { version?: string; url?: string; timeoutMs?: number }): EngineVersionSource {
+export interface EngineVersionOptions {
+  version?: string;
+  url?: string;
+  timeoutMs?: number;
+  /** PEM CA bundle trusted for the URL's host, besides the system CAs (registry.caFiles). */
+  caFile?: string;
+  /** Skip TLS verification (registry.insecureSkipTlsVerify names the URL's host). */
+  insecure?: boolean;
+  /** Proxy variables (HTTPS_PROXY, HTTP_PROXY, NO_PROXY); default process.env. */
+  env?: NodeJS.ProcessEnv;
+  maxBytes?: number;
+}
+
+async function readCa(path: string, url: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new DiginfraError('CONFIG_INVALID', `engine versions URL ${url}: cannot read CA file "${path}": ${messageOf(err)}`, {
+      cause: err,
+      hint: 'fix registry.caFiles in the config',
+    });
+  }
+}
+
+/** The body as text, refused past `max` bytes (by Content-Length, or while reading). */
+async function readCapped(res: Awaited<ReturnType<typeof request>>, max: number, url: string): Promise<string> {
+  const tooLarge = (): DiginfraError =>
+    new DiginfraError('NETWORK', `engine versions URL ${url} answered more than ${Math.round(max / 1024)} KiB; a versions document is a small JSON object`, {
+      hint: 'check --engine-versions-url (follow.engineVersionsUrl): it must answer JSON such as {"engine_version": "0.40.0"}',
+    });
+  const declared = Number(res.headers['content-length']);
+  if (Number.isFinite(declared) && declared > max) {
+    res.body.destroy();
+    throw tooLarge();
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    size += (chunk as Buffer).length;
+    if (size > max) {
+      res.body.destroy();
+      throw tooLarge();
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export function engineVersionSource(opts: EngineVersionOptions): EngineVersionSource {
   if (opts.version !== undefined) {
     const version = opts.version;
     return { get: async () => version, describe: version };
@@ -37,25 +95,41 @@ export function engineVersionSource(opts: { version?: string; url?: string; time
   if (opts.url === undefined) return { get: async () => undefined, describe: 'unknown' };
   const url = opts.url;
   const timeoutMs = opts.timeoutMs ?? TIMEOUT_MS;
+  const max = opts.maxBytes ?? MAX_VERSIONS_BYTES;
   return {
     describe: url,
     async get() {
+      const ca = opts.caFile !== undefined ? await readCa(opts.caFile, url) : undefined;
+      // Read rarely (a check that needs the engine version): a dispatcher per read, closed after it,
+      // with the proxy variables and the TLS settings the registry hosts get.
+      const dispatcher = createDispatcher({
+        ...(opts.insecure === true && { insecure: true }),
+        ...(ca !== undefined && { ca }),
+        connectTimeoutMs: timeoutMs,
+        readTimeoutMs: timeoutMs,
+        env: opts.env ?? process.env,
+      });
       let text: string;
       try {
         const res = await request(url, {
           method: 'GET',
           headers: { accept: 'application/json' },
-          headersTimeout: timeoutMs,
-          bodyTimeout: timeoutMs,
+          dispatcher,
           signal: AbortSignal.timeout(timeoutMs),
         });
-        text = await res.body.text();
-        if (res.statusCode !== 200) throw new Error(`answered ${res.statusCode}`);
+        if (res.statusCode !== 200) {
+          await res.body.dump().catch(() => undefined);
+          throw new Error(`answered ${res.statusCode}`);
+        }
+        text = await readCapped(res, max, url);
       } catch (err) {
+        if (err instanceof DiginfraError) throw err;
         throw new DiginfraError('NETWORK', `engine versions URL ${url}: ${messageOf(err)}`, {
           cause: err,
           hint: 'the current files are kept until the engine version can be read',
         });
+      } finally {
+        void dispatcher.destroy().catch(() => undefined);
       }
       let doc: unknown;
       try {

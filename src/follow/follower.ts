@@ -7,8 +7,10 @@
  *
  * Requests per check of a ref whose digest did not change (docs/follow.md):
  *   - `registry/repo:1.2.3` (fixed tag): 1 (HEAD of the manifest)
- *   - `registry/repo:1` (floating tag, newest 1.x): 2 (tag list, then HEAD), more when the tag list
- *     is paginated
+ *   - `registry/repo:1` (floating tag, newest 1.x): 1 (HEAD of the tag `1` itself, which `repo push
+ *     --add-floating-tags` keeps on the newest 1.x.y); only when the repository has no tag `1` (the
+ *     HEAD answers 404): the tag list (more requests when it is paginated), then a HEAD of the
+ *     highest 1.x.y tag, 3 in all
  *   - `registry/repo` (no tag): 1 (HEAD of `latest`); 2 more when there is no `latest` tag
  *   - `registry/repo@sha256:...`: 0 once installed (a digest never changes)
  * plus, for a bare name (`k8saudit-rules:1`), nothing: the index is read from its local cache.
@@ -52,10 +54,14 @@ export interface FollowSettings {
   rulesfilesDir: string;
   pluginsDir: string;
   stateDir: string;
+  /** Blob cache of `artifact install` (read only): layers found there are not downloaded again. */
+  cacheDir?: string;
   /** Empty: every type (that follow can place: rulesfile, plugin). */
   allowedTypes: string[];
   engineVersion?: string;
   engineVersionsUrl?: string;
+  /** TLS for the versions URL's host (registry.caFiles / registry.insecureSkipTlsVerify). */
+  engineVersionsTls?: { caFile?: string; insecure?: boolean };
   validateCmd?: string;
   platform: Platform;
 }
@@ -83,6 +89,16 @@ export interface CheckOutcome {
   error?: unknown;
   /** From a 429: when the registry allows the next request. */
   retryAfterMs?: number;
+  /**
+   * The registry still serves the digest `artifact rollback` moved away from, and the version rolled
+   * back to is in place: held on purpose, not a failure (`result` is `rejected`, `reason` `rollback`).
+   */
+  pinned?: boolean;
+}
+
+/** A check that should make `--once` exit 1: an error, or a new version refused (not a rollback hold). */
+export function isFailure(o: CheckOutcome): boolean {
+  return o.result === 'error' || (o.result === 'rejected' && o.pinned !== true);
 }
 
 interface Worker {
@@ -155,7 +171,14 @@ export class Follower {
   readonly #dirQueues = new Map<string, Promise<unknown>>();
   /** Swaps in progress: stop() waits for them, so a swap is never cut in the middle. */
   readonly #commits = new Set<Promise<unknown>>();
-  readonly #retiredClients: RegistryClient[] = [];
+  /** Checks running on each client: a client replaced by reconfigure() is closed after its last one. */
+  readonly #clientUsers = new Map<RegistryClient, number>();
+  /** Replaced clients that still have checks running on them. */
+  readonly #retiredClients = new Set<RegistryClient>();
+  /** Closes of retired clients in progress (stop() waits for them). */
+  readonly #closing = new Set<Promise<void>>();
+  /** Staging dirs this process is using: never swept as a crash's leftovers. */
+  readonly #staging = new Set<string>();
   readonly #abort = new AbortController();
   readonly #updates = new Slots(MAX_CONCURRENT_UPDATES);
   #stopping = false;
@@ -186,7 +209,32 @@ export class Follower {
     return engineVersionSource({
       ...(s.engineVersion !== undefined && { version: s.engineVersion }),
       ...(s.engineVersionsUrl !== undefined && { url: s.engineVersionsUrl }),
+      ...(s.engineVersionsTls?.caFile !== undefined && { caFile: s.engineVersionsTls.caFile }),
+      ...(s.engineVersionsTls?.insecure === true && { insecure: true }),
     });
+  }
+
+  /** The client a new check runs on (the current one), counted until #releaseClient. */
+  #useClient(): RegistryClient {
+    const c = this.#client;
+    this.#clientUsers.set(c, (this.#clientUsers.get(c) ?? 0) + 1);
+    return c;
+  }
+
+  #releaseClient(c: RegistryClient): void {
+    const n = (this.#clientUsers.get(c) ?? 1) - 1;
+    if (n > 0) {
+      this.#clientUsers.set(c, n);
+      return;
+    }
+    this.#clientUsers.delete(c);
+    if (this.#retiredClients.delete(c)) this.#closeClient(c);
+  }
+
+  #closeClient(c: RegistryClient): void {
+    const closing = c.close().catch((err: unknown) => this.#logger.debug({ err: messageOf(err) }, `closing a replaced registry client: ${messageOf(err)}`));
+    this.#closing.add(closing);
+    void closing.finally(() => this.#closing.delete(closing));
   }
 
   // ------------------------------------------------------------------ scheduling
@@ -242,8 +290,11 @@ export class Follower {
     const prev = this.#settings;
     this.#settings = next;
     if (deps.client && deps.client !== this.#client) {
-      this.#retiredClients.push(this.#client);
+      const old = this.#client;
       this.#client = deps.client;
+      // Checks running on the old client finish on it; it is closed when the last one ends.
+      if (this.#clientUsers.has(old)) this.#retiredClients.add(old);
+      else this.#closeClient(old);
     }
     if (deps.indexes) this.#indexes = deps.indexes;
     this.#engine = this.#engineSource(next);
@@ -292,7 +343,9 @@ export class Follower {
       await Promise.race([Promise.allSettled(running), sleep(this.#stopGraceMs, undefined, { ref: false })]);
     }
     while (this.#commits.size > 0) await Promise.allSettled([...this.#commits]);
-    await Promise.allSettled([this.#client, ...this.#retiredClients].map((c) => c.close()));
+    const clients = [this.#client, ...this.#retiredClients];
+    this.#retiredClients.clear();
+    await Promise.allSettled([...clients.map((c) => c.close()), ...this.#closing]);
   }
 
   /** `--once`: one check of every ref, all at once. */
@@ -338,9 +391,10 @@ export class Follower {
   /** One check of `ref`, with its metrics and logs. Never throws: failures come back as `error`. */
   async check(ref: string): Promise<CheckOutcome> {
     const end = this.#metrics.checkDuration.startTimer();
+    const client = this.#useClient();
     let outcome: CheckOutcome;
     try {
-      outcome = await this.#check(ref);
+      outcome = await this.#check(ref, client);
     } catch (err) {
       outcome = {
         ref,
@@ -356,6 +410,7 @@ export class Follower {
       }
     } finally {
       end();
+      this.#releaseClient(client);
     }
     this.#metrics.checks.inc({ ref, result: outcome.result });
     if (outcome.result !== 'error') this.#metrics.lastSuccess.set({ ref }, Date.now() / 1000);
@@ -382,26 +437,29 @@ export class Follower {
   }
 
   /** The digest the ref points at now: the requests listed in the file comment. */
-  async #currentDigest(target: { repo: OciReference; tag?: string; digest?: string }): Promise<{ digest: string; tag?: string }> {
+  async #currentDigest(client: RegistryClient, target: { repo: OciReference; tag?: string; digest?: string }): Promise<{ digest: string; tag?: string }> {
     if (target.digest !== undefined) return { digest: target.digest };
-    const client = this.#client;
-    let tag = target.tag;
-    if (tag === undefined) {
+    // No tag means `latest`; a floating tag (`1`, `1.2`) is kept by `repo push --add-floating-tags`
+    // on the newest release of its line. Either is one HEAD; only a repository without that tag costs
+    // the tag list (the highest matching version) and a HEAD of the tag chosen.
+    const asked = target.tag ?? 'latest';
+    if (target.tag === undefined || isFloatingTag(asked)) {
       try {
-        const d = await client.resolve({ ...target.repo, tag: 'latest' });
-        return { digest: d.digest, tag: 'latest' };
+        const d = await client.resolve({ ...target.repo, tag: asked });
+        return { digest: d.digest, tag: asked };
       } catch (err) {
         if (!isDiginfraError(err, 'NOT_FOUND')) throw err;
-        tag = await (await lazy.plan()).selectTag(client, target.repo, undefined);
+        const tag = await (await lazy.plan()).selectTag(client, target.repo, target.tag);
+        if (tag === asked) throw err; // the tag list has nothing better: that 404 is the answer
+        const d = await client.resolve({ ...target.repo, tag });
+        return { digest: d.digest, tag };
       }
-    } else if (isFloatingTag(tag)) {
-      tag = await (await lazy.plan()).selectTag(client, target.repo, tag);
     }
-    const d = await client.resolve({ ...target.repo, tag });
-    return { digest: d.digest, tag };
+    const d = await client.resolve({ ...target.repo, tag: asked });
+    return { digest: d.digest, tag: asked };
   }
 
-  async #check(ref: string): Promise<CheckOutcome> {
+  async #check(ref: string, client: RegistryClient): Promise<CheckOutcome> {
     const s = this.#settings;
     const store = this.#store;
     const state = await store.read(ref);
@@ -413,7 +471,7 @@ export class Follower {
     if (target.digest !== undefined && current?.digest === target.digest && currentPresent) {
       return { ref, result: 'unchanged', digest: current.digest, version: current.version };
     }
-    const { digest, tag } = await this.#currentDigest(target);
+    const { digest, tag } = await this.#currentDigest(client, target);
     if (current && current.digest === digest && currentPresent) {
       return { ref, result: 'unchanged', digest, version: current.version };
     }
@@ -422,16 +480,26 @@ export class Follower {
     if (state.rejected?.digest === digest) {
       const again = await this.#worthAnotherLook(state.rejected, s, engineFor);
       if (!again) {
-        return { ref, result: 'rejected', digest, reason: state.rejected.reason as RejectReason, message: state.rejected.message, ...(state.rejected.version !== undefined && { version: state.rejected.version }) };
+        return {
+          ref,
+          result: 'rejected',
+          digest,
+          reason: state.rejected.reason as RejectReason,
+          message: state.rejected.message,
+          ...(state.rejected.version !== undefined && { version: state.rejected.version }),
+          // Rolled back on purpose, and what it was rolled back to is in place: held, not failing.
+          ...(state.rejected.reason === 'rollback' && currentPresent && { pinned: true }),
+        };
       }
     }
 
     // A new digest: manifest + config (2 GETs), then the layers; a few refs at a time.
-    return this.#updates.run(() => this.#update(ref, s, state, current, target, digest, tag, engineFor));
+    return this.#updates.run(() => this.#update(ref, client, s, state, current, target, digest, tag, engineFor));
   }
 
   async #update(
     ref: string,
+    client: RegistryClient,
     s: FollowSettings,
     state: RefState,
     current: InstalledVersion | undefined,
@@ -443,7 +511,7 @@ export class Follower {
     if (this.#stopping) throw new Abandoned();
     const store = this.#store;
     const pinned: OciReference = { ...target.repo, ...(tag !== undefined && { tag }), digest };
-    const artifact = await (await lazy.pull()).resolveArtifact(this.#client, pinned, s.platform);
+    const artifact = await (await lazy.pull()).resolveArtifact(client, pinned, s.platform);
     const version = artifact.config.version;
     const label = `${artifact.config.name} ${version}`;
     const facts = { ref, oldDigest: current?.digest, oldVersion: current?.version, newDigest: digest, newVersion: version };
@@ -471,12 +539,24 @@ export class Follower {
 
     const plugin = artifact.type === PLUGIN;
     const dir = resolve(plugin ? s.pluginsDir : s.rulesfilesDir);
-    const { stageFromRegistry, swapFiles } = await lazy.swap();
+    const { stageFromRegistry, swapFiles, sweepStaging } = await lazy.swap();
     const { ValidationError } = await lazy.validate();
-    const staged = await stageFromRegistry(this.#client, artifact, dir, {
-      mode: plugin ? 0o755 : 0o644,
-      onBytes: (n) => this.#metrics.downloadBytes.inc(n),
-    });
+    let stagingDir: string | undefined;
+    let staged: Staged;
+    try {
+      staged = await stageFromRegistry(client, artifact, dir, {
+        mode: plugin ? 0o755 : 0o644,
+        onBytes: (n) => this.#metrics.downloadBytes.inc(n),
+        ...(s.cacheDir !== undefined && { cacheDir: s.cacheDir }),
+        onStaging: (path) => {
+          stagingDir = path;
+          this.#staging.add(path);
+        },
+      });
+    } catch (err) {
+      if (stagingDir !== undefined) this.#staging.delete(stagingDir);
+      throw err;
+    }
     let swap: SwapResult;
     let installed: InstalledVersion;
     try {
@@ -504,7 +584,10 @@ export class Follower {
       await store.saveVersion(ref, digest, staged.staging, installed.files);
       const obsolete = current && resolve(current.dir) === dir ? current.files : [];
       swap = await this.#commit(dir, async () => {
-        // Inside the lock: a rollback (another process) may have changed the state since we read it.
+        // Inside the lock: what a crash left in the dir goes (never a staging dir in use here)...
+        const swept = await sweepStaging(dir, this.#staging);
+        if (swept.length > 0) this.#logger.info({ ref, dir, removed: swept }, `removed ${swept.length} staging dir(s) left in ${dir} by an earlier run`);
+        // ...and a rollback (another process) may have changed the state since we read it.
         const now = await store.read(ref);
         if (now.current?.digest !== current?.digest) throw new Abandoned();
         const result = await swapFiles(staged, obsolete);
@@ -519,6 +602,7 @@ export class Follower {
         return result;
       });
     } finally {
+      this.#staging.delete(staged.staging);
       await removeDir(staged.staging);
     }
     const after = await store.read(ref);
@@ -596,10 +680,17 @@ export class Follower {
         await lock.release();
       }
     });
-    const tracked = run.finally(() => {
-      this.#commits.delete(tracked);
-      if (this.#dirQueues.get(key) === tracked) this.#dirQueues.delete(key);
-    });
+    // The bookkeeping copy never rejects: a failed swap (lock timeout, I/O error, Abandoned) is the
+    // caller's to handle through `run`; an unhandled rejection here would end the process.
+    const tracked: Promise<void> = run
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .then(() => {
+        this.#commits.delete(tracked);
+        if (this.#dirQueues.get(key) === tracked) this.#dirQueues.delete(key);
+      });
     this.#commits.add(tracked);
     this.#dirQueues.set(key, tracked);
     return run;

@@ -9,7 +9,7 @@ import { DiginfraError } from '../errors.js';
 import { acquireDirLocks } from '../install/dir-lock.js';
 import { normalizeRef } from './follower.js';
 import { StateStore, type InstalledVersion, type RefState } from './state.js';
-import { removeDir, stageFromDir, swapFiles, type SwapResult } from './swap.js';
+import { removeDir, stageFromDir, swapFiles, sweepStaging, type SwapResult } from './swap.js';
 
 export interface RollbackResult {
   ref: string;
@@ -56,6 +56,8 @@ export async function rollbackRef(store: StateStore, refText: string, opts: { lo
   try {
     const lock = await acquireDirLocks([dir], { timeoutMs: opts.lockTimeoutMs ?? 60_000 });
     try {
+      // What a crash left in the dir goes first (never our own staging dir).
+      await sweepStaging(dir, [staged.staging]);
       const now = await store.read(ref);
       if (now.current?.digest !== from.digest) {
         throw new DiginfraError('LOCKED', `${ref} changed while rolling back (now ${now.current?.version ?? 'nothing'}); nothing was done`, { hint: 'run the rollback again' });

@@ -6,7 +6,8 @@ import { resolve } from 'node:path';
 import { checkArtifactType, hostPlatform, parsePlatform } from '../artifact/format.js';
 import { applyFlags } from '../config/layers.js';
 import type { LoadedConfig } from '../config/load.js';
-import type { DiginfraConfig } from '../config/types.js';
+import { cacheRoot } from '../config/paths.js';
+import type { DiginfraConfig, RegistryConfig } from '../config/types.js';
 import { DiginfraError } from '../errors.js';
 import { normalizeRefs, type FollowSettings } from './follower.js';
 import { checkJitter, parseSchedule } from './schedule.js';
@@ -56,6 +57,25 @@ export function checkFlagConflicts(flags: FollowFlags): void {
   }
 }
 
+/**
+ * TLS for the engine versions URL: `registry.caFiles` (its host, else `*`) and
+ * `registry.insecureSkipTlsVerify` apply to it as to any https host diginfractl talks to.
+ */
+function tlsForUrl(registry: RegistryConfig, url: string): { caFile?: string; insecure?: boolean } | undefined {
+  let host: string;
+  try {
+    const u = new URL(url);
+    if (u.protocol !== 'https:') return undefined;
+    host = u.host;
+  } catch {
+    return undefined;
+  }
+  const caFile = registry.caFiles[host] ?? registry.caFiles['*'];
+  const insecure = registry.insecureSkipTlsVerify.includes(host);
+  if (caFile === undefined && !insecure) return undefined;
+  return { ...(caFile !== undefined && { caFile }), ...(insecure && { insecure: true }) };
+}
+
 export function effectiveFollow(loaded: Pick<LoadedConfig, 'config' | 'sources'>, flags: FollowFlags, refArgs: readonly string[]): EffectiveFollow {
   checkFlagConflicts(flags);
   const { config } = applyFlags(
@@ -83,6 +103,8 @@ export function effectiveFollow(loaded: Pick<LoadedConfig, 'config' | 'sources'>
   if (flags.engineVersionsUrl !== undefined) delete f.engineVersion;
   for (const t of f.allowedTypes) checkArtifactType(t);
   const refs = normalizeRefs(refArgs.length > 0 ? refArgs : f.refs);
+  const versionsUrl = f.engineVersion === undefined ? f.engineVersionsUrl : undefined;
+  const versionsTls = versionsUrl !== undefined ? tlsForUrl(config.registry, versionsUrl) : undefined;
   const settings: FollowSettings = {
     refs,
     schedule: parseSchedule(f.every, f.cron),
@@ -90,9 +112,11 @@ export function effectiveFollow(loaded: Pick<LoadedConfig, 'config' | 'sources'>
     rulesfilesDir: resolve(f.rulesfilesDir),
     pluginsDir: resolve(f.pluginsDir),
     stateDir: resolve(f.stateDir),
+    cacheDir: cacheRoot(config),
     allowedTypes: [...f.allowedTypes],
     ...(f.engineVersion !== undefined && { engineVersion: f.engineVersion }),
-    ...(f.engineVersion === undefined && f.engineVersionsUrl !== undefined && { engineVersionsUrl: f.engineVersionsUrl }),
+    ...(versionsUrl !== undefined && { engineVersionsUrl: versionsUrl }),
+    ...(versionsTls !== undefined && { engineVersionsTls: versionsTls }),
     ...(f.validateCmd !== undefined && f.validateCmd.trim() !== '' && { validateCmd: f.validateCmd }),
     platform: config.install.platform ? parsePlatform(config.install.platform) : hostPlatform(),
   };

@@ -9,15 +9,18 @@
  *
  * A swap is short (a rename per file) and is never interrupted: shutdown waits for it (follower.ts).
  */
-import { copyFile, mkdir, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdir, rm, utimes } from 'node:fs/promises';
 import { dirname, join, normalize, resolve, sep } from 'node:path';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { DiginfraError, messageOf } from '../errors.js';
 import { extractLayer } from '../artifact/archive.js';
 import { DEFAULT_MAX_LAYER_BYTES, type ResolvedArtifact } from '../artifact/pull.js';
+import { BlobCache } from '../install/cache.js';
+import { RESERVED } from '../install/stage.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { Descriptor } from '../registry/media-types.js';
-import { fsyncDir, makeStagingDir, placeFiles, removeDir } from '../util/atomic-fs.js';
+import { fsyncDir, makeStagingDir, placeFiles, removeDir, sweepStaleStaging } from '../util/atomic-fs.js';
 
 export interface StagedFile {
   /** Path relative to the target dir (and to the staging dir). */
@@ -69,24 +72,42 @@ function counter(onBytes: (n: number) => void): Transform {
 /**
  * Downloads every layer of `artifact` and extracts it into a new staging dir inside `dest`. `dest` is
  * not touched otherwise. On failure the staging dir is removed and the error thrown.
+ *
+ * With `cacheDir` (the blob cache of `artifact install`), a layer already in that cache (size and
+ * digest verified) is read from there instead of downloaded. The follower only reads the cache: it
+ * never adds to it, so a long-running agent does not grow it with every version it sees.
+ *
+ * A file named like the install's own bookkeeping (`.diginfractl.lock`, `diginfractl.lock`) is
+ * refused, as `artifact install` refuses it: swapping it in would replace the lock of the target dir.
  */
 export async function stageFromRegistry(
   client: RegistryClient,
   artifact: ResolvedArtifact,
   dest: string,
-  opts: { mode: number; maxBytes?: number; onBytes?: (n: number) => void },
+  opts: { mode: number; maxBytes?: number; onBytes?: (n: number) => void; cacheDir?: string; onStaging?: (staging: string) => void },
 ): Promise<Staged> {
   await mkdirOrFail(dest);
   const staging = await makeStagingDir(dest);
+  opts.onStaging?.(staging);
   try {
     const files = new Map<string, number>();
     let budget = opts.maxBytes ?? DEFAULT_MAX_LAYER_BYTES;
+    const cache = opts.cacheDir !== undefined ? new BlobCache(opts.cacheDir) : undefined;
     for (const layer of uniqueLayers(artifact.layers)) {
-      const blob = await client.openBlob(artifact.ref, layer);
-      const stream: Readable = opts.onBytes ? pipeline(blob, counter(opts.onBytes), () => undefined) : blob;
+      const cached = await cache?.lookup(layer).catch(() => undefined);
+      let stream: Readable;
+      if (cached !== undefined) {
+        stream = createReadStream(cached);
+      } else {
+        const blob = await client.openBlob(artifact.ref, layer);
+        stream = opts.onBytes ? pipeline(blob, counter(opts.onBytes), () => undefined) : blob;
+      }
       const extracted = await extractLayer(stream, staging, { maxBytes: budget });
       for (const f of extracted) {
         budget -= f.size;
+        if (RESERVED.has(f.rel)) {
+          throw new DiginfraError('UNSAFE_ARCHIVE', `${artifact.config.name} ${artifact.config.version} ships a file named ${f.rel}, which diginfractl reserves for itself`);
+        }
         files.set(f.rel, opts.mode);
       }
     }
@@ -150,6 +171,19 @@ export async function swapFiles(staged: Staged, obsolete: readonly string[] = []
     for (const d of dirs) await fsyncDir(d).catch(() => undefined);
   }
   return { placed, unchanged, removed };
+}
+
+/**
+ * Under the install lock of `dir`, before a swap: removes the staging dirs (and temp files) a crashed
+ * run left there more than 10 minutes ago (util/atomic-fs.ts sweepStaleStaging, shared with `artifact
+ * install`). `live` are staging dirs this process is still using (a slow download or validation of
+ * another ref into the same dir): their mtime is refreshed first, so they are never taken for
+ * leftovers. Never throws; returns the paths removed.
+ */
+export async function sweepStaging(dir: string, live: Iterable<string> = []): Promise<string[]> {
+  const now = new Date();
+  for (const path of live) await utimes(path, now, now).catch(() => undefined);
+  return sweepStaleStaging(dir).catch(() => []);
 }
 
 export { filesPresent } from './state.js';

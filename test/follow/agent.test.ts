@@ -2,10 +2,10 @@
  * `artifact follow` end to end: the built CLI as a child process against a real registry, with real
  * time (--every 1s --jitter 0). Readiness before and after the first install, an update seen within
  * two intervals, invalid updates rejected (not YAML; refused by a real --validate-cmd script) with the
- * live file kept and the rejection counted in /metrics, `artifact rollback`, SIGTERM exiting 0, and a
- * restart that downloads nothing.
+ * live file kept and the rejection counted in /metrics, `artifact rollback`, SIGTERM exiting 0, a
+ * restart that downloads nothing, `--once` after a rollback, and a swap that fails on disk.
  */
-import { chmod, readFile, readdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliEnv, runCli } from '../helpers/cli.js';
@@ -143,5 +143,68 @@ describe('artifact follow (built CLI, real registry)', () => {
     const both = await runCli(['artifact', 'follow', ref, '--once', '--every', '1s', '--cron', '@hourly', ...common], { env });
     expect(both.code).toBe(2);
     expect(both.stderr).toContain('--every or --cron');
+  }, 60_000);
+
+  it('--once after artifact rollback: the held ref is not a failure (exit 0)', async () => {
+    const client = pushClient();
+    const ref = `${reg.host}/rules/once-rollback:stable`;
+    const v1 = await readFile(RULES_FIXTURE);
+    await pushRules(client, ref, '1.0.0', v1);
+    const rules = join(root, 'once-rollback/rules');
+    const state = join(root, 'once-rollback/state');
+    const common = [ref, '--once', '--rulesfiles-dir', rules, '--state-dir', state, '--plain-http'];
+    expect((await runCli(['artifact', 'follow', ...common], { env })).code).toBe(0);
+    const d2 = await pushRules(client, ref, '2.0.0', Buffer.concat([v1, Buffer.from('\n- list: once_rollback_v2\n  items: []\n')]));
+    expect((await runCli(['artifact', 'follow', ...common], { env })).stdout).toContain(`${ref}: updated 2.0.0`);
+    expect((await runCli(['artifact', 'rollback', ref, '--state-dir', state], { env })).code).toBe(0);
+
+    const held = await runCli(['artifact', 'follow', ...common], { env });
+    expect(held.stderr).not.toContain('error:');
+    expect(held.stdout).toContain(`${ref}: rejected (rollback, held) 2.0.0 ${d2}`);
+    expect(held.code).toBe(0);
+    const json = await runCli(['artifact', 'follow', ...common, '-o', 'json'], { env });
+    expect(JSON.parse(json.stdout)).toMatchObject([{ ref, result: 'rejected', reason: 'rollback', pinned: true }]);
+    expect(json.code).toBe(0);
+    expect(await readFile(join(rules, 'falco_rules.yaml'))).toEqual(v1);
+    // A new version is installed again, as usual.
+    await pushRules(client, ref, '3.0.0', Buffer.concat([v1, Buffer.from('\n- list: once_rollback_v3\n  items: []\n')]));
+    const next = await runCli(['artifact', 'follow', ...common], { env });
+    expect(next.stdout).toContain(`${ref}: updated 3.0.0`);
+    expect(next.code).toBe(0);
+  }, 60_000);
+
+  it('a swap that fails on disk: --once exits 1 with one line and no stack trace; the agent keeps running and installs once it can', async () => {
+    const client = pushClient();
+    const ref = `${reg.host}/rules/swapfail:stable`;
+    const v1 = await readFile(RULES_FIXTURE);
+    await pushRules(client, ref, '1.0.0', v1);
+    const rules = join(root, 'swapfail/rules');
+    const state = join(root, 'swapfail/state');
+    // A directory where the rules file goes: its rename(2) fails (EISDIR) inside the locked swap.
+    await mkdir(join(rules, 'falco_rules.yaml', 'in-the-way'), { recursive: true });
+    const common = ['--rulesfiles-dir', rules, '--state-dir', state, '--plain-http'];
+
+    const once = await runCli(['artifact', 'follow', ref, '--once', ...common], { env });
+    expect(once.code).toBe(1);
+    const lines = once.stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^${ref.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: error: cannot place .*falco_rules\\.yaml`));
+    expect(once.stderr).not.toMatch(/^\s+at /m);
+    expect(once.stderr).not.toContain('Unhandled');
+    expect((await readdir(rules)).filter((n) => n.startsWith('.diginfractl-staging'))).toEqual([]);
+
+    // The agent: the failing check is counted and retried, the process stays up.
+    const agent = startAgent([ref, '--every', '1s', '--jitter', '0', ...common, '--metrics-addr', '127.0.0.1:0'], env);
+    agents.push(agent);
+    const port = await agent.port();
+    await waitFor('two failed checks', async () => metricValue(await scrape(port), 'diginfractl_follow_checks_total', { ref, result: 'error' }) >= 2, 15_000);
+    expect(agent.child.exitCode).toBeNull();
+    expect((await httpGet(port, '/healthz')).status).toBe(200);
+    expect(agent.stderr()).not.toMatch(/^\s+at /m);
+    // The obstacle goes: the next check installs v1.
+    await rm(join(rules, 'falco_rules.yaml'), { recursive: true });
+    await waitFor('v1 installed', async () => (await readFile(join(rules, 'falco_rules.yaml')).catch(() => Buffer.alloc(0))).equals(v1), 15_000);
+    expect((await readdir(rules)).filter((n) => n.startsWith('.diginfractl-staging'))).toEqual([]);
+    expect(await agent.stop()).toEqual({ code: 0, signal: null });
   }, 60_000);
 });

@@ -1,13 +1,14 @@
 /**
  * The hot swap, driven directly: 200 swaps between two versions of a rules file while another process
  * reads the file in a tight loop must never show it partial, empty or missing; identical files are not
- * renamed; files the new version no longer ships are deleted; staging dirs are dot-named.
+ * renamed; files the new version no longer ships are deleted; staging dirs are dot-named; the sweep of
+ * a crash's leftovers spares staging dirs still in use.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { stageFromDir, swapFiles, removeDir } from '../../src/follow/swap.js';
+import { stageFromDir, swapFiles, removeDir, sweepStaging } from '../../src/follow/swap.js';
 import { NODE } from '../helpers/cli.js';
 import { RULES_FIXTURE, tempDir } from './setup.js';
 
@@ -115,5 +116,23 @@ describe('swapFiles', () => {
     const root = await tempDir();
     await expect(swapFiles({ dest: join(root, 'd'), staging: join(root, 'd/.s'), files: [{ rel: '../x.yaml', mode: 0o644 }] })).rejects.toMatchObject({ code: 'UNSAFE_ARCHIVE' });
     await expect(swapFiles({ dest: join(root, 'd'), staging: join(root, 'd/.s'), files: [] }, ['../../etc/passwd'])).rejects.toMatchObject({ code: 'UNSAFE_ARCHIVE' });
+  });
+
+  it('sweepStaging removes staging dirs older than 10 minutes, but never one this process still uses', async () => {
+    const root = await tempDir();
+    const dest = join(root, 'rules');
+    const crashed = join(dest, '.diginfractl-staging-crashed');
+    const inUse = join(dest, '.diginfractl-staging-inuse');
+    const fresh = join(dest, '.diginfractl-staging-fresh');
+    for (const d of [crashed, inUse, fresh]) await mkdir(d, { recursive: true });
+    await writeFile(join(dest, 'falco_rules.yaml'), '- macro: live\n');
+    const longAgo = new Date(Date.now() - 11 * 60_000);
+    await utimes(crashed, longAgo, longAgo);
+    await utimes(inUse, longAgo, longAgo);
+    await utimes(join(dest, 'falco_rules.yaml'), longAgo, longAgo);
+    expect(await sweepStaging(dest, [inUse])).toEqual([crashed]);
+    expect((await readdir(dest)).sort()).toEqual(['.diginfractl-staging-fresh', '.diginfractl-staging-inuse', 'falco_rules.yaml']);
+    // A missing dir is nothing to sweep.
+    expect(await sweepStaging(join(root, 'missing'))).toEqual([]);
   });
 });

@@ -1,14 +1,15 @@
 /**
  * `diginfractl artifact follow [REF...]`: the sync agent (src/follow). Flags over the `follow` section
  * of the config; with no REF, `follow.refs`. Runs until SIGTERM/SIGINT, reloading the config file when
- * it changes; `--once` checks every ref once and exits (1 when any check failed or was rejected).
+ * it changes; `--once` checks every ref once and exits (1 when any check failed or refused a new
+ * version; a ref held by `artifact rollback` is not a failure).
  */
 import { loadConfig, type LoadConfigOptions, type LoadedConfig } from '../../config/load.js';
 import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
 import type { DiginfraConfig } from '../../config/types.js';
 import { DiginfraError, messageOf } from '../../errors.js';
 import { watchConfigFile, type ConfigWatcher } from '../../follow/config-watch.js';
-import { Follower, type CheckOutcome } from '../../follow/follower.js';
+import { Follower, isFailure, type CheckOutcome } from '../../follow/follower.js';
 import { checkFlagConflicts, effectiveFollow, type EffectiveFollow, type FollowFlags } from '../../follow/settings.js';
 import type { LoadedIndex } from '../../index/resolve-name.js';
 import { createFollowMetrics, type FollowMetrics } from '../../metrics/follow-metrics.js';
@@ -65,7 +66,9 @@ function printOutcomes(ctx: CliContext, format: 'table' | 'json', outcomes: Chec
   }
   for (const o of outcomes) {
     const what = [o.version, o.digest].filter(Boolean).join(' ');
-    ctx.out(`${o.ref}: ${o.result}${o.reason ? ` (${o.reason})` : ''}${what ? ` ${what}` : ''}${o.result === 'error' || o.result === 'rejected' ? `: ${o.message ?? ''}` : ''}`);
+    // One line per ref, whatever the message (a multi-line error is folded).
+    const message = o.result === 'error' || o.result === 'rejected' ? `: ${(o.message ?? '').replace(/\s*\n\s*/g, ' ')}` : '';
+    ctx.out(`${o.ref}: ${o.result}${o.reason ? ` (${o.reason}${o.pinned ? ', held' : ''})` : ''}${what ? ` ${what}` : ''}${message}`);
   }
 }
 
@@ -91,7 +94,8 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
     const outcomes = await follower.checkAll();
     await follower.stop();
     printOutcomes(ctx, format, outcomes);
-    if (outcomes.some((o) => o.result === 'error' || o.result === 'rejected')) process.exitCode = 1;
+    // A ref held on the version `artifact rollback` put back is where it was meant to be: not a failure.
+    if (outcomes.some(isFailure)) process.exitCode = 1;
     return;
   }
 
