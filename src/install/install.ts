@@ -44,6 +44,8 @@ export interface InstalledArtifact {
   requested: string[];
   /** `registry/repository:tag@digest`. */
   ref: string;
+  /** The index that resolved a short name, when one did. */
+  index?: string;
   registry: string;
   repository: string;
   tag?: string;
@@ -223,24 +225,15 @@ export async function installArtifacts(opts: InstallOptions): Promise<InstallRes
     for (const [i, p] of plan.artifacts.entries()) {
       const dir = resolve(p.dir);
       const rels = entries[i]!.files;
-      const a = p.artifact;
+      // The summary is the lock entry with absolute paths and what this run did.
       result.installed.push({
-        name: p.name,
-        type: p.type,
-        version: p.version,
+        ...entries[i]!,
         requested: p.requested,
-        ref: formatReference(a.ref),
-        registry: a.ref.registry,
-        repository: a.ref.repository,
-        ...(p.tag !== undefined && { tag: p.tag }),
-        digest: a.ref.digest,
-        manifestDigest: a.manifestDigest,
-        ...(a.platform !== undefined && { platform: formatPlatform(a.platform) }),
-        dir,
+        dependencies: p.dependencies,
+        ref: formatReference(p.artifact.ref),
         files: rels.map((r) => join(dir, r)),
         placed: sets[i]!.placed.map((r) => join(dir, r)).sort(),
         requiredBy: p.requiredBy,
-        dependencies: p.dependencies,
       });
     }
     result.removed.push(...removed);
