@@ -36,30 +36,18 @@ export interface InstallOptions extends PlanOptions {
   onPlan?: (plan: InstallPlan) => void;
 }
 
-export interface InstalledArtifact {
-  name: string;
-  type: string;
-  version: string;
+/** What `-o json` reports per artifact: its lock entry, with absolute paths and what this run did. */
+export interface InstalledArtifact extends Omit<LockEntry, 'requested' | 'dependencies' | 'files'> {
   /** The refs the user typed for it (normalized); empty for a dependency. */
   requested: string[];
+  dependencies: string[];
   /** `registry/repository:tag@digest`. */
   ref: string;
-  /** The index that resolved a short name, when one did. */
-  index?: string;
-  registry: string;
-  repository: string;
-  tag?: string;
-  /** What the tag pointed at (image index or manifest). */
-  digest: string;
-  manifestDigest: string;
-  platform?: string;
-  dir: string;
   /** Absolute paths of every file of the artifact. */
   files: string[];
   /** Of those, the ones written now (the rest were already identical). */
   placed: string[];
   requiredBy: string[];
-  dependencies: string[];
 }
 
 export interface InstallResult {
