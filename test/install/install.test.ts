@@ -5,11 +5,11 @@
 import { readFile, readdir, rm, stat, utimes } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DiginfraError } from '../../src/errors.js';
 import { readLockfile } from '../../src/install/lockfile.js';
 import type { LoadedIndex } from '../../src/index/types.js';
 import type { RegistryClient } from '../../src/registry/client.js';
 import { blobPath, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { errorOf } from '../helpers/errors.js';
 import {
   AMD64,
   ARM64,
@@ -33,16 +33,6 @@ async function exists(p: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-async function errorOf(p: Promise<unknown>): Promise<DiginfraError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof DiginfraError) return err;
-    throw err;
-  }
-  throw new Error('expected an error');
 }
 
 let reg: TestRegistry;

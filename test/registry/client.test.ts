@@ -7,11 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DiginfraError } from '../../src/errors.js';
 import { parseOciReference } from '../../src/reference/reference.js';
 import { RegistryClient, bufferBlob, sha256Digest, type CredentialSource } from '../../src/registry/client.js';
 import { OCI_MANIFEST } from '../../src/registry/media-types.js';
 import { blobPath, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { errorOf } from '../helpers/errors.js';
 
 function clientFor(reg: TestRegistry, opts: { credentials?: boolean; chunkSize?: number; onResponse?: (i: { method: string; status: number | 'error' }) => void } = {}): RegistryClient {
   const credentials: CredentialSource | undefined =
@@ -43,16 +43,6 @@ async function pushSmallArtifact(client: RegistryClient, refText: string, conten
   );
   const desc = await client.pushManifest(ref, manifest, OCI_MANIFEST);
   return { ref, layer, config, manifest, desc };
-}
-
-async function errorOf(p: Promise<unknown>): Promise<DiginfraError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof DiginfraError) return err;
-    throw err;
-  }
-  throw new Error('expected an error');
 }
 
 describe.each([

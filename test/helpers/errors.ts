@@ -1,0 +1,12 @@
+import { DiginfraError } from '../../src/errors.js';
+
+/** The DiginfraError a promise rejects with; fails the test if it resolves or throws something else. */
+export async function errorOf(p: Promise<unknown>): Promise<DiginfraError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof DiginfraError) return err;
+    throw err;
+  }
+  throw new Error('expected an error');
+}
