@@ -7,7 +7,7 @@
  * host, and its answer is refused past 64 KiB.
  */
 import { readFile } from 'node:fs/promises';
-import { request } from 'undici';
+import { request } from '../registry/undici.js';
 import semver from 'semver';
 import { DiginfraError, messageOf } from '../errors.js';
 import { createDispatcher } from '../registry/transport.js';

@@ -107,7 +107,7 @@ function statusText(code: number): string {
 }
 
 async function fetchHttp(req: FetchIndexRequest): Promise<FetchIndexResult> {
-  const [{ request }, { createDispatcher }] = await Promise.all([import('undici'), import('../registry/transport.js')]);
+  const [{ request }, { createDispatcher }] = await Promise.all([import('../registry/undici.js'), import('../registry/transport.js')]);
   const timeout = req.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const max = req.maxBytes ?? MAX_INDEX_BYTES;
   const dispatcher = createDispatcher({

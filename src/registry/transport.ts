@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { getCACertificates } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
+import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from './undici.js';
 import { DiginfraError } from '../errors.js';
 import { apiHost } from '../reference/reference.js';
 
