@@ -47,14 +47,15 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY package.json ./
 
-# `diginfractl` on PATH is the compiled entry (it starts with `#!/usr/bin/env -S node ...`); Node resolves the
-# symlink, so its imports find /app/node_modules. The state dir is owned by the runtime user so the image
-# also works without a volume there (Kubernetes mounts a hostPath over it).
+# `diginfractl` on PATH is the bundled bin (scripts/bundle.mjs; it starts with `#!/usr/bin/env -S ...`).
+# Node resolves the symlink, so what it loads on demand (pino, cron-parser) comes from /app/node_modules.
+# The state dir is owned by the runtime user so the image also works without a volume there
+# (Kubernetes mounts a hostPath over it).
 RUN groupadd --system --gid 65532 diginfractl \
  && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home \
       --shell /usr/sbin/nologin diginfractl \
- && chmod 0755 /app/dist/cli/main.js \
- && ln -s /app/dist/cli/main.js /usr/local/bin/diginfractl \
+ && chmod 0755 /app/dist/bin/diginfractl.cjs \
+ && ln -s /app/dist/bin/diginfractl.cjs /usr/local/bin/diginfractl \
  && mkdir -p /etc/diginfractl /var/lib/diginfractl/cache /var/lib/diginfractl/config \
  && chown -R 65532:65532 /var/lib/diginfractl
 

@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startRegistry } from '../test/helpers/registry.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const CLI = join(ROOT, 'dist/cli/main.js');
+const CLI = join(ROOT, 'dist/bin/diginfractl.cjs');
 const RULES = join(ROOT, 'test/fixtures/falco_rules.yaml');
 
 const work = await mkdtemp(join(tmpdir(), 'diginfractl-demo-'));

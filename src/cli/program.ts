@@ -11,17 +11,30 @@ import { reportError } from './run.js';
 
 const VERSION = '0.1.0';
 
-export function buildProgram(): Command {
+const GROUPS: Record<string, (program: Command) => void> = {
+  repo: registerRepoCommands,
+  index: registerIndexCommands,
+  artifact: registerArtifactCommands,
+  config: registerConfigCommands,
+};
+
+/**
+ * The whole command tree, or with `only` (the command group named first on the command line) just
+ * that group: `artifact search` need not declare the other groups' commands and options.
+ */
+export function buildProgram(only?: string): Command {
   const program = new Command('diginfractl')
     .description('Find, publish, install and follow Diginfra rules files and plugins stored in OCI registries')
     .option('--config <file>', 'config file (default: $DIGINFRACTL_CONFIG, /etc/diginfractl/diginfractl.yaml, then $XDG_CONFIG_HOME/diginfractl/diginfractl.yaml)')
     .option('--log-level <level>', 'trace, debug, info, warn, error or silent', 'info')
     .showHelpAfterError()
     .exitOverride();
-  registerRepoCommands(program);
-  registerIndexCommands(program);
-  registerArtifactCommands(program);
-  registerConfigCommands(program);
+  const group = only !== undefined && Object.hasOwn(GROUPS, only) ? GROUPS[only] : undefined;
+  if (group) {
+    group(program);
+    return program;
+  }
+  for (const register of Object.values(GROUPS)) register(program);
   program
     .command('version')
     .description('print the diginfractl version')
@@ -37,7 +50,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${VERSION}\n`);
     return;
   }
-  const program = buildProgram();
+  const program = buildProgram(argv[2]);
   try {
     await program.parseAsync(argv);
   } catch (err) {
@@ -50,4 +63,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-await main(process.argv);
+void main(process.argv);

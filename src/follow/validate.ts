@@ -27,10 +27,16 @@ export function isRulesYaml(rel: string): boolean {
   return /\.ya?ml$/i.test(rel);
 }
 
-/** The worker script: compiled .js beside this module, or the .ts source under the tests. */
+/**
+ * The worker script beside this module: the bundled bin's .cjs (dist/bin), the compiled .js (dist/),
+ * or the .ts source under the tests.
+ */
 function workerUrl(): URL {
-  const js = new URL('./validate-worker.js', import.meta.url);
-  return existsSync(fileURLToPath(js)) ? js : new URL('./validate-worker.ts', import.meta.url);
+  for (const name of ['./validate-worker.cjs', './validate-worker.js']) {
+    const url = new URL(name, import.meta.url);
+    if (existsSync(fileURLToPath(url))) return url;
+  }
+  return new URL('./validate-worker.ts', import.meta.url);
 }
 
 /**

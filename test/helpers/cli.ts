@@ -1,5 +1,5 @@
 /**
- * Runs the built CLI (dist/cli/main.js) as a user would: a child process on Node 24, with its own
+ * Runs the built CLI (the bundled bin dist/bin/diginfractl.cjs) as a user would: a child process on Node 24, with its own
  * config, cache and credential dirs so the real home is never touched.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
-export const CLI = join(ROOT, 'dist/cli/main.js');
+export const CLI = join(ROOT, 'dist/bin/diginfractl.cjs');
 /** The Node 24 binary from the `node` devDependency (the system one may be older). */
 export const NODE = join(ROOT, 'node_modules/.bin/node');
 

@@ -3,7 +3,7 @@
  * into their ConfigMap is one that the CLI itself accepts: `diginfractl config show --config FILE` (and
  * `config validate FILE`) exit 0 on it.
  *
- * Needs the built CLI (`npm run build`, which `npm test` runs first): without dist/cli/main.js, or
+ * Needs the built CLI (`npm run build`, which `npm test` runs first): without dist/bin/diginfractl.cjs, or
  * with a CLI lacking `config show` / `config validate`, the tests fail and say so (never skipped).
  */
 import { execFile, spawnSync } from 'node:child_process';
@@ -29,7 +29,7 @@ function get(v: any, path: string[]): unknown {
   return path.reduce((o, k) => (o && typeof o === 'object' ? o[k] : undefined), v);
 }
 
-const MAIN = join(REPO_ROOT, 'dist', 'cli', 'main.js');
+const MAIN = join(REPO_ROOT, 'dist', 'bin', 'diginfractl.cjs');
 
 /** Subcommands of `diginfractl config`, from its help. */
 function configSubcommands(): Set<string> {

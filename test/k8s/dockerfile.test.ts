@@ -76,16 +76,19 @@ describe('Dockerfile', () => {
     expect(runtime.image, 'runtime image is slim or distroless').toMatch(/slim|distroless/);
   });
 
-  it('builds with npm ci and npm run build, which compiles src/cli/main.ts to the bin dist/cli/main.js', () => {
+  it('builds with npm ci and npm run build, which compiles src/ and bundles src/cli/main.ts into the bin dist/bin/diginfractl.cjs', () => {
     const build = stages.find((s) => runs(s).some((r) => /\bnpm run build\b/.test(r)));
     expect(build, 'a stage runs npm run build').toBeDefined();
     expect(runs(build!).some((r) => /\bnpm ci\b/.test(r)), 'the build stage installs with npm ci').toBe(true);
     const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8'));
-    expect(pkg.bin.diginfractl).toBe('dist/cli/main.js');
+    expect(pkg.bin.diginfractl).toBe('dist/bin/diginfractl.cjs');
+    expect(pkg.scripts.build).toMatch(/^tsc -p tsconfig\.json && node scripts\/bundle\.mjs$/);
     const tsconfig = JSON.parse(readFileSync(join(REPO_ROOT, 'tsconfig.json'), 'utf8'));
     expect([tsconfig.compilerOptions.rootDir, tsconfig.compilerOptions.outDir]).toEqual(['src', 'dist']);
     // The entry is run through a symlink on PATH, so it needs its shebang.
-    expect(readFileSync(join(REPO_ROOT, 'src/cli/main.ts'), 'utf8')).toMatch(/^#!\/usr\/bin\/env (-S )?node( [^\n]*)?\n/);
+    const shebang = /^#!\/usr\/bin\/env (-S ([A-Z_]+=\S* )*)?node( [^\n]*)?\n/;
+    expect(readFileSync(join(REPO_ROOT, 'src/cli/main.ts'), 'utf8')).toMatch(shebang);
+    expect(readFileSync(join(REPO_ROOT, 'dist/bin/diginfractl.cjs'), 'utf8')).toMatch(shebang);
   });
 
   it('puts only production dependencies in the runtime image (npm ci --omit=dev; no devDependency such as node)', () => {
@@ -132,8 +135,8 @@ describe('Dockerfile', () => {
     const entrypoints = runtime.body.filter((i) => i.op === 'ENTRYPOINT');
     expect(entrypoints.length).toBe(1);
     expect(JSON.parse(entrypoints[0]!.args)).toEqual(['diginfractl']);
-    expect(runs(runtime).join(' ')).toMatch(/ln -s \/app\/dist\/cli\/main\.js \/usr\/local\/bin\/diginfractl/);
-    expect(runs(runtime).join(' ')).toMatch(/chmod 0?755 \/app\/dist\/cli\/main\.js/);
+    expect(runs(runtime).join(' ')).toMatch(/ln -s \/app\/dist\/bin\/diginfractl\.cjs \/usr\/local\/bin\/diginfractl/);
+    expect(runs(runtime).join(' ')).toMatch(/chmod 0?755 \/app\/dist\/bin\/diginfractl\.cjs/);
     const copies = runtime.body.filter((i) => i.op === 'COPY').map((c) => c.args);
     expect(copies.some((c) => /\/dist\s+(\.\/dist|\/app\/dist)\/?$/.test(c)), 'dist lands in /app/dist').toBe(true);
     expect(runtime.body.find((i) => i.op === 'WORKDIR')?.args).toBe('/app');

@@ -3,7 +3,7 @@
  *
  * The chart is rendered with `helm template` for a real registry (test/helpers/registry.ts). Then each
  * diginfractl container of the rendered DaemonSet is run as the image would run it: the image's ENTRYPOINT
- * (`diginfractl` = dist/cli/main.js) with the container's exact args and env, the rendered ConfigMap
+ * (`diginfractl` = dist/bin/diginfractl.cjs) with the container's exact args and env, the rendered ConfigMap
  * content as the config file at a stand-in for its mount, and temp dirs as the hostPaths (rendered at
  * those very paths, since hostPaths are mounted at the same path in the container).
  *
@@ -12,7 +12,7 @@
  * - "sidecar": `artifact follow` serves /readyz once synced, swaps in a version pushed while it runs, and
  *   exits 0 on SIGTERM.
  *
- * Needs the built CLI (`npm test` builds first): without dist/cli/main.js, or with a CLI lacking
+ * Needs the built CLI (`npm test` builds first): without dist/bin/diginfractl.cjs, or with a CLI lacking
  * `artifact install` / `artifact follow`, the tests fail and say so (they are never skipped).
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
