@@ -2,7 +2,7 @@
  * Reading the config: the only I/O of this folder besides saving. Path resolution, YAML parsing (the
  * `yaml` library is loaded only when a file must be parsed), validation, then environment overrides.
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DiginfraError, messageOf } from '../errors.js';
 import { defaultConfig, type ConfigSources, type DiginfraConfig } from './types.js';
@@ -45,7 +45,8 @@ export interface ConfigFile {
 export async function readConfigFile(path: string, env: Env = process.env): Promise<ConfigFile> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    // Synchronous: a config file is small, and every command reads it first (no thread-pool start-up).
+    text = readFileSync(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { raw: undefined, exists: false };
@@ -65,7 +66,7 @@ export async function readConfigFile(path: string, env: Env = process.env): Prom
 export async function parseYamlText(text: string, file: string, env: Env = process.env): Promise<unknown> {
   const memo = join(xdgCacheHome(env), 'diginfractl', 'parsed-config', `${fnv1a(file)}.json`);
   try {
-    const cached = JSON.parse(await readFile(memo, 'utf8')) as { text?: unknown; value?: unknown };
+    const cached = JSON.parse(readFileSync(memo, 'utf8')) as { text?: unknown; value?: unknown };
     if (cached.text === text) return cached.value;
   } catch {
     // no memo yet, or unreadable: parse below

@@ -90,7 +90,7 @@ export async function loadSearchRows(config: DiginfraConfig, cacheDir: string = 
     if (cached && cached.meta.url === ix.url) return { index: ix.name, rows: cached.rows };
     const f = await fetchFirst(config, ix, cacheDir, opts);
     const text = searchFileText(f.sha256, f.entries);
-    return { index: ix.name, rows: text.slice(text.indexOf('\n') + 1) };
+    return { index: ix.name, rows: Buffer.from(text.slice(text.indexOf('\n') + 1)) };
   });
 }
 

@@ -2,8 +2,8 @@
  * Pure search over indexes. Every keyword must match (case-insensitive) the name, a keyword or the
  * description of an entry. Ranking, per keyword: exact name > name prefix > keyword (exact first,
  * then substring, or a name substring) > description; the scores add up; ties go by name, then by
- * configured index order. Two forms: over loaded entries, and over the cached search rows (text),
- * which parses only the lines that can match.
+ * configured index order. Two forms: over loaded entries, and over the cached search rows (bytes),
+ * which decodes and parses only the lines that can match.
  */
 import type { IndexEntry, LoadedIndex } from './types.js';
 
@@ -73,25 +73,24 @@ export function searchIndexes(indexes: readonly LoadedIndex[], keywords: readonl
   return rank(hits);
 }
 
-/** One index's search rows: lines of `[name, type, registry, repository, description, keywords]`. */
+/** One index's search rows: UTF-8 lines of `[name, type, registry, repository, description, keywords]`. */
 export interface SearchRows {
   index: string;
-  rows: string;
+  rows: Buffer;
 }
 
-/** [start, end) of every line of `text` that contains `needle` (each line once, in order). */
-function linesContaining(text: string, needle: string): [number, number][] {
+/** [start, end) of every line of `text` where `re` (global) matches, each line once, in order. */
+function linesMatching(text: string, re: RegExp): [number, number][] {
   const out: [number, number][] = [];
-  let pos = 0;
-  for (;;) {
-    const at = text.indexOf(needle, pos);
-    if (at < 0) return out;
-    const start = text.lastIndexOf('\n', at) + 1;
-    let end = text.indexOf('\n', at);
+  re.lastIndex = 0;
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    const start = text.lastIndexOf('\n', m.index) + 1;
+    let end = text.indexOf('\n', m.index);
     if (end < 0) end = text.length;
     out.push([start, end]);
-    pos = end + 1;
+    re.lastIndex = end + 1;
   }
+  return out;
 }
 
 function allLines(text: string): [number, number][] {
@@ -121,30 +120,39 @@ function parseRows(lines: string[]): unknown[] {
   }
 }
 
+/** Printable ASCII that JSON writes unescaped: such a keyword can be looked for in the raw rows. */
+function rawSearchable(q: string): boolean {
+  return /^[\x20-\x7e]+$/.test(q) && !/["\\]/.test(q);
+}
+
+function escapeRegExp(q: string): string {
+  return q.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
+
 /**
- * Search over cached search rows. Candidate lines are found with `indexOf` of the first keyword in
- * the lower-cased text and must contain the other keywords too; only they are parsed and scored. (A
- * keyword with a quote, a backslash or a control character, which JSON escapes, skips the
- * pre-filter.) So a selective search costs a few scans of the text, not a parse of every entry.
+ * Search over cached search rows. The rows are scanned as bytes (a latin1 view: one character per
+ * byte, no UTF-8 decoding, no lower-cased copy) for the longest keyword with a case-insensitive
+ * regexp; candidate lines must contain the other keywords too, and only they are decoded and parsed,
+ * then scored like `searchIndexes`. Keywords that are not plain ASCII (or that JSON escapes) skip this
+ * pre-filter and are checked on the parsed entries. So a selective search over 10,000 entries costs
+ * a scan of the bytes, not a parse of every entry.
  */
 export function searchRows(indexes: readonly SearchRows[], keywords: readonly string[], opts: SearchOptions = {}): SearchHit[] {
   const qs = normalize(keywords);
   const type = opts.type?.toLowerCase();
-  const plain = (q: string) => !/["\\\u0000-\u001f]/.test(q);
-  const prefilter = [...qs.filter(plain), ...(type !== undefined && plain(type) ? [`"${type}"`] : [])].sort((a, b) => b.length - a.length);
+  const prefilter = [...qs.filter(rawSearchable), ...(type !== undefined && rawSearchable(type) ? [`"${type}"`] : [])].sort((a, b) => b.length - a.length);
   const hits: Ranked[] = [];
   indexes.forEach((ix, order) => {
-    const lower = ix.rows.toLowerCase();
-    // toLowerCase keeps offsets for almost all text; when it does not, fall back to every line.
-    const aligned = lower.length === ix.rows.length;
-    let spans = aligned && prefilter.length > 0 ? linesContaining(lower, prefilter[0]!) : allLines(ix.rows);
-    if (aligned && prefilter.length > 1) {
+    // latin1 keeps byte offsets, so a span of `text` is the same span of `ix.rows`.
+    const text = ix.rows.toString('latin1');
+    let spans = prefilter.length > 0 ? linesMatching(text, new RegExp(escapeRegExp(prefilter[0]!), 'gi')) : allLines(text);
+    if (prefilter.length > 1) {
       spans = spans.filter(([s, e]) => {
-        const line = lower.slice(s, e);
+        const line = text.slice(s, e).toLowerCase();
         return prefilter.every((q) => line.includes(q));
       });
     }
-    const rows = parseRows(spans.map(([s, e]) => ix.rows.slice(s, e)));
+    const rows = parseRows(spans.map(([s, e]) => ix.rows.toString('utf8', s, e)));
     for (const row of rows) {
       if (!Array.isArray(row)) continue;
       const [name, t, registry, repository, description, kws] = row as [string, string, string, string, string, string[]];

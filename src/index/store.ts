@@ -9,6 +9,7 @@
  * Each file is replaced atomically; the metadata is written last and ties the others together by
  * sha256, so a derived file that does not match it is rebuilt from the YAML copy.
  */
+import { readFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DiginfraError, messageOf } from '../errors.js';
@@ -42,9 +43,12 @@ export function searchFileText(hash: string, entries: readonly IndexEntry[]): st
   return `${lines.join('\n')}\n`;
 }
 
-async function readJson<T>(path: string): Promise<T | undefined> {
+// The small cache files and the search rows are read synchronously: `artifact search` reads nothing
+// else, and a read on the thread pool costs it more (threads started, a round trip per 512 KiB) than
+// the read itself.
+function readJson<T>(path: string): T | undefined {
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as T;
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
   } catch {
     return undefined;
   }
@@ -52,7 +56,7 @@ async function readJson<T>(path: string): Promise<T | undefined> {
 
 /** The metadata of a cached index, or undefined when it was never fetched (or the cache is unreadable). */
 export async function readCacheMeta(cacheDir: string, name: string): Promise<IndexCacheMeta | undefined> {
-  const meta = await readJson<IndexCacheMeta>(cachePaths(cacheDir, name).meta);
+  const meta = readJson<IndexCacheMeta>(cachePaths(cacheDir, name).meta);
   return meta && typeof meta.sha256 === 'string' && typeof meta.url === 'string' ? meta : undefined;
 }
 
@@ -64,7 +68,7 @@ export async function readCachedIndex(cacheDir: string, name: string): Promise<{
   const meta = await readCacheMeta(cacheDir, name);
   if (!meta) return undefined;
   const paths = cachePaths(cacheDir, name);
-  const derived = await readJson<{ sha256?: string; entries?: IndexEntry[] }>(paths.entries);
+  const derived = readJson<{ sha256?: string; entries?: IndexEntry[] }>(paths.entries);
   if (derived && derived.sha256 === meta.sha256 && Array.isArray(derived.entries)) return { meta, entries: derived.entries };
   let text: string;
   try {
@@ -86,21 +90,22 @@ export async function readCachedIndex(cacheDir: string, name: string): Promise<{
  * The search rows of a cached index (the text after the header line), or undefined when it was never
  * fetched. Rebuilds the search file from the entries when it is missing or stale.
  */
-export async function readSearchRows(cacheDir: string, name: string): Promise<{ meta: IndexCacheMeta; rows: string } | undefined> {
+export async function readSearchRows(cacheDir: string, name: string): Promise<{ meta: IndexCacheMeta; rows: Buffer } | undefined> {
   const meta = await readCacheMeta(cacheDir, name);
   if (!meta) return undefined;
   const paths = cachePaths(cacheDir, name);
-  let text: string | undefined;
+  // Bytes, not text: searchRows scans them as they are and decodes only the lines that match.
+  let bytes: Buffer | undefined;
   try {
-    text = await readFile(paths.search, 'utf8');
+    bytes = readFileSync(paths.search);
   } catch {
-    text = undefined;
+    bytes = undefined;
   }
-  if (text !== undefined) {
-    const nl = text.indexOf('\n');
+  if (bytes !== undefined) {
+    const nl = bytes.indexOf(0x0a);
     try {
-      const header = JSON.parse(text.slice(0, nl)) as { sha256?: string };
-      if (header.sha256 === meta.sha256) return { meta, rows: text.slice(nl + 1) };
+      const header = JSON.parse(bytes.toString('utf8', 0, nl < 0 ? bytes.length : nl)) as { sha256?: string };
+      if (nl >= 0 && header.sha256 === meta.sha256) return { meta, rows: bytes.subarray(nl + 1) };
     } catch {
       // rebuilt below
     }
@@ -109,7 +114,7 @@ export async function readSearchRows(cacheDir: string, name: string): Promise<{ 
   if (!full) return undefined;
   const rebuilt = searchFileText(full.meta.sha256, full.entries);
   await writeFileAtomic(paths.search, rebuilt).catch(() => undefined);
-  return { meta: full.meta, rows: rebuilt.slice(rebuilt.indexOf('\n') + 1) };
+  return { meta: full.meta, rows: Buffer.from(rebuilt.slice(rebuilt.indexOf('\n') + 1)) };
 }
 
 /** Stores a freshly fetched index: YAML copy, derived files, then metadata (the commit point). */

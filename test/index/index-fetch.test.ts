@@ -244,6 +244,6 @@ describe('loadIndexes', () => {
     await writeFile(p.entries, '{"sha256":"stale","entries":[]}');
     await writeFile(p.search, '{"sha256":"stale"}\n');
     expect((await loadIndexes(cfg, join(dir, 'cache')))[0]!.entries).toHaveLength(2);
-    expect((await loadSearchRows(cfg, join(dir, 'cache')))[0]!.rows.trim().split('\n')).toHaveLength(2);
+    expect((await loadSearchRows(cfg, join(dir, 'cache')))[0]!.rows.toString().trim().split('\n')).toHaveLength(2);
   });
 });

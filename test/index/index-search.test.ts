@@ -31,7 +31,7 @@ function both(indexes: LoadedIndex[], keywords: string[], opts: { type?: string 
   const direct = searchIndexes(indexes, keywords, opts);
   const rows = indexes.map((ix) => {
     const text = searchFileText('0'.repeat(64), ix.entries);
-    return { index: ix.name, rows: text.slice(text.indexOf('\n') + 1) };
+    return { index: ix.name, rows: Buffer.from(text.slice(text.indexOf('\n') + 1)) };
   });
   const viaRows = searchRows(rows, keywords, opts);
   expect(names(viaRows)).toEqual(names(direct));
@@ -67,6 +67,24 @@ describe('search', () => {
     expect(names(both([ix], ['"quotes"']))).toEqual(['q/quoted']);
     expect(names(both([ix], ['back\\slash']))).toEqual(['q/quoted']);
     expect(names(both([ix], ['a"b']))).toEqual(['q/quoted']);
+  });
+
+  it('matches non-ASCII text, and ASCII keywords next to it, with the same byte offsets', () => {
+    const ix: LoadedIndex = {
+      name: 'u',
+      url: '/u',
+      entries: [
+        e('überwachung', ['Sicherheit', 'kubernetes'], 'Überwachung für Kubernetes – mit Regeln'),
+        e('naïve-rules', ['audit'], 'Règles d’audit 🚀 for AUDIT logs'),
+        e('plain', ['audit'], 'plain ascii'),
+      ],
+    };
+    expect(names(both([ix], ['kubernetes']))).toEqual(['u/überwachung']);
+    expect(names(both([ix], ['ÜBERWACHUNG']))).toEqual(['u/überwachung']);
+    expect(names(both([ix], ['règles', 'audit']))).toEqual(['u/naïve-rules']);
+    expect(names(both([ix], ['audit', '🚀']))).toEqual(['u/naïve-rules']);
+    const hit = both([ix], ['regeln'])[0]!;
+    expect(hit.entry.description).toBe('Überwachung für Kubernetes – mit Regeln');
   });
 
   it('agrees with itself on the real index', async () => {
