@@ -13,13 +13,15 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-export const CLI = join(ROOT, 'dist/cli/main.js');
 export const NODE = existsSync(join(ROOT, 'node_modules/.bin/node')) ? join(ROOT, 'node_modules/.bin/node') : process.execPath;
 
 export function arg(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : fallback;
 }
+
+/** The bundled bin users run (npm's bin, the image's ENTRYPOINT); --cli PATH benchmarks another build. */
+export const CLI = resolve(arg('cli', join(ROOT, 'dist/bin/diginfractl.cjs')));
 
 /** `300`, `300s`, `5m`, `1h` -> milliseconds. */
 export function durationMs(text) {
@@ -82,11 +84,13 @@ export function cleanupOnSignal(fn) {
 
 export async function startFollow(ctx, extraArgs, opts = {}) {
   const port = await freePort();
-  const child = spawn(
-    NODE,
-    [...(opts.nodeArgs ?? []), CLI, 'artifact', 'follow', ...ctx.refs, '--plain-http', '--rulesfiles-dir', join(ctx.work, 'rules'), '--state-dir', join(ctx.work, 'state'), '--metrics-addr', `127.0.0.1:${port}`, '--log-level', 'warn', ...extraArgs],
-    { env: { ...ctx.env, ...opts.env }, stdio: ['ignore', 'ignore', 'inherit'] },
-  );
+  const args = ['artifact', 'follow', ...ctx.refs, '--plain-http', '--rulesfiles-dir', join(ctx.work, 'rules'), '--state-dir', join(ctx.work, 'state'), '--metrics-addr', `127.0.0.1:${port}`, '--log-level', 'warn', ...extraArgs];
+  // As users run it: the bin through its shebang (`env -S ... node ...`), Node 24 first on PATH. With
+  // opts.nodeArgs, `node FLAGS CLI` instead, to compare flags (the shebang's are then not applied).
+  const env = { ...ctx.env, PATH: `${dirname(NODE)}:${process.env.PATH}`, ...opts.env };
+  const child = opts.nodeArgs?.length
+    ? spawn(NODE, [...opts.nodeArgs, CLI, ...args], { env, stdio: ['ignore', 'ignore', 'inherit'] })
+    : spawn(CLI, args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise((r) => child.once('exit', (code) => r(code)));
   return {
     child,

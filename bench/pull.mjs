@@ -16,7 +16,7 @@
  * diginfractl or curl could not run at all.
  *
  *   npm run build && node bench/pull.mjs [--size-mb 100] [--runs 3] [--no-double] [--rss-method time|proc] [--json]
- *                                        [--cli path/to/dist/cli/main.js]
+ *                                        [--cli path/to/dist/bin/diginfractl.cjs]
  *
  * --cli benchmarks another build of the CLI (say, a scratch copy of dist/ with a change to try).
  * Peak RSS: with /usr/bin/time (Debian package `time`) every command runs under `time -f %M` (max RSS
@@ -51,7 +51,7 @@ function arg(name, fallback) {
   return i >= 0 ? process.argv[i + 1] : fallback;
 }
 // --cli: another build of the CLI (a scratch copy with a fix, say) in place of this repo's dist/.
-const CLI = resolve(arg('cli', join(ROOT, 'dist/cli/main.js')));
+const CLI = resolve(arg('cli', join(ROOT, 'dist/bin/diginfractl.cjs')));
 const SIZE_MB = Number(arg('size-mb', '100'));
 const RUNS = Number(arg('runs', '3'));
 const DOUBLE = !process.argv.includes('--no-double');
@@ -289,7 +289,7 @@ try {
   const curlMedian = median(results.curl.seconds);
   const summary = {};
   const W = 26;
-  if (CLI !== join(ROOT, 'dist/cli/main.js')) console.log(`\ndiginfractl = ${CLI}`);
+  if (CLI !== join(ROOT, 'dist/bin/diginfractl.cjs')) console.log(`\ndiginfractl = ${CLI}`);
   console.log(`\npull of a ${SIZE_MB} MB single-layer artifact (layer ${mb(base.layer.size)} tar.gz), local registry over loopback; ${RUNS} runs, median`);
   console.log(`${'tool'.padEnd(W)}${'median s'.padStart(10)}${'vs curl'.padStart(10)}${'peak RSS'.padStart(12)}   runs (s)`);
   for (const [tool, r] of Object.entries(results)) {
