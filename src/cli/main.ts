@@ -1,7 +1,8 @@
 #!/usr/bin/env -S MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=65536 node --max-semi-space-size=1
 /**
- * Entry point: turns on V8's on-disk compile cache before any other module loads (it cuts the
- * start-up cost of commander and our own modules on later runs), then runs the program.
+ * Entry point: sets the command's own V8 flags (v8-flags.ts) and turns on V8's on-disk compile cache
+ * before any other module loads (it cuts the start-up cost of commander and our own modules on later
+ * runs), then runs the program.
  * The shebang sets what only a process's start can (docs/benchmarks.md has the measurements):
  * - a 1 MB young generation, so V8 collects streamed network buffers promptly: with the default, a
  *   pull's RSS grows with the layer size before the first scavenge (bench/pull.mjs);
@@ -10,6 +11,10 @@
  *   long-running `follow` agent (bench/follow-rss.mjs).
  */
 import { enableCompileCache } from 'node:module';
+import { setFlagsFromString } from 'node:v8';
+import { v8FlagsFor } from './v8-flags.js';
+
+for (const flag of v8FlagsFor(process.argv)) setFlagsFromString(flag);
 
 try {
   enableCompileCache();
