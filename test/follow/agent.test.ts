@@ -204,7 +204,8 @@ describe('artifact follow (built CLI, real registry)', () => {
     // The obstacle goes: the next check installs v1.
     await rm(join(rules, 'falco_rules.yaml'), { recursive: true });
     await waitFor('v1 installed', async () => (await readFile(join(rules, 'falco_rules.yaml')).catch(() => Buffer.alloc(0))).equals(v1), 15_000);
-    expect((await readdir(rules)).filter((n) => n.startsWith('.diginfractl-staging'))).toEqual([]);
+    // The swap removes its staging dir right after the rename: gone shortly, not left behind.
+    await waitFor('staging removed', async () => (await readdir(rules)).filter((n) => n.startsWith('.diginfractl-staging')).length === 0, 5_000);
     expect(await agent.stop()).toEqual({ code: 0, signal: null });
   }, 60_000);
 });
