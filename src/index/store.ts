@@ -10,7 +10,6 @@
  * sha256, so a derived file that does not match it is rebuilt from the YAML copy.
  */
 import { readFileSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DiginfraError, messageOf } from '../errors.js';
 import { writeFileAtomic } from '../config/atomic-write.js';
@@ -72,7 +71,7 @@ export async function readCachedIndex(cacheDir: string, name: string): Promise<{
   if (derived && derived.sha256 === meta.sha256 && Array.isArray(derived.entries)) return { meta, entries: derived.entries };
   let text: string;
   try {
-    text = await readFile(paths.yaml, 'utf8');
+    text = readFileSync(paths.yaml, 'utf8');
   } catch {
     return undefined;
   }
@@ -152,5 +151,7 @@ export async function touchCacheMeta(cacheDir: string, meta: IndexCacheMeta, che
 export async function removeCachedIndex(cacheDir: string, name: string): Promise<void> {
   const paths = cachePaths(cacheDir, name);
   // Metadata first: without it the others are never read.
+  // node:fs/promises loads on demand: `artifact search`, which imports this module, never needs it.
+  const { rm } = await import('node:fs/promises');
   for (const p of [paths.meta, paths.search, paths.entries, paths.yaml]) await rm(p, { force: true });
 }
