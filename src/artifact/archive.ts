@@ -408,14 +408,20 @@ export async function extractLayer(input: Readable | NodeJS.ReadableStream, stag
       const handle = fh;
       let size = 0;
       let syncedUpTo = 0;
+      // One flush at a time; its error is kept and thrown below: a later fsync on another descriptor
+      // may not report a write-back error this one saw.
+      let syncError: unknown;
       const backgroundSync = (): void => {
         if (syncing !== undefined || size - syncedUpTo < BACKGROUND_SYNC_BYTES) return;
         syncedUpTo = size;
-        syncing = handle.datasync().finally(() => {
-          syncing = undefined;
-        });
-        // Awaited before the next one and before close; a failure surfaces there.
-        syncing.catch(() => undefined);
+        syncing = handle
+          .datasync()
+          .catch((err: unknown) => {
+            syncError ??= err;
+          })
+          .finally(() => {
+            syncing = undefined;
+          });
       };
       // Chunks are written in batches: one writev per ~1 MiB instead of one write per 16 KiB chunk.
       let batch: Buffer[] = [];
@@ -444,12 +450,13 @@ export async function extractLayer(input: Readable | NodeJS.ReadableStream, stag
       if (failure) throw failure;
       if (batch.length) await fh.writev(batch);
       if (syncing) await syncing;
+      if (syncError !== undefined) throw syncError;
       if (size !== file.size) throw invalid(`layer is not a valid tar archive: entry ${shown(entry.path)} is truncated`);
       await fh.chmod(file.mode);
     } finally {
       cancelRead = undefined;
       // Never close a handle with a flush still running on it.
-      await syncing?.catch(() => undefined);
+      await syncing;
       await fh?.close();
     }
   }
