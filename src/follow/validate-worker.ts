@@ -1,11 +1,11 @@
 /**
- * Worker thread of the rules file check (validate.ts): parses each file as YAML and checks it is a
- * list. It runs in a worker so that the parse (tens of MB of transient objects for a large rules file)
- * happens in a heap that is thrown away afterwards: the long-running agent stays small. Self-contained
+ * Child process of the rules file check (validate.ts): parses each file as YAML and checks it is a
+ * list. It runs in its own process so that the parse (tens of MB of transient objects for a large
+ * rules file) happens in memory that is given back when it exits: the long-running agent stays small.
+ * It takes one job over IPC, answers, and exits; it exits too if the agent goes away. Self-contained
  * (no relative imports, erasable TypeScript only), so the same file runs from src/ under the tests.
  */
 import { readFile } from 'node:fs/promises';
-import { parentPort, workerData } from 'node:worker_threads';
 import { parseDocument } from 'yaml';
 
 interface Job {
@@ -42,12 +42,14 @@ async function run(job: Job): Promise<Verdict> {
   return { ok: true };
 }
 
-if (parentPort) {
-  const port = parentPort;
-  run(workerData as Job).then(
-    (v) => port.postMessage(v),
-    (err: unknown) => port.postMessage({ ok: false, reason: 'invalid_yaml', message: String(err) }),
-  );
+if (process.send) {
+  process.once('message', (job: Job) => {
+    run(job).then(
+      (v) => process.send!(v, () => process.exit(0)),
+      (err: unknown) => process.send!({ ok: false, reason: 'invalid_yaml', message: String(err) }, () => process.exit(0)),
+    );
+  });
+  process.once('disconnect', () => process.exit(1));
 }
 
 export { check };
