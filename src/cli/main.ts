@@ -1,20 +1,30 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=65536 node --max-semi-space-size=1 --expose-gc
+#!/usr/bin/env -S MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 --expose-gc
 /**
- * Entry point: sets the command's own V8 flags (v8-flags.ts) and turns on V8's on-disk compile cache
- * before any other module loads (it cuts the start-up cost of commander and our own modules on later
- * runs), then runs the program.
+ * Entry point: tunes this process for the command (process-tuning.ts: `artifact follow` re-executes
+ * itself once with its malloc settings; every command sets its V8 flags) and turns on V8's on-disk
+ * compile cache before any other module loads (it cuts the start-up cost of commander and our own
+ * modules on later runs), then runs the program.
  * The shebang sets what only a process's start can (docs/benchmarks.md has the measurements):
  * - a 1 MB young generation, so V8 collects streamed network buffers promptly: with the default, a
  *   pull's RSS grows with the layer size before the first scavenge (bench/pull.mjs);
- * - one glibc malloc arena, and mmap for blocks of 64 KiB and more (socket reads, worker heaps), so
- *   memory freed by short-lived threads and buffers goes back to the system: -17 MB idle RSS for the
- *   long-running `follow` agent (bench/follow-rss.mjs);
+ * - one glibc malloc arena, so memory freed by the thread pool's threads is reused rather than kept
+ *   in an arena per thread: with the mmap setting `follow` adds for itself, -17 MB of idle RSS for
+ *   the long-running agent (bench/follow-rss.mjs);
  * - `gc()` exposed, which only `artifact follow` calls, every 30 s, so its idle heap does not creep up.
  */
 import { enableCompileCache } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
-import { v8FlagsFor } from './v8-flags.js';
+import { reexecEnvFor, v8FlagsFor } from './process-tuning.js';
 
+const reexecEnv = reexecEnvFor(process.argv, process.env);
+if (reexecEnv && typeof process.execve === 'function') {
+  try {
+    // Same PID, stdio and arguments (the shebang's node flags are in execArgv); never returns.
+    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], reexecEnv);
+  } catch {
+    // Not possible on this platform: run without the malloc settings (more idle memory, same behaviour).
+  }
+}
 for (const flag of v8FlagsFor(process.argv)) setFlagsFromString(flag);
 
 try {

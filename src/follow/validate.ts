@@ -43,7 +43,7 @@ function workerUrl(): URL {
  * validate-worker): the parse's memory goes back to the system when it exits. A worker thread was
  * used before; the memory its isolate took stayed with the agent (glibc keeps freed memory in its
  * arena): 84 MB idle instead of ~78 MB with 20 refs (bench/follow-rss.mjs). The child gets Node's
- * start-up flags but not the agent's own V8 flags (src/cli/v8-flags.ts), so it parses at full speed.
+ * start-up flags but not the agent's own V8 flags (src/cli/process-tuning.ts), so it parses at full speed.
  * Throws ValidationError for the first file that fails.
  */
 export async function checkRulesFiles(files: readonly { path: string; label: string }[], opts: { timeoutMs?: number } = {}): Promise<void> {

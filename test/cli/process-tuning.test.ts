@@ -1,19 +1,20 @@
 /**
- * Per-command V8 flags (src/cli/v8-flags.ts): which command gets which, and that they take effect in
- * the bin (V8 ignores some flags once it has started; these are set at run time, in src/cli/main.ts).
+ * Per-command process tuning (src/cli/process-tuning.ts): which command gets which V8 flags and malloc
+ * settings, and that they take effect in the bin (V8 ignores some flags once it has started; these
+ * are set at run time, in src/cli/main.ts; the malloc settings need a re-exec).
  */
-import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LEAN_JIT_FLAGS, WASM_BASELINE_FLAGS, v8FlagsFor } from '../../src/cli/v8-flags.js';
+import { FOLLOW_MALLOC_ENV, LEAN_JIT_FLAGS, WASM_BASELINE_FLAGS, reexecEnvFor, v8FlagsFor } from '../../src/cli/process-tuning.js';
 import { CLI, NODE, ROOT, cliEnv, runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const argv = (...args: string[]) => ['/usr/bin/node', '/app/dist/bin/diginfractl.cjs', ...args];
 
-describe('per-command V8 flags', () => {
+describe('per-command process tuning', () => {
   it('artifact follow runs without the optimizing compilers, with or without global options first', () => {
     expect(v8FlagsFor(argv('artifact', 'follow', 'ghcr.io/x/y:1'))).toEqual(LEAN_JIT_FLAGS);
     expect(v8FlagsFor(argv('--config', '/etc/d.yaml', 'artifact', 'follow', '--once'))).toEqual(LEAN_JIT_FLAGS);
@@ -24,6 +25,17 @@ describe('per-command V8 flags', () => {
     expect(WASM_BASELINE_FLAGS).toEqual(['--no-wasm-dynamic-tiering', '--no-wasm-tier-up']);
     for (const args of [['repo', 'pull', 'x'], ['artifact', 'install', 'follow'], ['artifact', 'search', 'follow'], ['--help'], []]) {
       expect(v8FlagsFor(argv(...args)), args.join(' ')).toEqual(WASM_BASELINE_FLAGS);
+    }
+  });
+
+  it('only artifact follow re-executes itself, with mmap for large blocks, unless that is set already', () => {
+    expect(FOLLOW_MALLOC_ENV).toEqual({ MALLOC_MMAP_THRESHOLD_: '65536' });
+    expect(reexecEnvFor(argv('artifact', 'follow', 'x'), { PATH: '/bin' })).toEqual({ PATH: '/bin', MALLOC_MMAP_THRESHOLD_: '65536' });
+    expect(reexecEnvFor(argv('--log-level', 'debug', 'artifact', 'follow'), {})).toEqual({ MALLOC_MMAP_THRESHOLD_: '65536' });
+    // Once re-executed (or set by the user), never again: no loop, and the user's value stands.
+    expect(reexecEnvFor(argv('artifact', 'follow', 'x'), { MALLOC_MMAP_THRESHOLD_: '131072' })).toBeUndefined();
+    for (const args of [['repo', 'pull', 'x'], ['artifact', 'install', 'follow'], ['--help'], []]) {
+      expect(reexecEnvFor(argv(...args), {}), args.join(' ')).toBeUndefined();
     }
   });
 });
@@ -45,7 +57,7 @@ describe('the flags take effect in the bin (traced against a real registry)', ()
   beforeAll(async () => {
     reg = await startRegistry();
     env = await cliEnv();
-    dir = await mkdtemp(join(tmpdir(), 'v8-flags-'));
+    dir = await mkdtemp(join(tmpdir(), 'process-tuning-'));
     const file = join(dir, 'flags_rules.yaml');
     await writeFile(file, '- rule: r\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: INFO\n');
     ref = `${reg.host}/rules/flags:1.0.0`;
@@ -56,7 +68,7 @@ describe('the flags take effect in the bin (traced against a real registry)', ()
     await reg?.stop();
   });
 
-  it('repo pull compiles undici's parser with Liftoff only: no TurboFan job for the process to wait for at exit', async () => {
+  it("repo pull compiles undici's parser with Liftoff only: no TurboFan job for the process to wait for at exit", async () => {
     const pull = await runTraced(['--trace-wasm-compilation-times'], ['repo', 'pull', ref, '--dest', join(dir, 'pulled'), '--plain-http'], env);
     expect(pull.code).toBe(0);
     expect(pull.stdout).toContain('flags_rules.yaml');
@@ -74,5 +86,27 @@ describe('the flags take effect in the bin (traced against a real registry)', ()
     expect(follow.code).toBe(0);
     expect(follow.stdout).toMatch(/using Liftoff/);
     expect(follow.stdout).not.toMatch(/using TurboFan|target (MAGLEV|TURBOFAN)/);
+  });
+
+  it('artifact follow runs with the malloc setting, in the same process (PID) it was started as', async () => {
+    const child = spawn(NODE, [CLI, 'artifact', 'follow', ref, '--every', '1h', '--rulesfiles-dir', join(dir, 'rules2'), '--state-dir', join(dir, 'state2'), '--plain-http', '--engine-version', '0.60.0'], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      // The re-exec replaces the program, not the process: same PID, so signals and exit codes still reach the parent.
+      const envOf = async () => (await readFile(`/proc/${child.pid}/environ`, 'latin1').catch(() => '')).split('\0');
+      const deadline = Date.now() + 10_000;
+      while (!(await envOf()).includes('MALLOC_MMAP_THRESHOLD_=65536') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(await envOf()).toContain('MALLOC_MMAP_THRESHOLD_=65536');
+      while (!stderr.includes('"installed"') && !stderr.includes('installed') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    expect(stderr).not.toContain('error');
   });
 });
