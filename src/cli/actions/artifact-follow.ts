@@ -73,7 +73,7 @@ function printOutcomes(ctx: CliContext, format: 'table' | 'json', outcomes: Chec
 }
 
 /** How often the idle agent collects its whole heap (see compactHeapPeriodically). */
-const HEAP_COMPACT_EVERY_MS = 30_000;
+export const HEAP_COMPACT_EVERY_MS = 30_000;
 
 /**
  * The agent allocates a little for every check; with the 1 MB young generation of the bin's shebang,
@@ -83,7 +83,7 @@ const HEAP_COMPACT_EVERY_MS = 30_000;
  * shebang starts it; otherwise this does nothing. Only this thread's heap: validation workers are
  * left alone.
  */
-function compactHeapPeriodically(): NodeJS.Timeout {
+export function compactHeapPeriodically(): NodeJS.Timeout {
   const gc = (globalThis as { gc?: () => void }).gc;
   return setInterval(() => gc?.(), HEAP_COMPACT_EVERY_MS).unref();
 }
