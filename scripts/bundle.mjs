@@ -29,19 +29,38 @@ function asciiOnly(code) {
 }
 
 /**
- * commander imports node:child_process (and with it net, dgram and streams) at load time, for
- * executable subcommands, which this CLI does not have: it gets a stand-in that loads the real
- * module on first use. Every command starts ~3 ms sooner.
+ * Node builtins that a dependency imports at load time for paths this CLI never takes: each gets a
+ * stand-in that loads the real module on first use (a call, or reading a property). commander:
+ * child_process (with net, dgram and streams) for executable subcommands, which this CLI does not have.
  */
-const lazyChildProcessForCommander = {
-  name: 'lazy-child-process-for-commander',
+const LAZY_BUILTINS = [
+  { builtin: 'node:child_process', importer: /[\\/]node_modules[\\/]commander[\\/]/ },
+];
+const lazyBuiltins = {
+  name: 'lazy-builtins',
   resolveId(source, importer) {
-    if (source === 'node:child_process' && importer && /[\\/]node_modules[\\/]commander[\\/]/.test(importer)) return '\0lazy-child-process';
-    return null;
+    const lazy = LAZY_BUILTINS.find((l) => l.builtin === source && importer && l.importer.test(importer));
+    return lazy ? `\0lazy:${lazy.builtin}` : null;
   },
   load(id) {
-    if (id !== '\0lazy-child-process') return null;
-    return "export default new Proxy({}, { get: (_, key) => process.getBuiltinModule('node:child_process')[key] });";
+    if (!id.startsWith('\0lazy:')) return null;
+    const real = `process.getBuiltinModule(${JSON.stringify(id.slice('\0lazy:'.length))})`;
+    return `export default new Proxy(function () {}, { apply: (_, self, args) => Reflect.apply(${real}, self, args), get: (_, key) => ${real}[key] });`;
+  },
+};
+
+/**
+ * undici's client loads its HTTP/2 client (and node:http2, ~10 ms) at start-up; it is needed only
+ * once a TLS server has chosen h2. The require moves into the function that uses it, which the
+ * bundler's CommonJS wrapper then runs on first call. The build fails if undici's source changes shape.
+ */
+const H2_REQUIRE = "const connectH2 = require('./client-h2.js')";
+const lazyUndiciH2 = {
+  name: 'lazy-undici-h2',
+  transform(code, id) {
+    if (!/[\\/]node_modules[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client\.js$/.test(id)) return null;
+    if (!code.includes(H2_REQUIRE)) throw new Error(`${id}: "${H2_REQUIRE}" not found; update lazyUndiciH2 in scripts/bundle.mjs`);
+    return code.replace(H2_REQUIRE, "const connectH2 = (client, socket) => require('./client-h2.js')(client, socket)");
   },
 };
 
@@ -53,7 +72,7 @@ await build({
   },
   platform: 'node',
   external: ['pino', 'cron-parser'],
-  plugins: [lazyChildProcessForCommander],
+  plugins: [lazyBuiltins, lazyUndiciH2],
   logLevel: 'warn',
   onLog(level, log, handler) {
     // run.js is shared by every action, so its dynamic import cannot split: expected, not a problem.

@@ -32,7 +32,11 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import * as tar from 'tar';
+// tar's subpath exports: the parser, headers and pax, without its extract/create/list machinery.
+import { Header } from 'tar/header';
+import { Parser } from 'tar/parse';
+import { Pax } from 'tar/pax';
+import type { ReadEntry } from 'tar/read-entry';
 import { DiginfraError } from '../errors.js';
 
 /** Tar's block size. */
@@ -90,9 +94,9 @@ function invalid(message: string, cause?: unknown): DiginfraError {
 function fileHeader(name: string, mode: number, size: number): Buffer {
   const data = { path: name, mode, size, mtime: new Date(0), type: 'File' as const, uid: 0, gid: 0, uname: '', gname: '' };
   const block = Buffer.alloc(BLOCK);
-  const needPax = new tar.Header(data).encode(block, 0);
+  const needPax = new Header(data).encode(block, 0);
   if (!needPax) return block;
-  const pax = new tar.Pax({ path: name, mtime: new Date(0) }).encode();
+  const pax = new Pax({ path: name, mtime: new Date(0) }).encode();
   return Buffer.concat([pax, block]);
 }
 
@@ -289,7 +293,7 @@ export async function extractLayer(input: Readable | NodeJS.ReadableStream, stag
   /** Entries are written one after the other, in archive order. */
   let chain: Promise<void> = Promise.resolve();
 
-  const parser = new tar.Parser({ strict: true });
+  const parser = new Parser({ strict: true });
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
       rawBytes += chunk.length;
@@ -329,7 +333,7 @@ export async function extractLayer(input: Readable | NodeJS.ReadableStream, stag
     fail(invalid(`layer is not a valid tar archive: ${err.message.replace(/^TAR_[A-Z_]+: /, '')}`, err));
   });
 
-  parser.on('entry', (entry: tar.ReadEntry) => {
+  parser.on('entry', (entry: ReadEntry) => {
     if (failure) return void entry.resume();
     let rel: string;
     let isDir: boolean;
@@ -391,7 +395,7 @@ export async function extractLayer(input: Readable | NodeJS.ReadableStream, stag
     }
   }
 
-  async function writeFile(entry: tar.ReadEntry, rel: string): Promise<void> {
+  async function writeFile(entry: ReadEntry, rel: string): Promise<void> {
     const file = files.get(rel)!;
     const parts = rel.split('/');
     await ensureDir(parts.slice(0, -1).join('/'), entry.path);

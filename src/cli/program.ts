@@ -7,7 +7,7 @@ import { registerRepoCommands } from './commands/repo.js';
 import { registerIndexCommands } from './commands/index.js';
 import { registerArtifactCommands } from './commands/artifact.js';
 import { registerConfigCommands } from './commands/config.js';
-import { reportError } from './run.js';
+import { failIfUnfinished, reportError } from './run.js';
 
 const VERSION = '0.1.0';
 
@@ -63,4 +63,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-void main(process.argv);
+failIfUnfinished(main(process.argv));

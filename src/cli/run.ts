@@ -65,3 +65,23 @@ export function formatTable(headers: string[], rows: string[][]): string {
   const cols = process.stdout.isTTY ? process.stdout.columns : undefined;
   return lines.map((l) => (cols && l.length > cols ? `${l.slice(0, Math.max(cols - 1, 1))}…` : l)).join('\n');
 }
+
+/**
+ * A command whose work stalls (waiting on a promise nothing will ever settle) would end with exit
+ * code 0 and no output once Node has nothing left to wait for: the worst way to fail, since scripts
+ * and init containers take it for success. Node emits 'beforeExit' exactly then; if `work` has not
+ * settled by that time, this says so and sets exit code 1.
+ */
+export function failIfUnfinished(work: Promise<unknown>): void {
+  let settled = false;
+  const done = () => {
+    settled = true;
+  };
+  work.then(done, done);
+  process.once('beforeExit', () => {
+    if (settled) return;
+    process.stderr.write('error: internal error: the command stopped before it finished, with nothing left to wait for\n');
+    process.stderr.write('hint: this is a bug in diginfractl; run again with --log-level debug and report what it printed\n');
+    process.exitCode = 1;
+  });
+}

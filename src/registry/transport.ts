@@ -4,7 +4,6 @@
  * with backoff that honour `Retry-After`.
  */
 import { readFileSync } from 'node:fs';
-import { getCACertificates } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from './undici.js';
 import { DiginfraError } from '../errors.js';
@@ -124,7 +123,11 @@ export function createDispatcher(opts: { insecure?: boolean; ca?: string; connec
   // An explicit `ca` replaces Node's trust store; extra CAs are meant to add to it (public blob
   // storage behind a private registry's redirects must still verify). 'default' is what Node trusts
   // without options: its bundle plus NODE_EXTRA_CA_CERTS (and the system store with --use-system-ca).
-  const tls = { rejectUnauthorized: opts.insecure !== true, ...(opts.ca !== undefined && { ca: [...getCACertificates('default'), opts.ca] }) };
+  // node:tls is loaded here only when needed: a plain-HTTP command never loads it (~3 ms).
+  const tls = {
+    rejectUnauthorized: opts.insecure !== true,
+    ...(opts.ca !== undefined && { ca: [...process.getBuiltinModule('node:tls').getCACertificates('default'), opts.ca] }),
+  };
   const common = {
     connect: { ...tls, timeout: opts.connectTimeoutMs },
     headersTimeout: opts.readTimeoutMs,

@@ -3,9 +3,9 @@
  * (start-up cost of `artifact search`), so help, suggestions and global options must not depend on it.
  */
 import { execFile } from 'node:child_process';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, NODE, cliEnv, runCli } from '../helpers/cli.js';
+import { CLI, NODE, ROOT, cliEnv, runCli } from '../helpers/cli.js';
 
 describe('command tree', () => {
   it('top-level help lists every group; a group\'s help lists its commands', async () => {
@@ -48,5 +48,18 @@ describe('command tree', () => {
     const env = await cliEnv({ PATH: `${dirname(NODE)}:${process.env.PATH}` });
     const out = await new Promise<string>((ok, fail) => execFile(CLI, ['--version'], { env }, (err, stdout) => (err ? fail(err) : ok(stdout))));
     expect(out).toBe('0.1.0\n');
+  });
+
+  it('a command that stalls (nothing left to wait for, work unfinished) fails with exit 1 instead of exiting 0 in silence', async () => {
+    const run = (work: string) =>
+      new Promise<{ code: number; stderr: string }>((ok) => {
+        const script = `import('${join(ROOT, 'dist/cli/run.js')}').then((m) => m.failIfUnfinished(${work}))`;
+        execFile(NODE, ['-e', script], (err, _stdout, stderr) => ok({ code: err ? Number((err as { code?: number }).code) : 0, stderr }));
+      });
+    const stalled = await run('new Promise(() => {})');
+    expect(stalled.code).toBe(1);
+    expect(stalled.stderr).toContain('error: internal error: the command stopped before it finished');
+    const finished = await run('new Promise((r) => setTimeout(r, 50))');
+    expect(finished).toEqual({ code: 0, stderr: '' });
   });
 });

@@ -14,7 +14,6 @@
  * Only diginfractl's own file is ever written (dir 0700, file 0600, atomic replace). No error message
  * contains a secret: not the `auth` value, not a helper's output, not the text of a corrupt file.
  */
-import { execFile } from 'node:child_process';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
@@ -229,6 +228,8 @@ export class CredentialStore implements CredentialSource {
         ...(cause !== undefined && { cause }),
         hint: `check that ${bin} is installed on PATH and works (\`echo ${server} | ${bin} get\`), or remove it from ${file}`,
       });
+    // Loaded here, not at start-up: most commands never run a helper (child_process costs ~3 ms to load).
+    const { execFile } = process.getBuiltinModule('node:child_process');
     return new Promise((resolve, reject) => {
       const child = execFile(
         bin,
