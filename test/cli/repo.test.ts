@@ -250,6 +250,23 @@ describe('TLS trust', () => {
     }
   });
 
+  it("pushes and pulls over HTTP/2 when the TLS registry offers it (the bundle loads undici's HTTP/2 client on first use)", async () => {
+    const reg = await startRegistry({ tls: true });
+    try {
+      // NODE_DEBUG=http2 makes Node log its HTTP/2 sessions on stderr: proof that h2 was negotiated and used.
+      const env = await cliEnv({ NODE_DEBUG: 'http2' });
+      const push = await runCli(['repo', 'push', `${reg.host}/rules/h2`, RULES, '--type', 'rulesfile', '--version', '1.0.0', '--ca-file', reg.caFile!], { env });
+      expect(push.code, push.stderr).toBe(0);
+      const dest = await mkdtemp(join(tmpdir(), 'h2-'));
+      const pull = await runCli(['repo', 'pull', `${reg.host}/rules/h2:1.0.0`, '--dest', dest, '--ca-file', reg.caFile!], { env });
+      expect(pull.code, pull.stderr).toBe(0);
+      expect(pull.stderr).toMatch(/HTTP2 \d+: Http2Session client/);
+      expect((await readFile(join(dest, 'falco_rules.yaml'))).equals(await readFile(RULES))).toBe(true);
+    } finally {
+      await reg.stop();
+    }
+  });
+
   it('says when the credentials of an open registry could not be checked', async () => {
     const open = await startRegistry();
     try {
