@@ -49,7 +49,7 @@ afterAll(async () => {
 });
 
 interface Node {
-  env: NodeJS.ProcessEnv;
+  env: NodeJS.ProcessEnv & { HOME: string };
   rules: string;
   plugins: string;
 }

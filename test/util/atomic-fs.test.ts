@@ -243,7 +243,7 @@ describe('placeFiles', () => {
   it('says nothing changed when the first file fails', async () => {
     const dest = await tmp('place-');
     const staging = await makeStagingDir(dest);
-    const err = await placeFiles(staging, [{ rel: 'missing.yaml', mode: 0o644 }], dest, { skipIdentical: false }).catch((e: DiginfraError) => e);
+    const err = (await placeFiles(staging, [{ rel: 'missing.yaml', mode: 0o644 }], dest, { skipIdentical: false }).catch((e: unknown) => e)) as DiginfraError;
     expect(err.message).toContain('missing.yaml');
     expect(err.hint).toBe('no file was changed');
   });
