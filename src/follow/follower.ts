@@ -43,6 +43,7 @@ const lazy = {
   validate: () => import('./validate.js'),
   plan: () => import('../install/plan.js'),
   names: () => import('../index/resolve-name.js'),
+  dependencies: () => import('./dependencies.js'),
 };
 
 /** Everything a follower needs to know; built from the `follow` config section and the flags. */
@@ -54,6 +55,8 @@ export interface FollowSettings {
   rulesfilesDir: string;
   pluginsDir: string;
   stateDir: string;
+  /** Lock files of `artifact install` (what it installed): dependencies are checked against them. */
+  installLockfiles: string[];
   /** Blob cache of `artifact install` (read only): layers found there are not downloaded again. */
   cacheDir?: string;
   /** Empty: every type (that follow can place: rulesfile, plugin). */
@@ -537,6 +540,22 @@ export class Follower {
       }
     }
 
+    const deps = artifact.config.dependencies ?? [];
+    if (deps.length > 0) {
+      const { describeUnmet, unmetDependencies } = await lazy.dependencies();
+      const view = await this.#installed(s);
+      const unmet = unmetDependencies(deps, view.installed);
+      if (unmet.length > 0 && !view.known) {
+        this.#logger.warn(
+          { ref, dependencies: unmet.map((d) => d.name) },
+          `${ref}: cannot check that ${label}'s dependencies are installed (${describeUnmet(unmet, view.installed)}): no lock file at ${s.installLockfiles.join(' or ')}; installing it anyway`,
+        );
+      } else if (unmet.length > 0) {
+        const why = `${label} needs ${describeUnmet(unmet, view.installed)}; install it (diginfractl artifact install ${unmet.map((d) => `${d.name}:${d.version}`).join(' ')}) and restart the engine, and this version is installed at the next check`;
+        return this.#reject(state, facts, 'dependencies', why, s, { dependencies: deps, installed: view.signature });
+      }
+    }
+
     const plugin = artifact.type === PLUGIN;
     const dir = resolve(plugin ? s.pluginsDir : s.rulesfilesDir);
     const { stageFromRegistry, swapFiles, sweepStaging } = await lazy.swap();
@@ -629,7 +648,23 @@ export class Follower {
       const now = await engine();
       return now !== r.engineVersion && requirementsMet(r.requirements, now);
     }
+    if (r.reason === 'dependencies' && r.dependencies) {
+      const view = await this.#installed(s);
+      if (view.signature === r.installed) return false;
+      const { unmetDependencies } = await lazy.dependencies();
+      return unmetDependencies(r.dependencies, view.installed).length === 0 || !view.known;
+    }
     return r.key !== rejectionKey(s);
+  }
+
+  /** What is installed on this node: the install lock files and the refs this agent follows. */
+  async #installed(s: FollowSettings): Promise<import('./dependencies.js').InstalledView> {
+    const followed: InstalledVersion[] = [];
+    for (const ref of s.refs) {
+      const current = (await this.#store.read(ref)).current;
+      if (current) followed.push(current);
+    }
+    return (await lazy.dependencies()).installedArtifacts(s.installLockfiles, followed);
   }
 
   async #validate(staged: Staged, label: string, s: FollowSettings): Promise<void> {

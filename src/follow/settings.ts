@@ -2,7 +2,7 @@
  * From config (defaults < file < environment) and flags to FollowSettings. Pure: the CLI calls it at
  * start-up and again on every config reload, with the same flags, so flags keep winning over the file.
  */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { checkArtifactType, hostPlatform, parsePlatform } from '../artifact/format.js';
 import { applyFlags } from '../config/layers.js';
 import type { LoadedConfig } from '../config/load.js';
@@ -11,6 +11,9 @@ import type { DiginfraConfig, RegistryConfig } from '../config/types.js';
 import { DiginfraError } from '../errors.js';
 import { normalizeRefs, type FollowSettings } from './follower.js';
 import { checkJitter, parseSchedule } from './schedule.js';
+
+/** LOCKFILE_NAME of src/install/lockfile.ts, not imported: the agent loads install code only when it needs it. */
+export const INSTALL_LOCKFILE_NAME = 'diginfractl.lock';
 
 export interface FollowFlags {
   every?: string;
@@ -112,6 +115,9 @@ export function effectiveFollow(loaded: Pick<LoadedConfig, 'config' | 'sources'>
     rulesfilesDir: resolve(f.rulesfilesDir),
     pluginsDir: resolve(f.pluginsDir),
     stateDir: resolve(f.stateDir),
+    // Where `artifact install` records what it placed: install.lockfile, and the default name in the
+    // rules dir that follow shares with the install (an init container's, say).
+    installLockfiles: [...new Set([...(config.install.lockfile !== undefined ? [resolve(config.install.lockfile)] : []), join(resolve(f.rulesfilesDir), INSTALL_LOCKFILE_NAME)])],
     cacheDir: cacheRoot(config),
     allowedTypes: [...f.allowedTypes],
     ...(f.engineVersion !== undefined && { engineVersion: f.engineVersion }),

@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, readdir, rename, stat } from 'node:fs/promises';
 import { dirname, join, normalize, sep } from 'node:path';
+import type { Dependency } from '../artifact/format.js';
 import { DiginfraError, messageOf } from '../errors.js';
 import { fsyncDir, removeDir, writeFileAtomic } from '../util/atomic-fs.js';
 
@@ -47,6 +48,10 @@ export interface Rejection {
   requirements?: { name: string; version: string }[];
   /** The engine version the requirements were checked against. */
   engineVersion?: string;
+  /** For `dependencies`: what the version needs, re-checked (without downloading) when what is installed changes. */
+  dependencies?: Dependency[];
+  /** What was installed when the dependencies were checked (signatureOf in dependencies.ts). */
+  installed?: string;
   /** The settings that refused it (allowed types, validate command): a change earns another look. */
   key?: string;
 }

@@ -13,6 +13,7 @@ export type RejectReason =
   | 'not_a_list' // it parses, but is not a YAML list
   | 'validate_cmd' // --validate-cmd exited non-zero (or could not run)
   | 'requirements' // e.g. engine_version not met by the running engine
+  | 'dependencies' // a dependency (a plugin) is not installed in a version it accepts
   | 'type_not_allowed' // the artifact type is not in --allowed-types
   | 'rollback'; // the digest was rolled back by `artifact rollback`
 

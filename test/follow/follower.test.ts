@@ -69,6 +69,7 @@ async function rig(refs: string[], extra: Partial<FollowSettings> = {}, deps: { 
     rulesfilesDir: join(root, 'rules'),
     pluginsDir: join(root, 'plugins'),
     stateDir: join(root, 'state'),
+    installLockfiles: [join(root, 'rules', 'diginfractl.lock')],
     allowedTypes: ['rulesfile'],
     platform: { os: 'linux', architecture: 'amd64' },
     ...extra,

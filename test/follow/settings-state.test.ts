@@ -22,9 +22,13 @@ describe('follow settings', () => {
       jitter: 0.1,
       stateDir: '/var/lib/diginfractl',
       rulesfilesDir: '/etc/diginfra',
+      installLockfiles: ['/etc/diginfra/diginfractl.lock'],
       allowedTypes: ['rulesfile'],
     });
     expect(metricsAddr).toBeUndefined();
+    // install.lockfile is read first, then the lock file in the rules dir follow shares with the install.
+    const custom = effectiveFollow(loaded((c) => void (c.install.lockfile = '/var/lib/diginfractl/install.lock')), {}, ['ghcr.io/a/b']);
+    expect(custom.settings.installLockfiles).toEqual(['/var/lib/diginfractl/install.lock', '/etc/diginfra/diginfractl.lock']);
   });
 
   it('flags win over the file; refs come from follow.refs without REF arguments; duplicates collapse', () => {
