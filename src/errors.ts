@@ -28,6 +28,8 @@ export type ErrorCode =
   | 'LOCKFILE_MISMATCH' // --frozen and the lock lacks a ref
   | 'LOCKED' // another process holds the install lock
   | 'VALIDATION_FAILED' // a staged rules file rejected before swap
+  | 'SIGNATURE_MISSING' // verification keys are set and the artifact has no cosign signature
+  | 'SIGNATURE_INVALID' // no cosign signature of the artifact verifies with those keys
   | 'IO'; // local filesystem failure
 
 export class DiginfraError extends Error {

@@ -56,6 +56,7 @@ export const KEYS: readonly KeyDef[] = [
   key('registry.caFiles', 'map', { checkKey: hostOrStar, check: checkNonEmpty }),
   key('registry.mirrors', 'map', { checkKey: checkHost, check: checkHost }),
   key('registry.authFile', 'string', { optional: true, check: checkNonEmpty }),
+  key('registry.cosignKeys', 'strings', { check: checkNonEmpty }),
   key('registry.auth.basic', 'basicAuth', { optional: true, secret: true }),
   key('registry.auth.oauth', 'oauthAuth', { optional: true, secret: true }),
   key('registry.auth.gcp', 'gcpAuth', { optional: true }),

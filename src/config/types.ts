@@ -51,6 +51,11 @@ export interface RegistryConfig {
   caFiles: Record<string, string>;
   /** Pull-through mirrors: registry host -> mirror host (e.g. `ghcr.io: mirror.local:5000`). */
   mirrors: Record<string, string>;
+  /**
+   * PEM public keys: when any is set, every artifact pulled, installed or followed must carry a cosign
+   * signature that one of them verifies (src/signature/cosign.ts).
+   */
+  cosignKeys: string[];
   /** docker config.json style credentials file to read besides the default ones. */
   authFile?: string;
   /** Credentials written in the config file itself (falcoctl compatible); absent when none are set. */
@@ -109,7 +114,7 @@ export const DEFAULT_INDEX: IndexConfig = {
 export function defaultConfig(): DiginfraConfig {
   return {
     indexes: [{ ...DEFAULT_INDEX }],
-    registry: { plainHttp: [], insecureSkipTlsVerify: [], caFiles: {}, mirrors: {} },
+    registry: { plainHttp: [], insecureSkipTlsVerify: [], caFiles: {}, mirrors: {}, cosignKeys: [] },
     install: {
       refs: [],
       rulesfilesDir: '/etc/diginfra',

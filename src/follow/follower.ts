@@ -44,6 +44,7 @@ const lazy = {
   plan: () => import('../install/plan.js'),
   names: () => import('../index/resolve-name.js'),
   dependencies: () => import('./dependencies.js'),
+  cosign: () => import('../signature/cosign.js'),
 };
 
 /** Everything a follower needs to know; built from the `follow` config section and the flags. */
@@ -67,6 +68,8 @@ export interface FollowSettings {
   engineVersionsTls?: { caFile?: string; insecure?: boolean };
   validateCmd?: string;
   platform: Platform;
+  /** PEM public keys: a new version must carry a cosign signature one of them verifies. */
+  verifyKeys?: string[];
 }
 
 export interface FollowerDeps {
@@ -150,7 +153,7 @@ class Abandoned extends Error {
 
 /** Applies the settings that decide whether a refused digest deserves another look. */
 function rejectionKey(s: FollowSettings): string {
-  return JSON.stringify({ types: [...s.allowedTypes].sort(), cmd: s.validateCmd ?? null });
+  return JSON.stringify({ types: [...s.allowedTypes].sort(), cmd: s.validateCmd ?? null, ...(s.verifyKeys && { keys: [...s.verifyKeys].sort() }) });
 }
 
 function requirementsMet(reqs: readonly { name: string; version: string }[], engine: string | undefined): boolean {
@@ -161,6 +164,8 @@ function requirementsMet(reqs: readonly { name: string; version: string }[], eng
 export class Follower {
   #settings: FollowSettings;
   #client: RegistryClient;
+  /** The verification keys of the current settings, read once per settings object. */
+  #verifyKeys: { paths: string[]; keys: import('node:crypto').KeyObject[] } | undefined;
   #indexes: (() => Promise<readonly LoadedIndex[]>) | undefined;
   #engine: EngineVersionSource;
   #store: StateStore;
@@ -525,6 +530,17 @@ export class Follower {
           ? `${label} is a ${artifact.type}; follow places only ${RULESFILE} and ${PLUGIN} artifacts`
           : `${label} is a ${artifact.type}, not in the allowed types (${s.allowedTypes.join(', ')})`;
       return this.#reject(state, facts, 'type_not_allowed', why, s);
+    }
+
+    if (s.verifyKeys) {
+      const { loadPublicKeys, verifyDigest } = await lazy.cosign();
+      if (this.#verifyKeys?.paths !== s.verifyKeys) this.#verifyKeys = { paths: s.verifyKeys, keys: loadPublicKeys(s.verifyKeys) };
+      try {
+        await verifyDigest(client, artifact.ref, artifact.ref.digest, this.#verifyKeys.keys);
+      } catch (err) {
+        if (!isDiginfraError(err, 'SIGNATURE_MISSING') && !isDiginfraError(err, 'SIGNATURE_INVALID')) throw err;
+        return this.#reject(state, facts, 'signature', err.message, s);
+      }
     }
 
     const reqs = artifact.config.requirements ?? [];

@@ -27,6 +27,8 @@ export interface FollowFlags {
   engineVersionsUrl?: string;
   validateCmd?: string;
   metricsAddr?: string;
+  /** --verify-key (repeatable): replaces registry.cosignKeys. */
+  verifyKey?: string[];
 }
 
 const FLAG_NAMES: Record<string, string> = {
@@ -126,5 +128,7 @@ export function effectiveFollow(loaded: Pick<LoadedConfig, 'config' | 'sources'>
     ...(f.validateCmd !== undefined && f.validateCmd.trim() !== '' && { validateCmd: f.validateCmd }),
     platform: config.install.platform ? parsePlatform(config.install.platform) : hostPlatform(),
   };
+  const verifyKeys = (flags.verifyKey?.length ? flags.verifyKey : config.registry.cosignKeys).map((p) => resolve(p));
+  if (verifyKeys.length > 0) settings.verifyKeys = verifyKeys;
   return { settings, config, metricsAddr: f.metricsAddr };
 }

@@ -10,7 +10,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { DiginfraError } from '../errors.js';
-import { formatReference } from '../reference/reference.js';
+import { formatReference, type OciReference } from '../reference/reference.js';
 import { formatPlatform } from '../registry/media-types.js';
 import { sweepStaleStaging, writeFileAtomic } from '../util/atomic-fs.js';
 import { withManifestCache, type BlobCache } from './cache.js';
@@ -34,6 +34,8 @@ export interface InstallOptions extends PlanOptions {
   onWaitLock?: (dir: string, holder: LockOwner | undefined) => void;
   /** Called with the plan before anything is written (for logging). */
   onPlan?: (plan: InstallPlan) => void;
+  /** Checks each planned artifact (the digest its tag pointed at) before anything is written: signatures. */
+  verify?: (ref: OciReference & { digest: string }) => Promise<void>;
 }
 
 /** What `-o json` reports per artifact: its lock entry, with absolute paths and what this run did. */
@@ -157,6 +159,8 @@ export async function installArtifacts(opts: InstallOptions): Promise<InstallRes
     ? await planFrozen(session, opts.refs, await readLockfile(lockfile), lockfile, opts)
     : await planInstall(session, opts.refs, opts);
   opts.onPlan?.(plan);
+  // Every artifact, dependencies included, passes before the first byte is written.
+  if (opts.verify) for (const p of plan.artifacts) await opts.verify(p.artifact.ref);
   const result: InstallResult = { installed: [], skipped: plan.skipped, removed: [], lockfile, warnings: plan.warnings, downloaded: { blobs: 0, bytes: 0 } };
   if (plan.artifacts.length === 0) return result;
 

@@ -14,6 +14,7 @@ export type RejectReason =
   | 'validate_cmd' // --validate-cmd exited non-zero (or could not run)
   | 'requirements' // e.g. engine_version not met by the running engine
   | 'dependencies' // a dependency (a plugin) is not installed in a version it accepts
+  | 'signature' // verification keys are set and no cosign signature of the new digest verifies
   | 'type_not_allowed' // the artifact type is not in --allowed-types
   | 'rollback'; // the digest was rolled back by `artifact rollback`
 

@@ -88,6 +88,11 @@ export function compactHeapPeriodically(): NodeJS.Timeout {
   return setInterval(() => gc?.(), HEAP_COMPACT_EVERY_MS).unref();
 }
 
+/** Reads the verification keys now, so a missing or bad key file fails the start (or the reload), not each check. */
+async function checkVerifyKeys(eff: EffectiveFollow): Promise<void> {
+  if (eff.settings.verifyKeys) (await import('../../signature/cosign.js')).loadPublicKeys(eff.settings.verifyKeys);
+}
+
 export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flags: FollowCliFlags): Promise<void> {
   checkFlagConflicts(flags);
   const format = outputFormat(flags.output);
@@ -95,6 +100,7 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
   const loaded = await loadConfig(loadOpts);
   for (const w of loaded.warnings) ctx.logger.warn(w);
   const eff = effectiveFollow(loaded, flags, refArgs);
+  await checkVerifyKeys(eff);
   const metrics = createFollowMetrics();
   const follower = new Follower(eff.settings, {
     logger: ctx.logger,
@@ -149,6 +155,7 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
     try {
       nextLoaded = await loadConfig(loadOpts);
       next = effectiveFollow(nextLoaded, flags, refArgs);
+      await checkVerifyKeys(next);
     } catch (err) {
       ctx.logger.error({ event: 'config-invalid', config: loaded.path, err: messageOf(err) }, `config ${loaded.path} is not valid; keeping the last good one: ${messageOf(err)}`);
       return;

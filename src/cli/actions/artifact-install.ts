@@ -16,7 +16,8 @@ import { LOCKFILE_NAME } from '../../install/lockfile.js';
 import type { BlobEvent } from '../../install/stage.js';
 import { createRegistryClient } from '../../registry/factory.js';
 import { formatPlatform } from '../../registry/media-types.js';
-import { registryFlags, type RegistryFlagOptions } from '../session.js';
+import { registryFlags, verifierFor, type RegistryFlagOptions } from '../session.js';
+import type { OciReference } from '../../reference/reference.js';
 import { outputFormat, type CliContext } from '../run.js';
 
 export interface InstallFlags extends RegistryFlagOptions {
@@ -30,6 +31,7 @@ export interface InstallFlags extends RegistryFlagOptions {
   lockfile?: string;
   frozen?: boolean;
   lockTimeout?: string;
+  verifyKey?: string[];
   output?: string;
 }
 
@@ -119,6 +121,7 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
   const lockfile = resolve(install.lockfile ?? join(rulesfilesDir, LOCKFILE_NAME));
   const root = cacheRoot(config);
 
+  const verify = await verifierFor(config, flags.verifyKey);
   const client = createRegistryClient(config.registry, registryFlags(flags));
   let indexes: Promise<LoadedIndex[]> | undefined;
   try {
@@ -146,6 +149,7 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
       ...(install.engineVersion !== undefined && { engineVersion: install.engineVersion }),
       rulesfilesDir,
       pluginsDir,
+      ...(verify && { verify: (ref: OciReference & { digest: string }) => verify(client, ref) }),
       onPlan: (plan) => {
         for (const w of plan.warnings) ctx.logger.warn(w);
         for (const a of plan.artifacts) {

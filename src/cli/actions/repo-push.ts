@@ -15,6 +15,7 @@ interface PushFlags extends RegistryFlagOptions {
   annotation?: string[];
   addFloatingTags?: boolean;
   mountFrom?: string;
+  signKey?: string;
   output?: string;
 }
 
@@ -31,6 +32,9 @@ function parseAnnotations(items: string[] = []): Record<string, string> {
 export async function runPush(ctx: CliContext, refText: string, files: string[], flags: PushFlags): Promise<void> {
   const format = outputFormat(flags.output);
   const ref = parseOciReference(refText);
+  // Read the signing key before pushing anything: a bad key must not leave an unsigned release behind.
+  const cosign = flags.signKey !== undefined ? await import('../../signature/cosign.js') : undefined;
+  const signKey = flags.signKey !== undefined ? cosign!.loadPrivateKey(flags.signKey) : undefined;
   const client = await openRegistry(ctx, flags);
   try {
     const result = await pushArtifact(client, ref, {
@@ -47,11 +51,13 @@ export async function runPush(ctx: CliContext, refText: string, files: string[],
       onProgress: (e) => ctx.logger.debug({ step: e.step }, e.detail),
       onWarning: (m) => ctx.logger.warn(m),
     });
+    const signature = signKey ? await cosign!.signDigest(client, result.ref, result.ref.digest, signKey) : undefined;
     if (format === 'json') {
-      ctx.out(JSON.stringify({ reference: formatReference(result.ref), digest: result.ref.digest, mediaType: result.mediaType, tags: result.tags }, null, 2));
+      ctx.out(JSON.stringify({ reference: formatReference(result.ref), digest: result.ref.digest, mediaType: result.mediaType, tags: result.tags, ...(signature && { signature }) }, null, 2));
     } else {
       ctx.out(`pushed ${result.ref.registry}/${result.ref.repository}:${result.tags[0]}@${result.ref.digest}`);
       if (result.tags.length > 1) ctx.out(`tags: ${result.tags.join(', ')}`);
+      if (signature) ctx.out(`signed: ${result.ref.registry}/${result.ref.repository}:${signature}`);
     }
   } finally {
     await client.close();

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { addRegistryFlags } from './repo.js';
+import { addRegistryFlags, verifyKeyOption } from './repo.js';
 
 /** `diginfractl artifact ...`: declares the subcommands; each action module loads only when it runs. */
 export function registerArtifactCommands(program: Command): void {
@@ -39,6 +39,7 @@ export function registerArtifactCommands(program: Command): void {
     .option('--lockfile <file>', 'lock file to write (default: install.lockfile, else diginfractl.lock in the rules files dir)')
     .option('--frozen', 'install exactly the digests recorded in the lock file; fail if a ref is missing from it')
     .option('--lock-timeout <seconds>', 'how long to wait for another install into the same directories', '60')
+    .addOption(verifyKeyOption())
     .option('-o, --output <format>', 'table or json', 'table')
     .action(async (refs: string[], opts, cmd: Command) => {
       const { contextFrom } = await import('../run.js');
@@ -59,6 +60,7 @@ export function registerArtifactCommands(program: Command): void {
     .option('--engine-versions-url <url>', 'URL answering {"engine_version": "0.40.0"}, read at each check that needs it (default: follow.engineVersionsUrl)')
     .option('--validate-cmd <cmd>', 'command run with the staged rules file as last argument; non-zero exit rejects it (default: follow.validateCmd)')
     .option('--metrics-addr <host:port>', 'serve /metrics, /healthz and /readyz here, e.g. 0.0.0.0:9376 (default: follow.metricsAddr; off)')
+    .addOption(verifyKeyOption())
     .option('--once', 'check every ref once and exit: 0 when all are current, 1 when any failed or was rejected')
     .option('-o, --output <format>', 'with --once: table or json', 'table')
     .action(async (refs: string[], opts, cmd: Command) => {

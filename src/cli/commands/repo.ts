@@ -10,6 +10,11 @@ export function registryOptions(): Option[] {
   ];
 }
 
+/** For commands that fetch artifacts: require a cosign signature (src/signature/cosign.ts). */
+export function verifyKeyOption(): Option {
+  return new Option('--verify-key <file>', 'require a cosign signature that this PEM public key verifies (repeat for several; replaces registry.cosignKeys)').argParser(collect);
+}
+
 export function addRegistryFlags(cmd: Command): Command {
   for (const option of registryOptions()) cmd.addOption(option);
   return cmd;
@@ -34,6 +39,7 @@ export function registerRepoCommands(program: Command): void {
       .option('--annotation <key=value>', 'manifest annotation (repeat)', collect)
       .option('--add-floating-tags', 'also tag MAJOR.MINOR, MAJOR and latest (each unless a newer version holds it)')
       .option('--mount-from <repository>', 'repository of the same registry to mount existing blobs from')
+      .option('--sign-key <file>', 'sign the pushed digest with this PEM private key, as cosign sign --key does (unencrypted PEM)')
       .option('-o, --output <format>', 'table or json', 'table'),
   ).action(async (ref: string, files: string[], opts, cmd: Command) => {
     const { runPush } = await import('../actions/repo-push.js');
@@ -47,6 +53,7 @@ export function registerRepoCommands(program: Command): void {
       .argument('<ref>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST]')
       .option('--dest <dir>', 'directory to extract into', '.')
       .option('--platform <os/arch>', "platform to pull from a multi-platform artifact (default: this machine's)")
+      .addOption(verifyKeyOption())
       .option('-o, --output <format>', 'table or json', 'table'),
   ).action(async (ref: string, opts, cmd: Command) => {
     const { runPull } = await import('../actions/repo-pull.js');
@@ -74,4 +81,16 @@ export function registerRepoCommands(program: Command): void {
       const { runLogout } = await import('../actions/repo-login.js');
       await runLogout(contextFrom(cmd), registry);
     });
+
+  addRegistryFlags(
+    repo
+      .command('sign')
+      .description('sign what a reference points at with a key, as cosign sign --key does (signatures already there are kept)')
+      .argument('<ref>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST]')
+      .requiredOption('--key <file>', 'PEM private key (unencrypted)')
+      .option('-o, --output <format>', 'table or json', 'table'),
+  ).action(async (ref: string, opts, cmd: Command) => {
+    const { runSign } = await import('../actions/repo-sign.js');
+    await runSign(contextFrom(cmd), ref, opts);
+  });
 }

@@ -1,0 +1,197 @@
+/**
+ * cosign signatures with a key pair (cosign's `sign --key` / `verify --key`), in cosign's own format
+ * (specs/SIGNATURE_SPEC.md of sigstore/cosign), so signatures made by either tool verify in the other:
+ *
+ *  - found by tag: the artifact's digest `sha256:<hex>` gives the tag `sha256-<hex>.sig` in the same
+ *    repository, an OCI image manifest with one layer per signature;
+ *  - each layer is a "simple signing" payload (`application/vnd.dev.cosign.simplesigning.v1+json`) that
+ *    names the signed digest under `critical.image.docker-manifest-digest`, with `critical.type`
+ *    `cosign container image signature`; the layer's annotation `dev.cosignproject.cosign/signature`
+ *    holds the base64 signature of the payload's bytes (ECDSA P-256 with SHA-256, cosign's default;
+ *    RSA and Ed25519 keys work too).
+ *
+ * What is signed is the digest a tag points at: for a multi-platform plugin, the image index. Keyless
+ * signatures (Fulcio certificates, Rekor) are not verified here: a signature counts only when one of
+ * the configured public keys verifies it.
+ */
+import { createPublicKey, createPrivateKey, sign as signBytes, verify as verifyBytes, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { DiginfraError, isDiginfraError, messageOf } from '../errors.js';
+import type { OciReference } from '../reference/reference.js';
+import { sha256Digest, type RegistryClient } from '../registry/client.js';
+import { OCI_MANIFEST, type Descriptor } from '../registry/media-types.js';
+
+export const SIMPLE_SIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';
+export const SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
+export const COSIGN_TYPE = 'cosign container image signature';
+const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
+/** A payload is ~250 bytes; anything much bigger is not one. */
+const MAX_PAYLOAD = 64 * 1024;
+
+/** `sha256:<hex>` -> `sha256-<hex>.sig`: where cosign keeps the signatures of that digest. */
+export function signatureTag(digest: string): string {
+  if (!/^sha256:[a-f0-9]{64}$/.test(digest)) throw new DiginfraError('REF_INVALID', `cannot sign or verify "${digest}": not a sha256 digest`);
+  return `${digest.replace(':', '-')}.sig`;
+}
+
+/** The simple-signing payload for `digest` in `repo` (cosign's field order and spelling). */
+export function simpleSigningPayload(repo: OciReference, digest: string): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      critical: { identity: { 'docker-reference': `${repo.registry}/${repo.repository}` }, image: { 'docker-manifest-digest': digest }, type: COSIGN_TYPE },
+      optional: null,
+    }),
+  );
+}
+
+/** A value of `o` by key, compared case-insensitively (cosign decodes JSON that way: `Docker-manifest-digest` is seen). */
+function field(o: unknown, key: string): unknown {
+  if (typeof o !== 'object' || o === null) return undefined;
+  const k = Object.keys(o).find((x) => x.toLowerCase() === key);
+  return k === undefined ? undefined : (o as Record<string, unknown>)[k];
+}
+
+/** The digest a simple-signing payload vouches for, or why it does not count. */
+export function signedDigest(payload: Buffer): { digest: string } | { why: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(payload.toString('utf8'));
+  } catch {
+    return { why: 'its payload is not JSON' };
+  }
+  const critical = field(json, 'critical');
+  if (field(critical, 'type') !== COSIGN_TYPE) return { why: `its payload's critical.type is not "${COSIGN_TYPE}"` };
+  const digest = field(field(critical, 'image'), 'docker-manifest-digest');
+  if (typeof digest !== 'string') return { why: "its payload names no critical.image.docker-manifest-digest" };
+  return { digest };
+}
+
+function verifies(payload: Buffer, signature: Buffer, key: KeyObject): boolean {
+  try {
+    return verifyBytes(key.asymmetricKeyType === 'ed25519' ? null : 'sha256', payload, key, signature);
+  } catch {
+    return false;
+  }
+}
+
+/** Public keys from PEM files (a cosign.pub, or any SPKI/X.509 PEM); a clear error names the bad file. */
+export function loadPublicKeys(paths: readonly string[]): KeyObject[] {
+  return paths.map((path) => {
+    let pem: string;
+    try {
+      pem = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new DiginfraError('USAGE', `cannot read the verification key ${path}: ${messageOf(err)}`, { cause: err });
+    }
+    try {
+      return createPublicKey(pem);
+    } catch (err) {
+      throw new DiginfraError('USAGE', `${path} is not a PEM public key (${messageOf(err)})`, {
+        hint: 'give the public half of the signing key, e.g. the cosign.pub that `cosign generate-key-pair` wrote',
+      });
+    }
+  });
+}
+
+/** A private key from an unencrypted PEM file (PKCS#8 or SEC1); cosign's encrypted cosign.key is not read. */
+export function loadPrivateKey(path: string): KeyObject {
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new DiginfraError('USAGE', `cannot read the signing key ${path}: ${messageOf(err)}`, { cause: err });
+  }
+  if (pem.includes('ENCRYPTED SIGSTORE PRIVATE KEY') || pem.includes('ENCRYPTED COSIGN PRIVATE KEY')) {
+    throw new DiginfraError('USAGE', `${path} is cosign's encrypted key format, which diginfractl does not read`, {
+      hint: 'sign with an unencrypted PEM key (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem), or run `cosign sign --key` yourself: its signatures verify here',
+    });
+  }
+  try {
+    return createPrivateKey(pem);
+  } catch (err) {
+    throw new DiginfraError('USAGE', `${path} is not an unencrypted PEM private key (${messageOf(err)})`);
+  }
+}
+
+interface SignatureManifest {
+  layers?: (Descriptor & { annotations?: Record<string, string> })[];
+}
+
+async function existingSignatures(client: RegistryClient, at: OciReference): Promise<SignatureManifest | undefined> {
+  try {
+    return (await client.fetchManifest(at, [OCI_MANIFEST])).json as SignatureManifest;
+  } catch (err) {
+    if (isDiginfraError(err, 'NOT_FOUND')) return undefined;
+    throw err;
+  }
+}
+
+const blobOf = (bytes: Buffer) => ({ digest: sha256Digest(bytes), size: bytes.length, open: () => Readable.from([bytes]) });
+
+/**
+ * Signs `digest` of `repo` with `key` and adds the signature to its `sha256-<hex>.sig` manifest (kept
+ * signatures stay, as with cosign). Returns the signature tag.
+ */
+export async function signDigest(client: RegistryClient, repo: OciReference, digest: string, key: KeyObject): Promise<string> {
+  const tag = signatureTag(digest);
+  const at: OciReference = { registry: repo.registry, repository: repo.repository, tag };
+  const payload = simpleSigningPayload(repo, digest);
+  const signature = signBytes(key.asymmetricKeyType === 'ed25519' ? null : 'sha256', payload, key).toString('base64');
+  const layer = { mediaType: SIMPLE_SIGNING, ...blobOf(payload), annotations: { [SIGNATURE_ANNOTATION]: signature } };
+  const kept = ((await existingSignatures(client, at))?.layers ?? []).filter((l) => l.annotations?.[SIGNATURE_ANNOTATION] !== signature);
+  const layers = [...kept, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size, annotations: layer.annotations }];
+  // The config lists the layers' digests, as cosign writes it.
+  const config = Buffer.from(JSON.stringify({ architecture: '', created: '0001-01-01T00:00:00Z', history: [{ created: '0001-01-01T00:00:00Z' }], os: '', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) }, config: {} }));
+  await client.pushBlob(at, layer);
+  await client.pushBlob(at, blobOf(config));
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: { mediaType: OCI_CONFIG, digest: sha256Digest(config), size: config.length },
+    layers,
+  };
+  await client.pushManifest(at, Buffer.from(JSON.stringify(manifest)), OCI_MANIFEST);
+  return tag;
+}
+
+/**
+ * Throws unless a cosign signature of `digest` in `repo` verifies with one of `keys`: SIGNATURE_MISSING
+ * when there is none, SIGNATURE_INVALID when none of those found verifies (each one's reason is named).
+ */
+export async function verifyDigest(client: RegistryClient, repo: OciReference, digest: string, keys: readonly KeyObject[]): Promise<void> {
+  const tag = signatureTag(digest);
+  const at: OciReference = { registry: repo.registry, repository: repo.repository, tag };
+  const what = `${repo.registry}/${repo.repository}@${digest}`;
+  const manifest = await existingSignatures(client, at);
+  const layers = (manifest?.layers ?? []).filter((l) => l.mediaType === SIMPLE_SIGNING);
+  if (layers.length === 0) {
+    throw new DiginfraError('SIGNATURE_MISSING', `${what} is not signed: no cosign signature at tag ${tag}`, {
+      hint: 'sign it (diginfractl repo push --sign-key, or cosign sign --key), or drop the verification keys to install it unsigned',
+    });
+  }
+  const reasons: string[] = [];
+  for (const layer of layers) {
+    const encoded = layer.annotations?.[SIGNATURE_ANNOTATION];
+    if (!encoded) {
+      reasons.push('one has no signature annotation (a keyless signature?)');
+      continue;
+    }
+    const payload = await client.readBlob(at, layer, MAX_PAYLOAD);
+    const signed = signedDigest(payload);
+    if ('why' in signed) {
+      reasons.push(`one does not count: ${signed.why}`);
+      continue;
+    }
+    if (signed.digest !== digest) {
+      reasons.push(`one signs ${signed.digest}, another digest`);
+      continue;
+    }
+    const sig = Buffer.from(encoded, 'base64');
+    if (keys.some((k) => verifies(payload, sig, k))) return;
+    reasons.push('one was made by a key not among the verification keys');
+  }
+  throw new DiginfraError('SIGNATURE_INVALID', `${what}: no cosign signature verifies with the ${keys.length === 1 ? 'verification key' : `${keys.length} verification keys`} (${reasons.join('; ')})`, {
+    hint: 'check that the key is the public half of the key the publisher signs with; nothing was installed',
+  });
+}
