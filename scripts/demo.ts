@@ -5,7 +5,7 @@
  * TypeScript file directly).
  */
 import { execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -86,6 +86,12 @@ try {
       '',
     ].join('\n'),
   );
+  // The publisher's key pair (cosign's ECDSA P-256; `cosign.pub` files work as they are).
+  const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const signingKey = join(work, 'signing.key.pem');
+  const signingPub = join(work, 'signing.pub');
+  await writeFile(signingKey, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  await writeFile(signingPub, keys.publicKey.export({ type: 'spki', format: 'pem' }));
   await writeFile(
     env.DIGINFRACTL_CONFIG!,
     [
@@ -94,6 +100,8 @@ try {
       `    url: file://${indexFile}`,
       'registry:',
       `  plainHttp: ["${host}"]`,
+      '  # install, pull and follow take only artifacts that this key signed (cosign format)',
+      `  cosignKeys: ["${signingPub}"]`,
       'install:',
       `  rulesfilesDir: ${rulesDir}`,
       `  pluginsDir: ${pluginsDir}`,
@@ -107,7 +115,7 @@ try {
     ].join('\n'),
   );
 
-  step('publish a rules file (depends on the k8saudit plugin) and the plugin for two platforms');
+  step('publish a rules file (depends on the k8saudit plugin) and the plugin for two platforms, signed');
   const src = join(work, 'src');
   await mkdir(src, { recursive: true });
   const amd64 = Buffer.from('\x7fELF fake k8saudit plugin for linux/amd64\n');
@@ -117,11 +125,11 @@ try {
   await writeFile(join(src, 'amd64/libk8saudit.so'), amd64);
   await writeFile(join(src, 'arm64/libk8saudit.so'), arm64);
   await cli(['repo', 'push', `${host}/demo/plugins/k8saudit`, join(src, 'amd64/libk8saudit.so'), join(src, 'arm64/libk8saudit.so'),
-    '--type', 'plugin', '--version', '0.7.0', '--platform', 'linux/amd64', '--platform', 'linux/arm64', '--add-floating-tags']);
+    '--type', 'plugin', '--version', '0.7.0', '--platform', 'linux/amd64', '--platform', 'linux/arm64', '--add-floating-tags', '--sign-key', signingKey]);
   const rulesV1 = join(src, 'k8saudit_rules.yaml');
   await writeFile(rulesV1, await readFile(RULES));
   await cli(['repo', 'push', `${host}/demo/rules/k8saudit-rules`, rulesV1,
-    '--type', 'rulesfile', '--version', '0.1.0', '--depends-on', 'k8saudit:0.7.0', '--add-floating-tags']);
+    '--type', 'rulesfile', '--version', '0.1.0', '--depends-on', 'k8saudit:0.7.0', '--add-floating-tags', '--sign-key', signingKey]);
 
   step('pull them back');
   const pulled = join(work, 'pulled');
@@ -152,7 +160,7 @@ try {
   await mkdir(join(src, 'v2'));
   await writeFile(rulesV2, `${(await readFile(RULES, 'utf8'))}\n- list: demo_added_in_v2\n  items: [demo]\n`);
   await cli(['repo', 'push', `${host}/demo/rules/k8saudit-rules`, rulesV2, '--type', 'rulesfile', '--version', '0.2.0',
-    '--depends-on', 'k8saudit:0.7.0', '--add-floating-tags']);
+    '--depends-on', 'k8saudit:0.7.0', '--add-floating-tags', '--sign-key', signingKey]);
   const deadline = Date.now() + 15_000;
   let swapped = false;
   while (Date.now() < deadline && !swapped) {
