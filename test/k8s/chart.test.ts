@@ -2,6 +2,7 @@
  * The Helm chart, with a real helm v4 (no cluster): every example values file lints strictly and renders
  * objects that are valid Kubernetes API objects and form a working pod; bad values fail at template time.
  */
+import { createPublicKey } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -94,6 +95,13 @@ describe.each(EXAMPLES)('helm template with ci/%s', (file) => {
     expect(config.registry.plainHttp).toEqual(values.registry.plainHttp);
     expect(config.registry.insecureSkipTlsVerify).toEqual(values.registry.insecureSkipTlsVerify);
     expect(config.registry.mirrors).toEqual(values.registry.mirrors);
+    // Verification keys: files beside the config in the same ConfigMap, listed in registry.cosignKeys.
+    const keys: string[] = values.registry.cosignPublicKeys ?? [];
+    expect(config.registry.cosignKeys).toEqual(keys.length ? keys.map((_, i) => `/etc/diginfractl/cosign-${i}.pub`) : undefined);
+    keys.forEach((pem, i) => {
+      expect(cm.data[`cosign-${i}.pub`]).toBe(`${pem.trim()}\n`);
+      expect(createPublicKey(cm.data[`cosign-${i}.pub`]).asymmetricKeyType).toBe('ec');
+    });
     expect(config.registry.authFile !== undefined).toBe(values.registry.auth.existingSecret !== '');
     expect(Object.keys(config.registry.caFiles).sort()).toEqual(values.registry.caSecret.name ? [...values.registry.caSecret.hosts].sort() : []);
     expect(config.install.engineVersion).toBe(values.engine.version || undefined);

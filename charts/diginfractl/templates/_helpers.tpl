@@ -74,6 +74,13 @@ directories are the hostPaths, mounted at the same paths in the containers.
 {{- define "diginfractl.config" -}}
 {{- $v := .Values }}
 {{- $registry := dict "plainHttp" $v.registry.plainHttp "insecureSkipTlsVerify" $v.registry.insecureSkipTlsVerify "mirrors" $v.registry.mirrors "caFiles" (dict) }}
+{{- $cosignKeys := list }}
+{{- range $i, $_ := ($v.registry.cosignPublicKeys | default list) }}
+{{- $cosignKeys = append $cosignKeys (printf "%s/cosign-%d.pub" (include "diginfractl.configDir" $) $i) }}
+{{- end }}
+{{- if $cosignKeys }}
+{{- $_ := set $registry "cosignKeys" $cosignKeys }}
+{{- end }}
 {{- if $v.registry.caSecret.name }}
 {{- $caFiles := dict }}
 {{- range $v.registry.caSecret.hosts }}
