@@ -118,6 +118,17 @@ describe('signatures end to end (built CLI, real registry)', () => {
     expect(unsigned.files).toEqual([]);
     // Without a key, nothing is checked (as before).
     expect((await pull(`${reg.host}/rules/unsigned:1.0.0`)).code).toBe(0);
+
+    // repo verify says the same without pulling.
+    const verified = await runCli(['repo', 'verify', `${reg.host}/rules/signed:1.0.0`, '--verify-key', alice.pub, ...plain], { env });
+    expect(verified.stdout).toBe(`verified ${reg.host}/rules/signed@${out.digest}: a cosign signature checks out with the given key(s)\n`);
+    expect(verified.code).toBe(0);
+    const notVerified = await runCli(['repo', 'verify', `${reg.host}/rules/signed@${out.digest}`, '--verify-key', mallory.pub, ...plain], { env });
+    expect(notVerified.code).toBe(1);
+    expect(notVerified.stderr).toContain('no cosign signature verifies');
+    const noKey = await runCli(['repo', 'verify', `${reg.host}/rules/signed:1.0.0`, ...plain], { env });
+    expect(noKey.code).toBe(2);
+    expect(noKey.stderr).toContain("required option '--verify-key <file>' not specified");
   });
 
   it('keeps earlier signatures when another key signs, and refuses a signature copied from another digest', async () => {

@@ -1,5 +1,5 @@
 import { formatReference, parseOciReference } from '../../reference/reference.js';
-import { loadPrivateKey, signDigest } from '../../signature/cosign.js';
+import { loadPrivateKey, loadPublicKeys, signDigest, verifyDigest } from '../../signature/cosign.js';
 import { outputFormat, type CliContext } from '../run.js';
 import { openRegistry, type RegistryFlagOptions } from '../session.js';
 
@@ -21,6 +21,28 @@ export async function runSign(ctx: CliContext, refText: string, flags: SignFlags
     const at = `${ref.registry}/${ref.repository}:${tag}`;
     if (format === 'json') ctx.out(JSON.stringify({ reference: formatReference({ ...ref, digest }), digest, signature: at }, null, 2));
     else ctx.out(`signed ${signed}\n  signature: ${at}`);
+  } finally {
+    await client.close();
+  }
+}
+
+interface VerifyFlags extends RegistryFlagOptions {
+  verifyKey: string[];
+  output?: string;
+}
+
+/** `repo verify REF --verify-key FILE...`: exit 0 when a signature of the digest REF points at verifies, 1 with the reasons when none does. */
+export async function runVerify(ctx: CliContext, refText: string, flags: VerifyFlags): Promise<void> {
+  const format = outputFormat(flags.output);
+  const ref = parseOciReference(refText);
+  const keys = loadPublicKeys(flags.verifyKey);
+  const client = await openRegistry(ctx, flags);
+  try {
+    const digest = ref.digest ?? (await client.resolve(ref)).digest;
+    await verifyDigest(client, ref, digest, keys);
+    const verified = `${ref.registry}/${ref.repository}@${digest}`;
+    if (format === 'json') ctx.out(JSON.stringify({ reference: formatReference({ ...ref, digest }), digest, verified: true }, null, 2));
+    else ctx.out(`verified ${verified}: a cosign signature checks out with the given key(s)`);
   } finally {
     await client.close();
   }

@@ -93,4 +93,16 @@ export function registerRepoCommands(program: Command): void {
     const { runSign } = await import('../actions/repo-sign.js');
     await runSign(contextFrom(cmd), ref, opts);
   });
+
+  addRegistryFlags(
+    repo
+      .command('verify')
+      .description('check that what a reference points at carries a cosign signature one of the keys verifies, as cosign verify --key does')
+      .argument('<ref>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST]')
+      .addOption(verifyKeyOption().makeOptionMandatory())
+      .option('-o, --output <format>', 'table or json', 'table'),
+  ).action(async (ref: string, opts, cmd: Command) => {
+    const { runVerify } = await import('../actions/repo-sign.js');
+    await runVerify(contextFrom(cmd), ref, opts);
+  });
 }
