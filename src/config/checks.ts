@@ -46,6 +46,11 @@ export function checkDuration(value: string): string | undefined {
   return undefined;
 }
 
+/** A duration, or `0` for "never". */
+export function checkMaxAge(value: string): string | undefined {
+  return value.trim() === '0' ? undefined : checkDuration(value);
+}
+
 export function checkCron(value: string): string | undefined {
   const s = value.trim();
   if (s.startsWith('@')) {

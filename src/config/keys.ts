@@ -8,6 +8,7 @@ import {
   checkHost,
   checkHttpUrl,
   checkListenAddr,
+  checkMaxAge,
   checkNonEmpty,
   checkPlatform,
   checkRef,
@@ -81,6 +82,7 @@ export const KEYS: readonly KeyDef[] = [
   key('follow.validateCmd', 'string', { optional: true, check: checkNonEmpty }),
   key('follow.metricsAddr', 'string', { optional: true, check: checkListenAddr }),
   key('cacheDir', 'string', { optional: true, check: checkNonEmpty }),
+  key('cacheMaxAge', 'string', { optional: true, check: checkMaxAge }),
 ];
 
 export const KEY_BY_PATH: ReadonlyMap<string, KeyDef> = new Map(KEYS.map((k) => [k.path, k]));

@@ -98,6 +98,8 @@ export interface DiginfraConfig {
   follow: FollowConfig;
   /** Blob cache dir; default $XDG_CACHE_HOME/diginfractl. */
   cacheDir?: string;
+  /** `artifact install` removes cached blobs unused for this long (Go-style duration; `0`: never); default 720h. */
+  cacheMaxAge?: string;
 }
 
 /** Where an effective value came from; flags > env > file > defaults. */

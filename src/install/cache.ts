@@ -3,10 +3,15 @@
  * is the config's `cacheDir` or `$XDG_CACHE_HOME/diginfractl`. A blob is written through a temp file
  * and renamed (RegistryClient.downloadBlob), so a cached file is always complete; it is still checked
  * against its digest before use, and re-downloaded when it does not match.
+ *
+ * A cached file's mtime is its last use (set when it is written and each time it is found), so the
+ * cache can be pruned by age: `artifact install` removes what no install has used for `cacheMaxAge`
+ * (default 30 days) after each successful install, so a node's cache does not grow with every version
+ * ever installed.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DiginfraError } from '../errors.js';
@@ -16,6 +21,16 @@ import type { FetchedManifest, RegistryClient } from '../registry/client.js';
 import { MANIFEST_ACCEPT, type Descriptor } from '../registry/media-types.js';
 
 const DIGEST_RE = /^(sha256|sha512):([a-f0-9]{64}|[a-f0-9]{128})$/;
+/** The name of a cached entry in a blobs/<algorithm> dir: the hex of its digest. */
+const ENTRY_RE = /^([a-f0-9]{64}|[a-f0-9]{128})$/;
+/** Default of the config's `cacheMaxAge`. */
+export const DEFAULT_CACHE_MAX_AGE_MS = 30 * 24 * 3_600_000;
+
+/** Marks a cached file as used now (its mtime); best effort. */
+async function touch(path: string): Promise<void> {
+  const now = new Date();
+  await utimes(path, now, now).catch(() => undefined);
+}
 /** Temp files of unfinished writes in a blobs/<algorithm> dir: downloadBlob's and put()'s. */
 const TEMP_RE = /^(\.[a-f0-9]+\.partial-\d+-[a-z0-9]+|[a-f0-9]+\.\d+\.[a-z0-9]+\.tmp)$/;
 
@@ -62,6 +77,7 @@ export class BlobCache {
       await rm(path, { force: true });
       return undefined;
     }
+    await touch(path);
     return path;
   }
 
@@ -78,6 +94,7 @@ export class BlobCache {
       await rm(this.path(digest), { force: true });
       return undefined;
     }
+    await touch(this.path(digest));
     return data;
   }
 
@@ -137,6 +154,44 @@ export class BlobCache {
       }
     }
     return removed;
+  }
+
+  /**
+   * Removes the cached entries not used for `olderThanMs` (mtime); temp files are sweepTemp's.
+   * Best effort: an entry that cannot be removed stays. Returns what was removed.
+   */
+  async prune(olderThanMs: number): Promise<{ removed: string[]; bytes: number }> {
+    const out = { removed: [] as string[], bytes: 0 };
+    const cutoff = Date.now() - olderThanMs;
+    let algorithms: string[];
+    try {
+      algorithms = await readdir(this.dir);
+    } catch {
+      return out;
+    }
+    for (const algorithm of algorithms) {
+      const dir = join(this.dir, algorithm);
+      let names: string[];
+      try {
+        names = await readdir(dir);
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        if (!ENTRY_RE.test(name)) continue;
+        const path = join(dir, name);
+        try {
+          const st = await lstat(path);
+          if (!st.isFile() || st.mtimeMs >= cutoff) continue;
+          await rm(path, { force: true });
+          out.removed.push(path);
+          out.bytes += st.size;
+        } catch {
+          // gone meanwhile, or not ours to remove
+        }
+      }
+    }
+    return out;
   }
 
   /** The cached copy, or a fresh download (verified while streaming) into the cache. */

@@ -34,6 +34,8 @@ export interface InstallOptions extends PlanOptions {
   onWaitLock?: (dir: string, holder: LockOwner | undefined) => void;
   /** Called with the plan before anything is written (for logging). */
   onPlan?: (plan: InstallPlan) => void;
+  /** After a successful install, cached blobs unused for this long are removed (0: never). */
+  cacheMaxAgeMs?: number;
   /** Checks each planned artifact (the digest its tag pointed at) before anything is written: signatures. */
   verify?: (ref: OciReference & { digest: string }) => Promise<void>;
 }
@@ -229,6 +231,11 @@ export async function installArtifacts(opts: InstallOptions): Promise<InstallRes
       });
     }
     result.removed.push(...removed);
+    // Every blob this install used was touched on the way: only what nothing used for a while goes.
+    if (opts.cacheMaxAgeMs) {
+      const pruned = await opts.cache.prune(opts.cacheMaxAgeMs);
+      if (pruned.removed.length > 0) session.debug?.(`removed ${pruned.removed.length} cached blob(s), ${pruned.bytes} bytes, unused for ${Math.round(opts.cacheMaxAgeMs / 3_600_000)} h`);
+    }
     return result;
   } finally {
     for (const s of staged.slice(committed)) await discardStaged(s).catch(() => undefined);

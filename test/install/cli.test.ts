@@ -2,7 +2,7 @@
  * `diginfractl artifact install` as a user runs it: the built CLI as a child process, with its own
  * config (DIGINFRACTL_CONFIG), XDG dirs and an index served from a file:// URL. Needs `npm run build`.
  */
-import { access, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, readdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -104,8 +104,27 @@ describe('diginfractl artifact install', () => {
     const again = await runCli(['artifact', 'install', '-o', 'json'], { env: n.env });
     expect(again.code).toBe(0);
     expect(JSON.parse(again.stdout).downloaded.blobs).toBe(0);
-    const cache = await readdir(join(n.env.XDG_CACHE_HOME!, 'diginfractl', 'blobs', 'sha256'));
+    const cacheDir = join(n.env.XDG_CACHE_HOME!, 'diginfractl', 'blobs', 'sha256');
+    const cache = await readdir(cacheDir);
     expect(cache.length).toBeGreaterThanOrEqual(2);
+
+    // The cache is pruned by last use: a blob no install used for cacheMaxAge (30 days) goes after the
+    // next install; what this install used stays (its mtime is refreshed on use), and `0` keeps all.
+    const month = (Date.now() - 31 * 24 * 3_600_000) / 1000;
+    const stale = join(cacheDir, 'ab'.repeat(32));
+    await writeFile(stale, 'an old version nobody installs any more');
+    await utimes(stale, month, month);
+    for (const f of cache) await utimes(join(cacheDir, f), month, month);
+    const keep = await runCli(['artifact', 'install'], { env: { ...n.env, DIGINFRACTL_CACHE_MAX_AGE: '0' } });
+    expect(keep.code).toBe(0);
+    expect(await readdir(cacheDir)).toContain('ab'.repeat(32));
+    const pruned = await runCli(['artifact', 'install', '-o', 'json'], { env: n.env });
+    expect(pruned.code).toBe(0);
+    expect(JSON.parse(pruned.stdout).downloaded.blobs).toBe(0);
+    expect((await readdir(cacheDir)).sort()).toEqual([...cache].sort());
+    const bad = await runCli(['artifact', 'install'], { env: { ...n.env, DIGINFRACTL_CACHE_MAX_AGE: 'a month' } });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('DIGINFRACTL_CACHE_MAX_AGE: "a month" is not a duration');
   });
 
   it('installs a direct reference with flags over the config, table output', async () => {

@@ -10,7 +10,8 @@ import { loadConfig } from '../../config/load.js';
 import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
 import { DiginfraError, messageOf } from '../../errors.js';
 import { loadIndexes, type LoadedIndex } from '../../index/resolve-name.js';
-import { BlobCache } from '../../install/cache.js';
+import { BlobCache, DEFAULT_CACHE_MAX_AGE_MS } from '../../install/cache.js';
+import { parseDuration } from '../../config/checks.js';
 import { installArtifacts, type InstallResult } from '../../install/install.js';
 import { LOCKFILE_NAME } from '../../install/lockfile.js';
 import type { BlobEvent } from '../../install/stage.js';
@@ -140,6 +141,7 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
         debug: (m) => ctx.logger.debug(m),
       },
       cache: new BlobCache(root),
+      cacheMaxAgeMs: config.cacheMaxAge !== undefined ? parseDuration(config.cacheMaxAge)! : DEFAULT_CACHE_MAX_AGE_MS,
       lockfile,
       frozen: flags.frozen === true,
       ...(lockTimeoutMs !== undefined && { lockTimeoutMs }),
