@@ -5,12 +5,13 @@
  * start the added ref, keep the last good config when the new one is invalid, and stop a removed ref.
  */
 import { mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliEnv } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { metricValue, pushClient, pushRules, scrape, startAgent, tempDir, waitFor, type Agent } from './setup.js';
+import { httpGet, metricValue, pushClient, pushRules, scrape, startAgent, tempDir, waitFor, type Agent } from './setup.js';
 
 /** Publishes `text` as the ConfigMap's diginfractl.yaml the way the kubelet does. */
 async function configMapUpdate(dir: string, generation: number, text: string): Promise<void> {
@@ -78,6 +79,35 @@ describe('artifact follow: live config through a ConfigMap-style symlink swap', 
     expect(metricValue(text, 'diginfractl_follow_checks_total', { ref: a })).toBe(aChecks);
     expect(metricValue(text, 'diginfractl_artifact_info', { ref: a })).toBe(0);
     expect(metricValue(text, 'diginfractl_artifact_info', { ref: b })).toBe(1);
+    expect((await agent.stop()).code).toBe(0);
+  }, 60_000);
+
+  it('moves the metrics server when follow.metricsAddr changes, without a restart', async () => {
+    const root = await tempDir();
+    const cm = join(root, 'configmap');
+    await mkdir(cm);
+    const config = (metricsAddr?: string): string =>
+      stringify({ follow: { refs: [], every: '1h', stateDir: join(root, 'state'), rulesfilesDir: join(root, 'rules'), ...(metricsAddr && { metricsAddr }) } });
+    await configMapUpdate(cm, 1, config('127.0.0.1:0'));
+    await symlink('..data/diginfractl.yaml', join(cm, 'diginfractl.yaml'));
+    agent = startAgent(['--config', join(cm, 'diginfractl.yaml')], await cliEnv());
+    const first = await agent.port();
+    expect((await httpGet(first, '/healthz')).status).toBe(200);
+
+    const free = await new Promise<number>((ok) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = srv.address() as AddressInfo;
+        srv.close(() => ok(port));
+      });
+    });
+    await configMapUpdate(cm, 2, config(`127.0.0.1:${free}`));
+    await waitFor('listening on the new port', () => agent!.logs.some((l) => l.event === 'listening' && l.port === free), 10_000);
+    expect((await httpGet(free, '/healthz')).status).toBe(200);
+    expect(await httpGet(first, '/healthz').then(() => 'answered', (err: NodeJS.ErrnoException) => err.code)).toBe('ECONNREFUSED');
+
+    await configMapUpdate(cm, 3, config());
+    await waitFor('metrics off', () => agent!.logs.some((l) => l.event === 'metrics-off'), 10_000);
+    expect(await httpGet(free, '/healthz').then(() => 'answered', (err: NodeJS.ErrnoException) => err.code)).toBe('ECONNREFUSED');
     expect((await agent.stop()).code).toBe(0);
   }, 60_000);
 });

@@ -135,11 +135,44 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
     process.on('SIGTERM', on);
     process.on('SIGINT', on);
   });
+  const ops = { registry: metrics.registry, healthy: () => follower.healthy(), ready: () => follower.ready() };
+  const listening = (s: OpsServer): void =>
+    ctx.logger.info({ event: 'listening', address: s.host, port: s.port }, `metrics on http://${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}/metrics (/healthz, /readyz)`);
   let server: OpsServer | undefined;
   if (eff.metricsAddr !== undefined) {
-    server = await startOpsServer(eff.metricsAddr, { registry: metrics.registry, healthy: () => follower.healthy(), ready: () => follower.ready() });
-    ctx.logger.info({ event: 'listening', address: server.host, port: server.port }, `metrics on http://${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}/metrics (/healthz, /readyz)`);
+    server = await startOpsServer(eff.metricsAddr, ops);
+    listening(server);
   }
+  /**
+   * Moves the metrics server to `addr` (undefined: off), for a config reload. The new one listens
+   * before the old one closes, so probes never miss; when both want the same port, the old one closes
+   * first, and comes back if the new one cannot listen. Returns the address now served.
+   */
+  const moveServer = async (addr: string | undefined, from: string | undefined): Promise<string | undefined> => {
+    if (addr === undefined) {
+      await server?.close();
+      server = undefined;
+      ctx.logger.info({ event: 'metrics-off' }, 'follow.metricsAddr removed: metrics server stopped');
+      return undefined;
+    }
+    try {
+      const next = await startOpsServer(addr, ops);
+      await server?.close();
+      server = next;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || server === undefined) throw err;
+      await server.close();
+      server = undefined;
+      try {
+        server = await startOpsServer(addr, ops);
+      } catch (again) {
+        if (from !== undefined) server = await startOpsServer(from, ops).catch(() => undefined);
+        throw again;
+      }
+    }
+    listening(server);
+    return addr;
+  };
   if (eff.settings.refs.length === 0) ctx.logger.warn(`no refs to follow yet; add them under follow.refs in ${loaded.path}`);
   ctx.logger.info(
     { event: 'start', refs: eff.settings.refs, schedule: eff.settings.schedule, jitter: eff.settings.jitter, stateDir: eff.settings.stateDir, config: loaded.path },
@@ -164,17 +197,25 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
     const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
     const registryChanged = !same(current.config.registry, next.config.registry);
     const indexesChanged = !same(current.config.indexes, next.config.indexes) || current.config.cacheDir !== next.config.cacheDir;
-    if (same(current.settings, next.settings) && !registryChanged && !indexesChanged) {
+    if (same(current.settings, next.settings) && !registryChanged && !indexesChanged && next.metricsAddr === current.metricsAddr) {
       ctx.logger.debug(`config ${loaded.path} changed, but nothing follow uses`);
       return;
     }
-    if (next.metricsAddr !== current.metricsAddr) ctx.logger.warn(`follow.metricsAddr changed to ${next.metricsAddr ?? 'none'}; it applies at the next restart`);
+    let metricsAddr = current.metricsAddr;
+    if (next.metricsAddr !== current.metricsAddr) {
+      try {
+        metricsAddr = await moveServer(next.metricsAddr, current.metricsAddr);
+      } catch (err) {
+        ctx.logger.error({ event: 'metrics-move-failed', address: next.metricsAddr, err: messageOf(err) }, `cannot serve metrics on ${next.metricsAddr}: ${messageOf(err)}; ${server ? `still on ${current.metricsAddr}` : 'metrics are off'}`);
+        if (!server) metricsAddr = undefined;
+      }
+    }
     const change = follower.reconfigure(next.settings, {
       ...(registryChanged && { client: clientFor(next.config, flags, metrics) }),
       ...(indexesChanged && { indexes: indexLoader(ctx, next.config, nextLoaded.path) }),
     });
     ctx.logger.info({ event: 'config-reloaded', config: loaded.path, ...change, refs: next.settings.refs }, `config reloaded: ${change.added.length} ref(s) added, ${change.removed.length} removed${change.retimed.length ? `, ${change.retimed.length} re-timed` : ''}`);
-    current = { ...next, metricsAddr: current.metricsAddr };
+    current = { ...next, metricsAddr };
   };
   let watcher: ConfigWatcher | undefined;
   try {
