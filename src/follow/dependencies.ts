@@ -40,7 +40,7 @@ export function unmetDependencies(deps: readonly Dependency[], installed: readon
   return deps.filter((dep) => !choices(dep).some((c) => installed.some((i) => i.name === c.name && satisfiesDependency(i.version, c.version))));
 }
 
-/** `k8saudit 0.7.x (>=0.7.0 <0.8.0-0) or k8saudit-eks ...; installed: k8saudit 0.6.1`, for a log line and the rejection. */
+/** `k8saudit ^0.7.0 or k8saudit-eks ^0.2.0 (installed: k8saudit 0.6.1)`, for a log line and the rejection. */
 export function describeUnmet(unmet: readonly Dependency[], installed: readonly InstalledArtifact[]): string {
   return unmet
     .map((dep) => {

@@ -70,6 +70,8 @@ export interface FollowSettings {
   platform: Platform;
   /** PEM public keys: a new version must carry a cosign signature one of them verifies. */
   verifyKeys?: string[];
+  /** Fingerprints of those keys' contents (set by whoever reads them): a rotated key is a change. */
+  verifyKeyFingerprints?: string[];
 }
 
 export interface FollowerDeps {
@@ -153,7 +155,8 @@ class Abandoned extends Error {
 
 /** Applies the settings that decide whether a refused digest deserves another look. */
 function rejectionKey(s: FollowSettings): string {
-  return JSON.stringify({ types: [...s.allowedTypes].sort(), cmd: s.validateCmd ?? null, ...(s.verifyKeys && { keys: [...s.verifyKeys].sort() }) });
+  const keys = s.verifyKeyFingerprints ?? s.verifyKeys;
+  return JSON.stringify({ types: [...s.allowedTypes].sort(), cmd: s.validateCmd ?? null, ...(keys && { keys: [...keys].sort() }) });
 }
 
 function requirementsMet(reqs: readonly { name: string; version: string }[], engine: string | undefined): boolean {
@@ -164,8 +167,6 @@ function requirementsMet(reqs: readonly { name: string; version: string }[], eng
 export class Follower {
   #settings: FollowSettings;
   #client: RegistryClient;
-  /** The verification keys of the current settings, read once per settings object. */
-  #verifyKeys: { paths: string[]; keys: import('node:crypto').KeyObject[] } | undefined;
   #indexes: (() => Promise<readonly LoadedIndex[]>) | undefined;
   #engine: EngineVersionSource;
   #store: StateStore;
@@ -486,7 +487,7 @@ export class Follower {
 
     const engineFor = async (): Promise<string | undefined> => this.#engine.get();
     if (state.rejected?.digest === digest) {
-      const again = await this.#worthAnotherLook(state.rejected, s, engineFor);
+      const again = await this.#worthAnotherLook(state.rejected, s, engineFor, client, { ...target.repo, digest });
       if (!again) {
         return {
           ref,
@@ -533,13 +534,17 @@ export class Follower {
     }
 
     if (s.verifyKeys) {
-      const { loadPublicKeys, verifyDigest } = await lazy.cosign();
-      if (this.#verifyKeys?.paths !== s.verifyKeys) this.#verifyKeys = { paths: s.verifyKeys, keys: loadPublicKeys(s.verifyKeys) };
+      const { loadPublicKeys, signaturesState, verifyDigest } = await lazy.cosign();
+      // Read at every verification (a few small files, only for a new digest): a key replaced on disk
+      // (rotated, revoked) counts from the next check on.
+      const keys = loadPublicKeys(s.verifyKeys);
+      // Noted before the check: a signature added meanwhile is then a change, and earns another look.
+      const signatures = await signaturesState(client, artifact.ref, artifact.ref.digest);
       try {
-        await verifyDigest(client, artifact.ref, artifact.ref.digest, this.#verifyKeys.keys);
+        await verifyDigest(client, artifact.ref, artifact.ref.digest, keys);
       } catch (err) {
         if (!isDiginfraError(err, 'SIGNATURE_MISSING') && !isDiginfraError(err, 'SIGNATURE_INVALID')) throw err;
-        return this.#reject(state, facts, 'signature', err.message, s);
+        return this.#reject(state, facts, 'signature', err.message, s, { signatures });
       }
     }
 
@@ -658,8 +663,13 @@ export class Follower {
   }
 
   /** A refused digest is looked at again only when what refused it may have changed. */
-  async #worthAnotherLook(r: Rejection, s: FollowSettings, engine: () => Promise<string | undefined>): Promise<boolean> {
+  async #worthAnotherLook(r: Rejection, s: FollowSettings, engine: () => Promise<string | undefined>, client: RegistryClient, at: OciReference & { digest: string }): Promise<boolean> {
     if (r.reason === 'rollback') return false;
+    if (r.reason === 'signature' && r.signatures !== undefined && s.verifyKeys) {
+      // The publisher signs after pushing (cosign's usual order): a new signature is a change. One HEAD.
+      const { signaturesState } = await lazy.cosign();
+      if ((await signaturesState(client, at, at.digest)) !== r.signatures) return true;
+    }
     if (r.reason === 'requirements' && r.requirements) {
       const now = await engine();
       return now !== r.engineVersion && requirementsMet(r.requirements, now);

@@ -52,6 +52,8 @@ export interface Rejection {
   dependencies?: Dependency[];
   /** What was installed when the dependencies were checked (signatureOf in dependencies.ts). */
   installed?: string;
+  /** For `signature`: the digest of the `.sig` manifest then (`none`); a new signature earns another look. */
+  signatures?: string;
   /** The settings that refused it (allowed types, validate command): a change earns another look. */
   key?: string;
 }

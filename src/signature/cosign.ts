@@ -14,13 +14,13 @@
  * signatures (Fulcio certificates, Rekor) are not verified here: a signature counts only when one of
  * the configured public keys verifies it.
  */
-import { createPublicKey, createPrivateKey, sign as signBytes, verify as verifyBytes, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, createPrivateKey, sign as signBytes, verify as verifyBytes, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { DiginfraError, isDiginfraError, messageOf } from '../errors.js';
 import type { OciReference } from '../reference/reference.js';
 import { sha256Digest, type RegistryClient } from '../registry/client.js';
-import { OCI_MANIFEST, type Descriptor } from '../registry/media-types.js';
+import { DOCKER_MANIFEST, OCI_MANIFEST, type Descriptor } from '../registry/media-types.js';
 
 export const SIMPLE_SIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';
 export const SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
@@ -67,6 +67,16 @@ export function signedDigest(payload: Buffer): { digest: string } | { why: strin
   return { digest };
 }
 
+/** Key types cosign signs with (EC keys with SHA-256, as its default P-256). */
+const KEY_TYPES = new Set(['ec', 'rsa', 'ed25519']);
+
+function checkKeyType(key: KeyObject, path: string): KeyObject {
+  if (!KEY_TYPES.has(key.asymmetricKeyType ?? '')) {
+    throw new DiginfraError('USAGE', `${path} is a ${key.asymmetricKeyType ?? 'unknown'} key; cosign signatures use ECDSA (P-256), RSA or Ed25519 keys`);
+  }
+  return key;
+}
+
 function verifies(payload: Buffer, signature: Buffer, key: KeyObject): boolean {
   try {
     return verifyBytes(key.asymmetricKeyType === 'ed25519' ? null : 'sha256', payload, key, signature);
@@ -84,9 +94,17 @@ export function loadPublicKeys(paths: readonly string[]): KeyObject[] {
     } catch (err) {
       throw new DiginfraError('USAGE', `cannot read the verification key ${path}: ${messageOf(err)}`, { cause: err });
     }
+    // createPublicKey would take a private key too (and derive its public half): refuse it, so a
+    // private key never ends up in a ConfigMap by mistake.
+    if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem)) {
+      throw new DiginfraError('USAGE', `${path} holds a private key; a verification key is the public half (cosign.pub)`, {
+        hint: `openssl pkey -in ${path} -pubout gives the public key; keep the private one with the publisher`,
+      });
+    }
     try {
-      return createPublicKey(pem);
+      return checkKeyType(createPublicKey(pem), path);
     } catch (err) {
+      if (err instanceof DiginfraError) throw err;
       throw new DiginfraError('USAGE', `${path} is not a PEM public key (${messageOf(err)})`, {
         hint: 'give the public half of the signing key, e.g. the cosign.pub that `cosign generate-key-pair` wrote',
       });
@@ -107,20 +125,25 @@ export function loadPrivateKey(path: string): KeyObject {
       hint: 'sign with an unencrypted PEM key (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem), or run `cosign sign --key` yourself: its signatures verify here',
     });
   }
+  let key: KeyObject;
   try {
-    return createPrivateKey(pem);
+    key = createPrivateKey(pem);
   } catch (err) {
     throw new DiginfraError('USAGE', `${path} is not an unencrypted PEM private key (${messageOf(err)})`);
   }
+  return checkKeyType(key, path);
 }
 
+type SignatureLayer = Descriptor & { annotations?: Record<string, string> };
+
 interface SignatureManifest {
-  layers?: (Descriptor & { annotations?: Record<string, string> })[];
+  layers?: SignatureLayer[];
 }
 
 async function existingSignatures(client: RegistryClient, at: OciReference): Promise<SignatureManifest | undefined> {
   try {
-    return (await client.fetchManifest(at, [OCI_MANIFEST])).json as SignatureManifest;
+    // cosign writes OCI manifests, or Docker v2 ones with COSIGN_DOCKER_MEDIA_TYPES=1.
+    return (await client.fetchManifest(at, [OCI_MANIFEST, DOCKER_MANIFEST])).json as SignatureManifest;
   } catch (err) {
     if (isDiginfraError(err, 'NOT_FOUND')) return undefined;
     throw err;
@@ -139,7 +162,14 @@ export async function signDigest(client: RegistryClient, repo: OciReference, dig
   const payload = simpleSigningPayload(repo, digest);
   const signature = signBytes(key.asymmetricKeyType === 'ed25519' ? null : 'sha256', payload, key).toString('base64');
   const layer = { mediaType: SIMPLE_SIGNING, ...blobOf(payload), annotations: { [SIGNATURE_ANNOTATION]: signature } };
-  const kept = ((await existingSignatures(client, at))?.layers ?? []).filter((l) => l.annotations?.[SIGNATURE_ANNOTATION] !== signature);
+  // Signing again with the same key replaces that key's signature of this payload (ECDSA signatures
+  // differ every time, so comparing them would pile up copies); every other signature is kept.
+  const mine = createPublicKey(key);
+  const ours = (l: SignatureLayer): boolean => {
+    const encoded = l.annotations?.[SIGNATURE_ANNOTATION];
+    return l.digest === layer.digest && encoded !== undefined && verifies(payload, Buffer.from(encoded, 'base64'), mine);
+  };
+  const kept = ((await existingSignatures(client, at))?.layers ?? []).filter((l) => !ours(l));
   const layers = [...kept, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size, annotations: layer.annotations }];
   // The config lists the layers' digests, as cosign writes it.
   const config = Buffer.from(JSON.stringify({ architecture: '', created: '0001-01-01T00:00:00Z', history: [{ created: '0001-01-01T00:00:00Z' }], os: '', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) }, config: {} }));
@@ -156,6 +186,24 @@ export async function signDigest(client: RegistryClient, repo: OciReference, dig
 }
 
 /**
+ * What the signatures of `digest` are now: the digest of its `sha256-<hex>.sig` manifest, or `none`.
+ * One HEAD; a change (a signature added) earns a refused version another look (follow).
+ */
+export async function signaturesState(client: RegistryClient, repo: OciReference, digest: string): Promise<string> {
+  try {
+    return (await client.resolve({ registry: repo.registry, repository: repo.repository, tag: signatureTag(digest) })).digest;
+  } catch (err) {
+    if (isDiginfraError(err, 'NOT_FOUND')) return 'none';
+    throw err;
+  }
+}
+
+/** A fingerprint of a key (sha256 of its SPKI), to notice a key file whose contents changed. */
+export function fingerprintOf(key: KeyObject): string {
+  return createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex');
+}
+
+/**
  * Throws unless a cosign signature of `digest` in `repo` verifies with one of `keys`: SIGNATURE_MISSING
  * when there is none, SIGNATURE_INVALID when none of those found verifies (each one's reason is named).
  */
@@ -167,7 +215,7 @@ export async function verifyDigest(client: RegistryClient, repo: OciReference, d
   const layers = (manifest?.layers ?? []).filter((l) => l.mediaType === SIMPLE_SIGNING);
   if (layers.length === 0) {
     throw new DiginfraError('SIGNATURE_MISSING', `${what} is not signed: no cosign signature at tag ${tag}`, {
-      hint: 'sign it (diginfractl repo push --sign-key, or cosign sign --key), or drop the verification keys to install it unsigned',
+      hint: 'the publisher signs it with diginfractl repo sign (or cosign sign --key); without verification keys nothing is checked',
     });
   }
   const reasons: string[] = [];
@@ -177,7 +225,15 @@ export async function verifyDigest(client: RegistryClient, repo: OciReference, d
       reasons.push('one has no signature annotation (a keyless signature?)');
       continue;
     }
-    const payload = await client.readBlob(at, layer, MAX_PAYLOAD);
+    let payload: Buffer;
+    try {
+      payload = await client.readBlob(at, layer, MAX_PAYLOAD);
+    } catch (err) {
+      // One unreadable layer must not hide the valid signatures after it.
+      if (!isDiginfraError(err) || err.code === 'NETWORK' || err.code === 'AUTH_REQUIRED' || err.code === 'RATE_LIMITED') throw err;
+      reasons.push(`one could not be read (${messageOf(err)})`);
+      continue;
+    }
     const signed = signedDigest(payload);
     if ('why' in signed) {
       reasons.push(`one does not count: ${signed.why}`);
@@ -192,6 +248,6 @@ export async function verifyDigest(client: RegistryClient, repo: OciReference, d
     reasons.push('one was made by a key not among the verification keys');
   }
   throw new DiginfraError('SIGNATURE_INVALID', `${what}: no cosign signature verifies with the ${keys.length === 1 ? 'verification key' : `${keys.length} verification keys`} (${reasons.join('; ')})`, {
-    hint: 'check that the key is the public half of the key the publisher signs with; nothing was installed',
+    hint: 'check that the key is the public half of the key the publisher signs with',
   });
 }

@@ -102,7 +102,7 @@ describe('artifact follow: dependencies (built CLI, real registry)', () => {
     expect(outcome!.message).toContain('needs k8saudit ^0.2.0 or k8saudit-eks ^0.1.0 (installed: k8saudit 0.1.0)');
     expect(outcome!.message).toContain('diginfractl artifact install k8saudit:0.2.0');
     expect(await readFile(join(rules, 'k8saudit_rules.yaml'))).toEqual(v1);
-    // Nothing changed on the node: still refused, from the state (no download).
+    // Nothing changed on the node: still refused, from the state.
     const still = await follow();
     expect(still.code).toBe(1);
     expect(still.stdout).toContain('rejected (dependencies)');

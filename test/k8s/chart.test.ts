@@ -2,7 +2,7 @@
  * The Helm chart, with a real helm v4 (no cluster): every example values file lints strictly and renders
  * objects that are valid Kubernetes API objects and form a working pod; bad values fail at template time.
  */
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -161,6 +161,15 @@ describe('default values', () => {
     const sumA = a.spec.template.metadata.annotations['checksum/config'];
     expect(sumA).toMatch(/^[a-f0-9]{64}$/);
     expect(b.spec.template.metadata.annotations['checksum/config']).not.toBe(sumA);
+    // A rotated verification key rolls the pods too (the key lives beside the config, not in it).
+    const pem = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const withKey = async (key: string) =>
+      parseManifests((await helmTemplate({ setJson: [`registry.cosignPublicKeys=${JSON.stringify([key])}`] })).stdout).find((o) => o.kind === 'DaemonSet')!.spec.template.metadata.annotations['checksum/config'];
+    const k1 = await withKey(pem());
+    const k2 = await withKey(pem());
+    expect(k1).toMatch(/^[a-f0-9]{64}$/);
+    expect(k1).not.toBe(sumA);
+    expect(k2).not.toBe(k1);
   });
 
   it('render a startupProbe on /readyz outside native-sidecar mode only when asked', async () => {

@@ -59,6 +59,14 @@ describe('cosign format', () => {
     await writeFile(join(dir, 'garbage.pub'), 'hello');
     expect(thrown(() => loadPublicKeys([join(dir, 'garbage.pub')]))).toMatchObject({ code: 'USAGE', message: expect.stringContaining(`${join(dir, 'garbage.pub')} is not a PEM public key`) });
     expect(thrown(() => loadPublicKeys([join(dir, 'missing.pub')]))).toMatchObject({ code: 'USAGE', message: expect.stringContaining('cannot read the verification key') });
+    // A private key is not a verification key (it would end up in a ConfigMap); other key types are refused by name.
+    const { privateKey, publicKey } = generateKeyPairSync('x25519');
+    await writeFile(join(dir, 'private.pem'), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    await writeFile(join(dir, 'x25519.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+    await writeFile(join(dir, 'x25519.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    expect(thrown(() => loadPublicKeys([join(dir, 'private.pem')])).message).toContain('holds a private key; a verification key is the public half');
+    expect(thrown(() => loadPublicKeys([join(dir, 'x25519.pub')])).message).toContain('is a x25519 key; cosign signatures use ECDSA (P-256), RSA or Ed25519 keys');
+    expect(thrown(() => loadPrivateKey(join(dir, 'x25519.pem'))).message).toContain('is a x25519 key');
     await writeFile(join(dir, 'cosign.key'), '-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nabc\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n');
     const err = thrown(() => loadPrivateKey(join(dir, 'cosign.key')));
     expect(err).toMatchObject({ code: 'USAGE', message: expect.stringContaining("cosign's encrypted key format") });
@@ -137,6 +145,10 @@ describe('signatures end to end (built CLI, real registry)', () => {
     const second = await runCli(['repo', 'sign', ref, '--key', mallory.priv, ...plain], { env });
     expect(second.stderr).toBe('');
     expect(second.stdout).toBe(`signed ${reg.host}/rules/twice@${first.digest}\n  signature: ${reg.host}/rules/twice:${signatureTag(first.digest)}\n`);
+    // Signing again with a key replaces that key's signature: two signers, two layers.
+    expect((await runCli(['repo', 'sign', ref, '--key', alice.priv, ...plain], { env })).code).toBe(0);
+    const sig = await (await fetch(`${reg.url}/v2/rules/twice/manifests/${signatureTag(first.digest)}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json() as { layers: unknown[] };
+    expect(sig.layers).toHaveLength(2);
     expect((await pull(ref, '--verify-key', alice.pub)).code).toBe(0);
     expect((await pull(ref, '--verify-key', mallory.pub)).code).toBe(0);
 
@@ -167,7 +179,8 @@ describe('signatures end to end (built CLI, real registry)', () => {
     const signature = execFileSync('openssl', ['dgst', '-sha256', '-sign', alice.priv, payloadFile]).toString('base64');
     const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
     const config = Buffer.from('{}');
-    for (const blob of [payload, config]) {
+    const oversized = Buffer.alloc(70 * 1024, 'x'); // not a payload: more than the 64 KiB one may be
+    for (const blob of [payload, config, oversized]) {
       const start = await fetch(`${reg.url}/v2/rules/external/blobs/uploads/`, { method: 'POST' });
       const location = new URL(start.headers.get('location')!, reg.url);
       location.searchParams.set('digest', sha(blob));
@@ -177,7 +190,11 @@ describe('signatures end to end (built CLI, real registry)', () => {
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
-      layers: [{ mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: sha(payload), size: payload.length, annotations: { 'dev.cosignproject.cosign/signature': signature } }],
+      layers: [
+        // A layer that cannot be read as a payload comes first: it must not hide the good one.
+        { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: sha(oversized), size: oversized.length, annotations: { 'dev.cosignproject.cosign/signature': signature } },
+        { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: sha(payload), size: payload.length, annotations: { 'dev.cosignproject.cosign/signature': signature } },
+      ],
     };
     const put = await fetch(`${reg.url}/v2/rules/external/manifests/${signatureTag(digest)}`, {
       method: 'PUT',
@@ -238,10 +255,14 @@ describe('signatures end to end (built CLI, real registry)', () => {
     expect(JSON.parse(refused.stdout)).toMatchObject([{ result: 'rejected', reason: 'signature', version: '2.0.0', message: expect.stringContaining('is not signed') }]);
     expect(await readFile(join(node, 'rules', 'followed_rules.yaml'), 'utf8')).toBe('- list: v1\n  items: []\n');
 
-    expect((await runCli(['repo', 'push', ref, join(v2, 'followed_rules.yaml'), '--type', 'rulesfile', '--version', '2.1.0', '--sign-key', alice.priv, ...plain], { env })).code).toBe(0);
+    // Nothing changed: still refused, from the state.
+    expect(JSON.parse((await follow()).stdout)).toMatchObject([{ result: 'rejected', reason: 'signature', version: '2.0.0' }]);
+    // The publisher signs 2.0.0 after pushing it (cosign's usual order): the next check installs it.
+    expect((await runCli(['repo', 'sign', ref, '--key', alice.priv, ...plain], { env })).code).toBe(0);
     const signed = await follow();
     expect(signed.code).toBe(0);
-    expect(JSON.parse(signed.stdout)).toMatchObject([{ result: 'updated', version: '2.1.0' }]);
+    expect(JSON.parse(signed.stdout)).toMatchObject([{ result: 'updated', version: '2.0.0' }]);
+    expect(await readFile(join(node, 'rules', 'followed_rules.yaml'), 'utf8')).toBe('- list: v2\n  items: []\n');
 
     // A bad key file stops the agent at start, with exit 2.
     const bad = await runCli(['artifact', 'follow', ref, '--once', '--state-dir', join(node, 'state'), '--verify-key', join(dir, 'nope.pub'), ...plain], { env });

@@ -88,9 +88,15 @@ export function compactHeapPeriodically(): NodeJS.Timeout {
   return setInterval(() => gc?.(), HEAP_COMPACT_EVERY_MS).unref();
 }
 
-/** Reads the verification keys now, so a missing or bad key file fails the start (or the reload), not each check. */
+/**
+ * Reads the verification keys now, so a missing or bad key file fails the start (or the reload), not
+ * each check; their fingerprints go into the settings, so a key file whose contents changed (a rotated
+ * or revoked key) is a config change.
+ */
 async function checkVerifyKeys(eff: EffectiveFollow): Promise<void> {
-  if (eff.settings.verifyKeys) (await import('../../signature/cosign.js')).loadPublicKeys(eff.settings.verifyKeys);
+  if (!eff.settings.verifyKeys) return;
+  const { fingerprintOf, loadPublicKeys } = await import('../../signature/cosign.js');
+  eff.settings.verifyKeyFingerprints = loadPublicKeys(eff.settings.verifyKeys).map(fingerprintOf);
 }
 
 export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flags: FollowCliFlags): Promise<void> {

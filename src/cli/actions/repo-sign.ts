@@ -1,7 +1,16 @@
-import { formatReference, parseOciReference } from '../../reference/reference.js';
+import { formatReference, parseOciReference, type OciReference } from '../../reference/reference.js';
+import type { RegistryClient } from '../../registry/client.js';
 import { loadPrivateKey, loadPublicKeys, signDigest, verifyDigest } from '../../signature/cosign.js';
 import { outputFormat, type CliContext } from '../run.js';
 import { openRegistry, type RegistryFlagOptions } from '../session.js';
+
+/**
+ * The digest of what `ref` points at, hashed here from the manifest's bytes: a registry's
+ * Docker-Content-Digest header alone must not choose what gets signed.
+ */
+async function contentDigest(client: RegistryClient, ref: OciReference): Promise<string> {
+  return (await client.fetchManifest(ref)).descriptor.digest;
+}
 
 interface SignFlags extends RegistryFlagOptions {
   key: string;
@@ -15,7 +24,7 @@ export async function runSign(ctx: CliContext, refText: string, flags: SignFlags
   const key = loadPrivateKey(flags.key);
   const client = await openRegistry(ctx, flags);
   try {
-    const digest = ref.digest ?? (await client.resolve(ref)).digest;
+    const digest = await contentDigest(client, ref);
     const tag = await signDigest(client, ref, digest, key);
     const signed = `${ref.registry}/${ref.repository}@${digest}`;
     const at = `${ref.registry}/${ref.repository}:${tag}`;
@@ -38,7 +47,7 @@ export async function runVerify(ctx: CliContext, refText: string, flags: VerifyF
   const keys = loadPublicKeys(flags.verifyKey);
   const client = await openRegistry(ctx, flags);
   try {
-    const digest = ref.digest ?? (await client.resolve(ref)).digest;
+    const digest = await contentDigest(client, ref);
     await verifyDigest(client, ref, digest, keys);
     const verified = `${ref.registry}/${ref.repository}@${digest}`;
     if (format === 'json') ctx.out(JSON.stringify({ reference: formatReference({ ...ref, digest }), digest, verified: true }, null, 2));
