@@ -125,34 +125,7 @@ export class BlobCache {
    */
   async sweepTemp(olderThanMs: number = STALE_STAGING_MS): Promise<string[]> {
     const removed: string[] = [];
-    const cutoff = Date.now() - olderThanMs;
-    let algorithms: string[];
-    try {
-      algorithms = await readdir(this.dir);
-    } catch {
-      return removed;
-    }
-    for (const algorithm of algorithms) {
-      const dir = join(this.dir, algorithm);
-      let names: string[];
-      try {
-        names = await readdir(dir);
-      } catch {
-        continue;
-      }
-      for (const name of names) {
-        if (!TEMP_RE.test(name)) continue;
-        const path = join(dir, name);
-        try {
-          const st = await lstat(path);
-          if (!st.isFile() || st.mtimeMs > cutoff) continue;
-          await rm(path, { force: true });
-          removed.push(path);
-        } catch {
-          // gone meanwhile
-        }
-      }
-    }
+    await this.#removeOlder(TEMP_RE, olderThanMs, (path) => removed.push(path));
     return removed;
   }
 
@@ -162,12 +135,21 @@ export class BlobCache {
    */
   async prune(olderThanMs: number): Promise<{ removed: string[]; bytes: number }> {
     const out = { removed: [] as string[], bytes: 0 };
+    await this.#removeOlder(ENTRY_RE, olderThanMs, (path, size) => {
+      out.removed.push(path);
+      out.bytes += size;
+    });
+    return out;
+  }
+
+  /** Removes the files of every blobs/<algorithm> dir whose name matches `name` and whose mtime is older than `olderThanMs`. */
+  async #removeOlder(name: RegExp, olderThanMs: number, onRemoved: (path: string, size: number) => void): Promise<void> {
     const cutoff = Date.now() - olderThanMs;
     let algorithms: string[];
     try {
       algorithms = await readdir(this.dir);
     } catch {
-      return out;
+      return;
     }
     for (const algorithm of algorithms) {
       const dir = join(this.dir, algorithm);
@@ -177,21 +159,19 @@ export class BlobCache {
       } catch {
         continue;
       }
-      for (const name of names) {
-        if (!ENTRY_RE.test(name)) continue;
-        const path = join(dir, name);
+      for (const file of names) {
+        if (!name.test(file)) continue;
+        const path = join(dir, file);
         try {
           const st = await lstat(path);
           if (!st.isFile() || st.mtimeMs >= cutoff) continue;
           await rm(path, { force: true });
-          out.removed.push(path);
-          out.bytes += st.size;
+          onRemoved(path, st.size);
         } catch {
           // gone meanwhile, or not ours to remove
         }
       }
     }
-    return out;
   }
 
   /** The cached copy, or a fresh download (verified while streaming) into the cache. */
