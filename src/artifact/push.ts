@@ -44,6 +44,11 @@ export interface PushOptions {
   mountFrom?: string;
   /** Called for each step, for progress output. */
   onProgress?: (event: { step: 'blob' | 'manifest' | 'tag'; detail: string }) => void;
+  /**
+   * Called with the pushed digest before any tag points at it: a signature made here is in place
+   * before a follower can see the tag (repo push --sign-key).
+   */
+  beforeTags?: (pushed: OciReference & { digest: string }) => Promise<void>;
   /** Called when a floating tag is left alone because it already points at a newer version. */
   onWarning?: (message: string) => void;
 }
@@ -135,6 +140,10 @@ export async function pushArtifact(client: RegistryClient, ref: OciReference, op
     }
 
     const primary = ref.tag ?? config.version;
+    if (opts.beforeTags) {
+      const byDigest = await client.pushManifest(withDigest(ref, bufferBlob(top.bytes).digest), top.bytes, top.mediaType);
+      await opts.beforeTags({ ...withTag(ref, primary), digest: byDigest.digest });
+    }
     const tags = [primary];
     if (opts.addFloatingTags) tags.push(...(await movableFloatingTags(client, ref, config.version, opts.onWarning)));
     let digest = '';

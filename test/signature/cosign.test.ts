@@ -11,7 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPrivateKey, loadPublicKeys, signatureTag, signedDigest, simpleSigningPayload } from '../../src/signature/cosign.js';
+import { pushArtifact } from '../../src/artifact/push.js';
+import { parseOciReference } from '../../src/reference/reference.js';
 import { cliEnv, ROOT, runCli } from '../helpers/cli.js';
+import { pushClient } from '../follow/setup.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const RULES = join(ROOT, 'test/fixtures/falco_rules.yaml');
@@ -137,6 +140,24 @@ describe('signatures end to end (built CLI, real registry)', () => {
     const noKey = await runCli(['repo', 'verify', `${reg.host}/rules/signed:1.0.0`, ...plain], { env });
     expect(noKey.code).toBe(2);
     expect(noKey.stderr).toContain("required option '--verify-key <file>' not specified");
+  });
+
+  it('push --sign-key signs before any tag points at the new version, so a follower never sees it unsigned', async () => {
+    const client = pushClient();
+    const ref = parseOciReference(`${reg.host}/rules/ordered:1.0.0`);
+    let tagAtSigning: string | undefined;
+    const res = await pushArtifact(client, ref, {
+      type: 'rulesfile',
+      version: '1.0.0',
+      files: [RULES],
+      beforeTags: async (pushed) => {
+        tagAtSigning = await client.resolve(ref).then((d) => d.digest, (err: { code?: string }) => err.code);
+        expect(pushed.digest).toMatch(/^sha256:[a-f0-9]{64}$/);
+      },
+    });
+    expect(tagAtSigning).toBe('NOT_FOUND');
+    expect((await client.resolve(ref)).digest).toBe(res.ref.digest);
+    await client.close();
   });
 
   it('keeps earlier signatures when another key signs, and refuses a signature copied from another digest', async () => {

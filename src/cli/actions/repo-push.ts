@@ -36,6 +36,7 @@ export async function runPush(ctx: CliContext, refText: string, files: string[],
   const cosign = flags.signKey !== undefined ? await import('../../signature/cosign.js') : undefined;
   const signKey = flags.signKey !== undefined ? cosign!.loadPrivateKey(flags.signKey) : undefined;
   const client = await openRegistry(ctx, flags);
+  let signature: string | undefined;
   try {
     const result = await pushArtifact(client, ref, {
       type: checkArtifactType(flags.type),
@@ -50,8 +51,9 @@ export async function runPush(ctx: CliContext, refText: string, files: string[],
       ...(flags.mountFrom !== undefined && { mountFrom: flags.mountFrom }),
       onProgress: (e) => ctx.logger.debug({ step: e.step }, e.detail),
       onWarning: (m) => ctx.logger.warn(m),
+      // Signed before the tags move, so nobody following them ever sees this version unsigned.
+      ...(signKey && { beforeTags: async (pushed) => void (signature = await cosign!.signDigest(client, pushed, pushed.digest, signKey)) }),
     });
-    const signature = signKey ? await cosign!.signDigest(client, result.ref, result.ref.digest, signKey) : undefined;
     if (format === 'json') {
       ctx.out(JSON.stringify({ reference: formatReference(result.ref), digest: result.ref.digest, mediaType: result.mediaType, tags: result.tags, ...(signature && { signature }) }, null, 2));
     } else {
