@@ -96,6 +96,19 @@ export function registerRepoCommands(program: Command): void {
 
   addRegistryFlags(
     repo
+      .command('copy')
+      .description('copy an artifact to another repository or registry unchanged (all platforms, same digests), e.g. to a mirror')
+      .argument('<src>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST]')
+      .argument('<dst>', 'REGISTRY/REPOSITORY[:TAG] (no tag: the source tag)')
+      .option('--with-signatures', 'also copy its cosign signatures (the sha256-<hex>.sig tag), before the tag')
+      .option('-o, --output <format>', 'table or json', 'table'),
+  ).action(async (src: string, dst: string, opts, cmd: Command) => {
+    const { runCopy } = await import('../actions/repo-copy.js');
+    await runCopy(contextFrom(cmd), src, dst, opts);
+  });
+
+  addRegistryFlags(
+    repo
       .command('verify')
       .description('check that what a reference points at carries a cosign signature one of the keys verifies, as cosign verify --key does')
       .argument('<ref>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST]')

@@ -1,0 +1,85 @@
+/**
+ * `repo copy` between two real registries (and within one): every platform, the same digests, the
+ * signatures with --with-signatures, and what a user of the mirror then does: pull a platform and
+ * verify its signature there.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliEnv, runCli } from '../helpers/cli.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+
+describe('repo copy (built CLI, two real registries)', () => {
+  let upstream: TestRegistry;
+  let mirror: TestRegistry;
+  let env: NodeJS.ProcessEnv;
+  let dir: string;
+  let pub: string;
+  let key: string;
+
+  beforeAll(async () => {
+    [upstream, mirror] = await Promise.all([startRegistry(), startRegistry()]);
+    env = await cliEnv({ DIGINFRACTL_REGISTRY_PLAIN_HTTP: `${upstream.host},${mirror.host}` });
+    dir = await mkdtemp(join(tmpdir(), 'copy-'));
+    const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    key = join(dir, 'key.pem');
+    pub = join(dir, 'key.pub');
+    await writeFile(key, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    await writeFile(pub, pair.publicKey.export({ type: 'spki', format: 'pem' }));
+    for (const arch of ['amd64', 'arm64']) {
+      await mkdir(join(dir, arch));
+      await writeFile(join(dir, arch, 'libk8saudit.so'), `\x7fELF k8saudit for ${arch}\n`);
+    }
+  });
+  afterAll(async () => {
+    await Promise.all([upstream?.stop(), mirror?.stop()]);
+  });
+
+  it('copies a signed two-platform plugin to a mirror: same digest, both platforms, the signature; the mirror serves pulls that verify', async () => {
+    const push = await runCli(
+      ['repo', 'push', `${upstream.host}/plugins/k8saudit`, join(dir, 'amd64/libk8saudit.so'), join(dir, 'arm64/libk8saudit.so'),
+        '--type', 'plugin', '--version', '0.7.0', '--platform', 'linux/amd64', '--platform', 'linux/arm64', '--sign-key', key, '-o', 'json'],
+      { env },
+    );
+    expect(push.stderr).toBe('');
+    const { digest } = JSON.parse(push.stdout) as { digest: string };
+
+    const copy = await runCli(['repo', 'copy', `${upstream.host}/plugins/k8saudit:0.7.0`, `${mirror.host}/mirror/plugins/k8saudit`, '--with-signatures'], { env });
+    expect(copy.stderr).toBe('');
+    expect(copy.code).toBe(0);
+    expect(copy.stdout).toBe(`copied ${upstream.host}/plugins/k8saudit:0.7.0 to ${mirror.host}/mirror/plugins/k8saudit:0.7.0@${digest}, with its signatures\n`);
+
+    // The mirror's tag points at the same bytes; an arm64 node pulls its build from there, verified.
+    const head = await fetch(`${mirror.url}/v2/mirror/plugins/k8saudit/manifests/0.7.0`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.index.v1+json' } });
+    expect(head.headers.get('docker-content-digest')).toBe(digest);
+    const dest = await mkdtemp(join(dir, 'pulled-'));
+    const pull = await runCli(['repo', 'pull', `${mirror.host}/mirror/plugins/k8saudit:0.7.0`, '--dest', dest, '--platform', 'linux/arm64', '--verify-key', pub], { env });
+    expect(pull.stderr).toBe('');
+    expect(pull.code).toBe(0);
+    expect(await readFile(join(dest, 'libk8saudit.so'), 'utf8')).toBe('\x7fELF k8saudit for arm64\n');
+
+    // Without --with-signatures the copy is unsigned, and a verifying pull says so.
+    expect((await runCli(['repo', 'copy', `${upstream.host}/plugins/k8saudit@${digest}`, `${mirror.host}/unsigned/k8saudit:0.7.0`], { env })).code).toBe(0);
+    const unsigned = await runCli(['repo', 'pull', `${mirror.host}/unsigned/k8saudit:0.7.0`, '--dest', dest, '--verify-key', pub], { env });
+    expect(unsigned.code).toBe(1);
+    expect(unsigned.stderr).toContain('is not signed');
+  });
+
+  it('copies within one registry (by mount), and names a missing source', async () => {
+    const file = join(dir, 'copy_rules.yaml');
+    await writeFile(file, '- list: copied\n  items: []\n');
+    expect((await runCli(['repo', 'push', `${upstream.host}/rules/a:1.0.0`, file, '--type', 'rulesfile', '--version', '1.0.0'], { env })).code).toBe(0);
+    const copy = await runCli(['repo', 'copy', `${upstream.host}/rules/a:1.0.0`, `${upstream.host}/rules/b:stable`, '--log-level', 'debug'], { env });
+    expect(copy.code).toBe(0);
+    expect(copy.stderr).toMatch(/"msg":"sha256:[a-f0-9]{64} mounted/);
+    const dest = await mkdtemp(join(dir, 'b-'));
+    expect((await runCli(['repo', 'pull', `${upstream.host}/rules/b:stable`, '--dest', dest], { env })).code).toBe(0);
+    expect(await readFile(join(dest, 'copy_rules.yaml'), 'utf8')).toBe('- list: copied\n  items: []\n');
+
+    const missing = await runCli(['repo', 'copy', `${upstream.host}/rules/a:9.9.9`, `${mirror.host}/rules/a`], { env });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('9.9.9');
+  });
+});
