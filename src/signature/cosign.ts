@@ -198,6 +198,22 @@ export async function signaturesState(client: RegistryClient, repo: OciReference
   }
 }
 
+/** Tags that hold signatures, attestations or the referrers fallback of a digest, not versions. */
+export function isDigestTag(tag: string): boolean {
+  return /^sha256-[a-f0-9]{64}(\.[a-z]+)?$/.test(tag);
+}
+
+/**
+ * The cosign signatures of `digest` without checking them (no key is needed to count): those made
+ * with a key pair, and keyless ones (a Fulcio certificate in the layer), which diginfractl cannot verify.
+ */
+export async function signatureSummary(client: RegistryClient, repo: OciReference, digest: string): Promise<{ tag: string; keyPair: number; keyless: number }> {
+  const tag = signatureTag(digest);
+  const layers = ((await existingSignatures(client, { registry: repo.registry, repository: repo.repository, tag }))?.layers ?? []).filter((l) => l.mediaType === SIMPLE_SIGNING);
+  const keyless = layers.filter((l) => l.annotations?.['dev.sigstore.cosign/certificate'] !== undefined).length;
+  return { tag, keyPair: layers.length - keyless, keyless };
+}
+
 /** A fingerprint of a key (sha256 of its SPKI), to notice a key file whose contents changed. */
 export function fingerprintOf(key: KeyObject): string {
   return createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex');

@@ -130,6 +130,13 @@ describe('signatures end to end (built CLI, real registry)', () => {
     // Without a key, nothing is checked (as before).
     expect((await pull(`${reg.host}/rules/unsigned:1.0.0`)).code).toBe(0);
 
+    // artifact info counts the signatures, and lists no signature tag among the versions.
+    const info = await runCli(['artifact', 'info', `${reg.host}/rules/signed:1.0.0`, ...plain], { env });
+    expect(info.stdout).toMatch(new RegExp(`^SIGNATURES\\s+1 cosign signature \\(1 with a key pair\\) at tag ${signatureTag(out.digest)}; check with repo verify --verify-key$`, 'm'));
+    expect(info.stdout).toMatch(/^TAGS\s+1\.0\.0$/m);
+    const unsignedInfo = JSON.parse((await runCli(['artifact', 'info', `${reg.host}/rules/unsigned:1.0.0`, '-o', 'json', ...plain], { env })).stdout) as { signatures: unknown };
+    expect(unsignedInfo.signatures).toMatchObject({ keyPair: 0, keyless: 0 });
+
     // repo verify says the same without pulling.
     const verified = await runCli(['repo', 'verify', `${reg.host}/rules/signed:1.0.0`, '--verify-key', alice.pub, ...plain], { env });
     expect(verified.stdout).toBe(`verified ${reg.host}/rules/signed@${out.digest}: a cosign signature checks out with the given key(s)\n`);

@@ -9,6 +9,7 @@ import { selectTag } from '../../install/plan.js';
 import { formatReference, parseArtifactRef, type OciReference } from '../../reference/reference.js';
 import { createRegistryClient } from '../../registry/factory.js';
 import { formatPlatform } from '../../registry/media-types.js';
+import { isDigestTag, signatureSummary } from '../../signature/cosign.js';
 import { registryFlags, type RegistryFlagOptions } from '../session.js';
 import { outputFormat, type CliContext } from '../run.js';
 
@@ -48,12 +49,14 @@ export async function runArtifactInfo(ctx: CliContext, refText: string, flags: I
   }
   const client = createRegistryClient(config.registry, registryFlags(flags));
   try {
-    const tags = sortTags(await client.listTags(repo));
+    // Signature, attestation and referrers-fallback tags are not versions: shown under SIGNATURES/REFERRERS.
+    const tags = sortTags((await client.listTags(repo)).filter((t) => !isDigestTag(t)));
     const selected = digest ?? (await selectTag(client, repo, tag));
     const ref: OciReference = digest ? { ...repo, digest } : { ...repo, tag: selected };
     const summary = await inspectArtifact(client, ref);
     // Signatures, SBOMs and other manifests attached to this one (OCI 1.1 referrers, or the tag fallback).
     const referrers = await client.referrers(repo, summary.ref.digest);
+    const signatures = await signatureSummary(client, repo, summary.ref.digest);
     const info = {
       ...(entry && { index, entry }),
       reference: formatReference(summary.ref),
@@ -70,6 +73,7 @@ export async function runArtifactInfo(ctx: CliContext, refText: string, flags: I
       requirements: summary.config.requirements ?? [],
       annotations: summary.annotations,
       referrers: referrers.map((r) => ({ digest: r.digest, ...(r.artifactType !== undefined && { artifactType: r.artifactType }) })),
+      signatures,
     };
     if (format === 'json') {
       ctx.out(JSON.stringify(info, null, 2));
@@ -91,10 +95,19 @@ export async function runArtifactInfo(ctx: CliContext, refText: string, flags: I
       ['REQUIREMENTS', info.requirements.map((r) => `${r.name}:${r.version}`).join(', ') || 'none'],
       ['TAGS', tags.join(', ')],
       ['REFERRERS', info.referrers.map((r) => `${r.artifactType ?? 'unknown type'} ${r.digest}`).join(', ') || 'none'],
+      ['SIGNATURES', describeSignatures(signatures)],
     );
     const width = Math.max(...rows.map(([k]) => k.length));
     ctx.out(rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n'));
   } finally {
     await client.close();
   }
+}
+
+/** `2 cosign signatures (1 with a key pair, 1 keyless) at tag sha256-...sig`, or `none`. */
+function describeSignatures(s: { tag: string; keyPair: number; keyless: number }): string {
+  const n = s.keyPair + s.keyless;
+  if (n === 0) return 'none';
+  const kinds = [s.keyPair ? `${s.keyPair} with a key pair` : '', s.keyless ? `${s.keyless} keyless (not verifiable by diginfractl)` : ''].filter(Boolean).join(', ');
+  return `${n} cosign signature${n === 1 ? '' : 's'} (${kinds}) at tag ${s.tag}; check with repo verify --verify-key`;
 }
