@@ -4,6 +4,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { pipeline as pipelineCb, Transform, type Readable } from 'node:stream';
 import { DiginfraError } from '../errors.js';
 import { formatReference, withDigest, type OciReference } from '../reference/reference.js';
 import type { RegistryClient } from '../registry/client.js';
@@ -100,6 +101,20 @@ export async function resolveArtifact(client: RegistryClient, ref: OciReference,
   };
 }
 
+/** `source` passed through unchanged, reporting the running byte count; errors of either side reach the result. */
+function counted(source: Readable, onBytes: (n: number) => void): Readable {
+  let n = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      n += chunk.length;
+      onBytes(n);
+      cb(null, chunk);
+    },
+  });
+  pipelineCb(source, counter, () => {});
+  return counter;
+}
+
 /**
  * Extracts every layer into a staging dir inside `dest`, then moves the files in. A digest mismatch,
  * an unsafe archive or a network failure leaves `dest` exactly as it was.
@@ -109,7 +124,14 @@ export async function extractArtifact(
   client: RegistryClient,
   artifact: ResolvedArtifact,
   dest: string,
-  opts: { maxBytes?: number; skipIdentical?: boolean; layerFile?: (layer: Descriptor) => Promise<string | undefined>; mode?: (rel: string) => number | undefined } = {},
+  opts: {
+    maxBytes?: number;
+    skipIdentical?: boolean;
+    layerFile?: (layer: Descriptor) => Promise<string | undefined>;
+    mode?: (rel: string) => number | undefined;
+    /** Bytes of each downloaded layer so far (for a progress line); not called for cached layers. */
+    onBytes?: (layer: Descriptor, bytes: number) => void;
+  } = {},
 ): Promise<{ files: string[]; placed: string[]; unchanged: string[] }> {
   await mkdir(dest, { recursive: true });
   const staging = await makeStagingDir(dest);
@@ -118,7 +140,8 @@ export async function extractArtifact(
     let budget = opts.maxBytes ?? DEFAULT_MAX_LAYER_BYTES;
     for (const layer of artifact.layers) {
       const cached = await opts.layerFile?.(layer);
-      const stream = cached ? createReadStream(cached) : await client.openBlob(artifact.ref, layer);
+      let stream: Readable = cached ? createReadStream(cached) : await client.openBlob(artifact.ref, layer);
+      if (!cached && opts.onBytes) stream = counted(stream, (n) => opts.onBytes!(layer, n));
       const extracted = await extractLayer(stream, staging, { maxBytes: budget });
       for (const f of extracted) {
         budget -= f.size;

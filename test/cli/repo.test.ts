@@ -1,12 +1,13 @@
 /**
  * `repo push|pull|login|logout` end to end: the built CLI against a real registry in each variant.
  */
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blobPath, startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { cliEnv, runCli, ROOT } from '../helpers/cli.js';
+import { CLI, cliEnv, runCli, ROOT } from '../helpers/cli.js';
 
 const RULES = join(ROOT, 'test/fixtures/falco_rules.yaml');
 
@@ -225,6 +226,31 @@ describe('repo pull safety', () => {
     const pull = await runCli(['repo', 'pull', '127.0.0.1:9/rules/none:1', '--plain-http'], { env });
     expect(pull.code).toBe(1);
     expect(pull.stderr).toContain('cannot reach 127.0.0.1:9');
+  });
+});
+
+describe('repo pull on a terminal', () => {
+  it('shows a byte counter per layer on a TTY (script(1) provides one), and nothing on a pipe', async () => {
+    const reg = await startRegistry();
+    try {
+      const env = await cliEnv({ PATH: `${join(ROOT, 'node_modules/.bin')}:${process.env.PATH}` });
+      const big = join(await mkdtemp(join(tmpdir(), 'tty-')), 'big.bin');
+      await writeFile(big, Buffer.alloc(3 * 1024 * 1024, 7));
+      expect((await runCli(['repo', 'push', `${reg.host}/assets/big:1.0.0`, big, '--type', 'asset', '--version', '1.0.0', '--plain-http'], { env })).code).toBe(0);
+      const dest = await mkdtemp(join(tmpdir(), 'tty-pull-'));
+      const cmd = `${CLI} repo pull ${reg.host}/assets/big:1.0.0 --dest ${dest} --plain-http`;
+      const out = await new Promise<string>((ok, fail) =>
+        execFile('script', ['-qec', cmd, '/dev/null'], { env }, (err, stdout) => (err ? fail(err) : ok(stdout))),
+      );
+      expect(out).toMatch(/ {2}big 1\.0\.0 [a-f0-9]{12} 0 B \/ [\d.]+ KiB/);
+      expect(out).toMatch(/\r {2}big 1\.0\.0 [a-f0-9]{12} ([\d.]+) KiB \/ \1 KiB done/);
+      expect(out).toContain(`pulled ${reg.host}/assets/big:1.0.0@sha256:`);
+      const piped = await runCli(['repo', 'pull', `${reg.host}/assets/big:1.0.0`, '--dest', dest, '--plain-http'], { env });
+      expect(piped.code).toBe(0);
+      expect(piped.stderr).toBe('');
+    } finally {
+      await reg.stop();
+    }
   });
 });
 

@@ -20,6 +20,7 @@ import { formatPlatform } from '../../registry/media-types.js';
 import { registryFlags, verifierFor, type RegistryFlagOptions } from '../session.js';
 import type { OciReference } from '../../reference/reference.js';
 import { outputFormat, type CliContext } from '../run.js';
+import { human, progressReporter } from '../progress.js';
 
 export interface InstallFlags extends RegistryFlagOptions {
   type?: string;
@@ -45,41 +46,6 @@ const FLAG_NAMES: Record<string, string> = {
   'install.engineVersion': '--engine-version',
   'install.lockfile': '--lockfile',
 };
-
-function human(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
-}
-
-/** Per-blob progress: a byte counter redrawn with \r on a TTY; one log line per blob elsewhere. */
-function progressReporter(ctx: CliContext, quiet: boolean): (e: BlobEvent) => void {
-  const tty = process.stderr.isTTY === true;
-  let last = 0;
-  return (e) => {
-    const short = e.digest.replace(/^sha256:/, '').slice(0, 12);
-    if (!tty) {
-      if (e.kind === 'done') ctx.logger.info({ artifact: e.artifact, digest: e.digest, size: e.size, cached: e.cached }, e.cached ? 'blob in cache' : 'blob downloaded');
-      return;
-    }
-    if (quiet) return;
-    const line = (bytes: number): string => `  ${e.artifact} ${short} ${human(bytes)} / ${human(e.size)}`;
-    if (e.kind === 'start') {
-      process.stderr.write(line(0));
-      last = Date.now();
-    } else if (e.kind === 'bytes') {
-      const now = Date.now();
-      if (now - last >= 100) {
-        process.stderr.write(`\r${line(e.bytes)}\x1b[K`);
-        last = now;
-      }
-    } else if (e.cached) {
-      process.stderr.write(`  ${e.artifact} ${short} cached (${human(e.size)})\n`);
-    } else {
-      process.stderr.write(`\r${line(e.size)} done\x1b[K\n`);
-    }
-  };
-}
 
 function parseSeconds(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;

@@ -5,6 +5,7 @@ import { formatReference, parseOciReference } from '../../reference/reference.js
 import { formatPlatform } from '../../registry/media-types.js';
 import { loadCliConfig, openRegistry, verifierFor, type RegistryFlagOptions } from '../session.js';
 import { outputFormat, type CliContext } from '../run.js';
+import { progressReporter } from '../progress.js';
 
 interface PullFlags extends RegistryFlagOptions {
   dest: string;
@@ -25,7 +26,22 @@ export async function runPull(ctx: CliContext, refText: string, flags: PullFlags
     const artifact = await resolveArtifact(client, ref, platform);
     // Before anything is written: an unsigned or wrongly signed artifact leaves the destination as it was.
     await verify?.(client, artifact.ref);
-    const { files } = await extractArtifact(client, artifact, dest, { skipIdentical: true });
+    // On a terminal, a byte counter per layer (the same as artifact install's); nothing otherwise.
+    const progress = process.stderr.isTTY === true && format !== 'json' ? progressReporter(ctx, false) : undefined;
+    const label = `${artifact.config.name} ${artifact.config.version}`;
+    const started = new Set<string>();
+    const { files } = await extractArtifact(client, artifact, dest, {
+      skipIdentical: true,
+      ...(progress && {
+        onBytes: (layer, bytes) => {
+          if (!started.has(layer.digest)) {
+            started.add(layer.digest);
+            progress({ kind: 'start', artifact: label, digest: layer.digest, size: layer.size, cached: false });
+          }
+          progress(bytes === layer.size ? { kind: 'done', artifact: label, digest: layer.digest, size: layer.size, cached: false } : { kind: 'bytes', artifact: label, digest: layer.digest, size: layer.size, bytes });
+        },
+      }),
+    });
     if (format === 'json') {
       ctx.out(
         JSON.stringify(
