@@ -7,10 +7,11 @@
  * not sent, and within one registry the target is asked to mount it.
  */
 import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
 import { DiginfraError, isDiginfraError } from '../errors.js';
 import type { BlobCache } from '../install/cache.js';
 import { formatReference, withDigest, withTag, type OciReference } from '../reference/reference.js';
-import type { FetchedManifest, RegistryClient } from '../registry/client.js';
+import { sha256Digest, type FetchedManifest, type RegistryClient } from '../registry/client.js';
 import { isIndexMediaType, type Descriptor } from '../registry/media-types.js';
 import { signatureTag } from '../signature/cosign.js';
 
@@ -45,8 +46,13 @@ export async function copyArtifact(client: RegistryClient, src: OciReference, ds
   }
   const sameRegistry = src.registry === dst.registry;
   const copyBlob = async (desc: Descriptor): Promise<void> => {
+    // Nothing is downloaded for a blob the target has, or (within one registry) can mount.
+    if (await client.blobExists(dst, desc.digest)) return opts.onProgress?.({ step: 'blob', detail: `${desc.digest} exists` });
+    if (sameRegistry && src.repository !== dst.repository && (await client.mountBlob(dst, desc.digest, src.repository))) {
+      return opts.onProgress?.({ step: 'blob', detail: `${desc.digest} mounted` });
+    }
     const { path, downloaded } = await opts.cache.fetch(client, src, desc);
-    const how = await client.pushBlob(dst, { digest: desc.digest, size: desc.size, open: () => createReadStream(path) }, sameRegistry ? { mountFrom: src.repository } : {});
+    const how = await client.pushBlob(dst, { digest: desc.digest, size: desc.size, open: () => createReadStream(path) });
     opts.onProgress?.({ step: 'blob', detail: `${desc.digest} ${how}${downloaded ? '' : ' (from the cache)'}` });
   };
   /** Everything `m` refers to, then `m` itself, by digest: the target never holds a dangling reference. */
@@ -74,16 +80,46 @@ export async function copyArtifact(client: RegistryClient, src: OciReference, ds
     }
     if (sig) {
       await copyTree(sig);
-      await client.pushManifest(withTag(dst, tag), sig.bytes, sig.descriptor.mediaType);
+      // Signatures the target already has (its owner's own key, say) are kept: the layers are merged.
+      const merged = await mergedSignatures(client, withTag(dst, tag), sig);
+      if (merged !== sig) await copyTree(merged);
+      await client.pushManifest(withTag(dst, tag), merged.bytes, merged.descriptor.mediaType);
       opts.onProgress?.({ step: 'signature', detail: tag });
       signatures = true;
     }
   }
-  // The target's tag, else the source's (`latest` when the source named neither tag nor digest).
-  const tag = dst.digest === undefined ? (dst.tag ?? src.tag ?? (src.digest === undefined ? 'latest' : undefined)) : undefined;
+  // The target's tag; without one (and without a digest), the source's, or `latest` when the source
+  // named neither tag nor digest. A target given by digest alone gets no tag.
+  const tag = dst.tag ?? (dst.digest === undefined ? (src.tag ?? (src.digest === undefined ? 'latest' : undefined)) : undefined);
   if (tag !== undefined) {
     await client.pushManifest(withTag(dst, tag), top.bytes, top.descriptor.mediaType);
     opts.onProgress?.({ step: 'tag', detail: tag });
   }
   return { ref: { ...(tag !== undefined ? withTag(dst, tag) : { registry: dst.registry, repository: dst.repository }), digest }, signatures };
+}
+
+/**
+ * `source`'s signature manifest with the layers of the one already at `at` that it lacks, or `source`
+ * itself when there is none (or nothing to add). The merged manifest is written here, config included.
+ */
+async function mergedSignatures(client: RegistryClient, at: OciReference, source: FetchedManifest): Promise<FetchedManifest> {
+  let existing: FetchedManifest;
+  try {
+    existing = await client.fetchManifest(at);
+  } catch (err) {
+    if (isDiginfraError(err, 'NOT_FOUND')) return source;
+    throw err;
+  }
+  type Layer = Descriptor & { annotations?: Record<string, string> };
+  const key = (l: Layer) => `${l.digest} ${JSON.stringify(l.annotations ?? {})}`;
+  const layers = ((source.json as { layers?: Layer[] }).layers ?? []).slice();
+  const have = new Set(layers.map(key));
+  const extra = ((existing.json as { layers?: Layer[] }).layers ?? []).filter((l) => !have.has(key(l)));
+  if (extra.length === 0) return source;
+  layers.push(...extra);
+  const config = Buffer.from(JSON.stringify({ architecture: '', created: '0001-01-01T00:00:00Z', history: [{ created: '0001-01-01T00:00:00Z' }], os: '', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) }, config: {} }));
+  await client.pushBlob(at, { digest: sha256Digest(config), size: config.length, open: () => Readable.from([config]) });
+  const json = { ...source.json, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256Digest(config), size: config.length }, layers };
+  const bytes = Buffer.from(JSON.stringify(json));
+  return { descriptor: { mediaType: source.descriptor.mediaType, digest: sha256Digest(bytes), size: bytes.length }, bytes, json };
 }

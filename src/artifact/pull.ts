@@ -129,8 +129,11 @@ export async function extractArtifact(
     skipIdentical?: boolean;
     layerFile?: (layer: Descriptor) => Promise<string | undefined>;
     mode?: (rel: string) => number | undefined;
-    /** Bytes of each downloaded layer so far (for a progress line); not called for cached layers. */
-    onBytes?: (layer: Descriptor, bytes: number) => void;
+    /**
+     * Progress of each downloaded layer (not of cached ones): the bytes so far, then `done` once the
+     * layer is verified and extracted.
+     */
+    onProgress?: (layer: Descriptor, bytes: number, done: boolean) => void;
   } = {},
 ): Promise<{ files: string[]; placed: string[]; unchanged: string[] }> {
   await mkdir(dest, { recursive: true });
@@ -141,8 +144,10 @@ export async function extractArtifact(
     for (const layer of artifact.layers) {
       const cached = await opts.layerFile?.(layer);
       let stream: Readable = cached ? createReadStream(cached) : await client.openBlob(artifact.ref, layer);
-      if (!cached && opts.onBytes) stream = counted(stream, (n) => opts.onBytes!(layer, n));
+      const progress = cached ? undefined : opts.onProgress;
+      if (progress) stream = counted(stream, (n) => progress(layer, n, false));
       const extracted = await extractLayer(stream, staging, { maxBytes: budget });
+      progress?.(layer, layer.size, true);
       for (const f of extracted) {
         budget -= f.size;
         const mode = opts.mode?.(f.rel) ?? f.mode;

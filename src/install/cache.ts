@@ -57,6 +57,8 @@ export class BlobCache {
   /** The cached file for `desc` when present, of the right size and digest; a bad copy is removed. */
   async lookup(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<string | undefined> {
     const path = this.path(desc.digest);
+    // Marked as used first, so a prune running meanwhile (another install) leaves it alone.
+    await touch(path);
     try {
       const st = await stat(path);
       if (!st.isFile() || st.size !== desc.size) {
@@ -77,12 +79,12 @@ export class BlobCache {
       await rm(path, { force: true });
       return undefined;
     }
-    await touch(path);
     return path;
   }
 
   /** Small content (a manifest, a config) by digest, verified; undefined when not cached. */
   async get(digest: string): Promise<Buffer | undefined> {
+    await touch(this.path(digest));
     let data: Buffer;
     try {
       data = await readFile(this.path(digest));
@@ -94,7 +96,6 @@ export class BlobCache {
       await rm(this.path(digest), { force: true });
       return undefined;
     }
-    await touch(this.path(digest));
     return data;
   }
 

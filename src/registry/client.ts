@@ -650,6 +650,25 @@ export class RegistryClient {
    * names a repository of the same registry, else POST + PUT (monolithic) or POST + PATCH... + PUT
    * (chunked) for blobs larger than the chunk size.
    */
+  /**
+   * Asks the registry to mount `digest` from another repository of it (a cross-repository blob mount);
+   * true when it did. A registry that answers with an upload session instead has it cancelled.
+   */
+  async mountBlob(ref: OciReference, digest: string, fromRepository: string): Promise<boolean> {
+    const scopes = [repositoryScope(ref.repository, ['pull', 'push']), repositoryScope(fromRepository, ['pull'])];
+    const url = `${this.#url(ref.registry, `/v2/${ref.repository}/blobs/uploads/`)}?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepository)}`;
+    const res = await this.#send(ref.registry, scopes, { method: 'POST', url, headers: { 'content-length': '0' } });
+    await res.body.dump();
+    if (res.statusCode === 201) return true;
+    if (res.statusCode !== 202) throw await statusError(res, ref, 'blob mount');
+    const location = header(res, 'location');
+    if (location) {
+      const cancel = await this.#send(ref.registry, scopes, { method: 'DELETE', url: new URL(location, url).toString() }).catch(() => undefined);
+      await cancel?.body.dump();
+    }
+    return false;
+  }
+
   async pushBlob(ref: OciReference, blob: BlobSource, opts: { mountFrom?: string } = {}): Promise<'exists' | 'mounted' | 'uploaded'> {
     if (await this.blobExists(ref, blob.digest)) return 'exists';
     const scopes = [repositoryScope(ref.repository, ['pull', 'push'])];

@@ -67,6 +67,31 @@ describe('repo copy (built CLI, two real registries)', () => {
     expect(unsigned.stderr).toContain('is not signed');
   });
 
+  it("keeps the mirror's own signatures when it copies the upstream ones again", async () => {
+    const file = join(dir, 'merge_rules.yaml');
+    await writeFile(file, '- list: merged\n  items: []\n');
+    const push = await runCli(['repo', 'push', `${upstream.host}/rules/merge:1.0.0`, file, '--type', 'rulesfile', '--version', '1.0.0', '--sign-key', key, '-o', 'json'], { env });
+    const { digest } = JSON.parse(push.stdout) as { digest: string };
+    // The mirror's owner copies the artifact and signs it with a key of their own.
+    const own = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const ownKey = join(dir, 'own.key.pem');
+    const ownPub = join(dir, 'own.pub');
+    await writeFile(ownKey, own.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    await writeFile(ownPub, own.publicKey.export({ type: 'spki', format: 'pem' }));
+    const target = `${mirror.host}/mirror/rules/merge:stable`;
+    const first = await runCli(['repo', 'copy', `${upstream.host}/rules/merge:1.0.0`, target, '--with-signatures'], { env });
+    expect(first.stderr).toBe('');
+    expect(first.stdout).toBe(`copied ${upstream.host}/rules/merge:1.0.0 to ${mirror.host}/mirror/rules/merge:stable@${digest}, with its signatures\n`);
+    expect((await runCli(['repo', 'sign', `${mirror.host}/mirror/rules/merge:stable`, '--key', ownKey], { env })).code).toBe(0);
+    // A refresh of the mirror copies the upstream signatures again: the owner's stays.
+    expect((await runCli(['repo', 'copy', `${upstream.host}/rules/merge:1.0.0`, target, '--with-signatures'], { env })).code).toBe(0);
+    for (const k of [pub, ownPub]) {
+      const v = await runCli(['repo', 'verify', `${mirror.host}/mirror/rules/merge:stable`, '--verify-key', k], { env });
+      expect(v.stderr, k).toBe('');
+      expect(v.code).toBe(0);
+    }
+  });
+
   it('copies within one registry (by mount), and names a missing source', async () => {
     const file = join(dir, 'copy_rules.yaml');
     await writeFile(file, '- list: copied\n  items: []\n');

@@ -248,6 +248,17 @@ describe('repo pull on a terminal', () => {
       const piped = await runCli(['repo', 'pull', `${reg.host}/assets/big:1.0.0`, '--dest', dest, '--plain-http'], { env });
       expect(piped.code).toBe(0);
       expect(piped.stderr).toBe('');
+
+      // A tampered layer never shows as done, and the error starts a line of its own.
+      const manifest = (await (await fetch(`${reg.url}/v2/assets/big/manifests/1.0.0`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json()) as { layers: { digest: string }[] };
+      const data = blobPath(reg, manifest.layers[0]!.digest);
+      const bytes = await readFile(data);
+      bytes.writeUInt8(bytes.readUInt8(bytes.length - 100) ^ 0xff, bytes.length - 100);
+      await writeFile(data, bytes);
+      const badDest = await mkdtemp(join(tmpdir(), 'tty-bad-'));
+      const tampered = await new Promise<string>((ok) => execFile('script', ['-qec', cmd.replace(dest, badDest), '/dev/null'], { env }, (_err, stdout) => ok(stdout)));
+      expect(tampered).not.toContain(' done');
+      expect(tampered).toMatch(/\n+error: .*digest/);
     } finally {
       await reg.stop();
     }

@@ -105,7 +105,13 @@ describe('artifact follow: live config through a ConfigMap-style symlink swap', 
     expect((await httpGet(free, '/healthz')).status).toBe(200);
     expect(await httpGet(first, '/healthz').then(() => 'answered', (err: NodeJS.ErrnoException) => err.code)).toBe('ECONNREFUSED');
 
-    await configMapUpdate(cm, 3, config());
+    // The same port on another host: the old server makes way for the new one.
+    await configMapUpdate(cm, 3, config(`0.0.0.0:${free}`));
+    await waitFor('listening on 0.0.0.0', () => agent!.logs.some((l) => l.event === 'listening' && l.port === free && l.address === '0.0.0.0'), 10_000);
+    expect((await httpGet(free, '/healthz')).status).toBe(200);
+    expect(agent.logs.some((l) => l.event === 'metrics-move-failed')).toBe(false);
+
+    await configMapUpdate(cm, 4, config());
     await waitFor('metrics off', () => agent!.logs.some((l) => l.event === 'metrics-off'), 10_000);
     expect(await httpGet(free, '/healthz').then(() => 'answered', (err: NodeJS.ErrnoException) => err.code)).toBe('ECONNREFUSED');
     expect((await agent.stop()).code).toBe(0);

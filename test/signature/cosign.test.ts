@@ -149,7 +149,7 @@ describe('signatures end to end (built CLI, real registry)', () => {
     expect(noKey.stderr).toContain("required option '--verify-key <file>' not specified");
   });
 
-  it('push --sign-key signs before any tag points at the new version, so a follower never sees it unsigned', async () => {
+  it('pushArtifact calls beforeTags (where push --sign-key signs) before any tag points at the new version', async () => {
     const client = pushClient();
     const ref = parseOciReference(`${reg.host}/rules/ordered:1.0.0`);
     let tagAtSigning: string | undefined;
@@ -221,6 +221,8 @@ describe('signatures end to end (built CLI, real registry)', () => {
       layers: [
         // A layer that cannot be read as a payload comes first: it must not hide the good one.
         { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: sha(oversized), size: oversized.length, annotations: { 'dev.cosignproject.cosign/signature': signature } },
+        // A keyless one (a Fulcio certificate instead of a key): counted, never verified here.
+        { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: sha(payload), size: payload.length, annotations: { 'dev.cosignproject.cosign/signature': 'MEUCIQ==', 'dev.sigstore.cosign/certificate': '-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n' } },
         { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: sha(payload), size: payload.length, annotations: { 'dev.cosignproject.cosign/signature': signature } },
       ],
     };
@@ -233,6 +235,8 @@ describe('signatures end to end (built CLI, real registry)', () => {
     const ok = await pull(ref, '--verify-key', alice.pub);
     expect(ok.stderr).toBe('');
     expect(ok.code).toBe(0);
+    const info = JSON.parse((await runCli(['artifact', 'info', ref, '-o', 'json', ...plain], { env })).stdout) as { signatures: unknown };
+    expect(info.signatures).toEqual({ tag: signatureTag(digest), keyPair: 2, keyless: 1 });
   });
 
   it('artifact install verifies every artifact, dependencies included, before writing anything; registry.cosignKeys sets the keys', async () => {

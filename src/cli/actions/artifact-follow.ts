@@ -13,7 +13,7 @@ import { Follower, isFailure, type CheckOutcome } from '../../follow/follower.js
 import { checkFlagConflicts, effectiveFollow, type EffectiveFollow, type FollowFlags } from '../../follow/settings.js';
 import type { LoadedIndex } from '../../index/resolve-name.js';
 import { createFollowMetrics, type FollowMetrics } from '../../metrics/follow-metrics.js';
-import { startOpsServer, type OpsServer } from '../../metrics/server.js';
+import { parseListenAddr, startOpsServer, type OpsServer } from '../../metrics/server.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { createRegistryClient } from '../../registry/factory.js';
 import { outputFormat, type CliContext } from '../run.js';
@@ -166,7 +166,9 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
       await server?.close();
       server = next;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || server === undefined) throw err;
+      // startOpsServer wraps the socket error; the fallback is only for the port this server holds.
+      const inUse = ((err as { cause?: NodeJS.ErrnoException }).cause?.code ?? (err as NodeJS.ErrnoException).code) === 'EADDRINUSE';
+      if (!inUse || server === undefined || parseListenAddr(addr).port !== server.port) throw err;
       await server.close();
       server = undefined;
       try {

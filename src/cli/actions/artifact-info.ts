@@ -8,6 +8,7 @@ import type { IndexEntry } from '../../index/types.js';
 import { selectTag } from '../../install/plan.js';
 import { formatReference, parseArtifactRef, type OciReference } from '../../reference/reference.js';
 import { createRegistryClient } from '../../registry/factory.js';
+import { messageOf } from '../../errors.js';
 import { formatPlatform } from '../../registry/media-types.js';
 import { isDigestTag, signatureSummary } from '../../signature/cosign.js';
 import { registryFlags, type RegistryFlagOptions } from '../session.js';
@@ -56,7 +57,11 @@ export async function runArtifactInfo(ctx: CliContext, refText: string, flags: I
     const summary = await inspectArtifact(client, ref);
     // Signatures, SBOMs and other manifests attached to this one (OCI 1.1 referrers, or the tag fallback).
     const referrers = await client.referrers(repo, summary.ref.digest);
-    const signatures = await signatureSummary(client, repo, summary.ref.digest);
+    // Best effort: a registry that will not say (a 403 on the signature tag, say) does not fail `info`.
+    const signatures = await signatureSummary(client, repo, summary.ref.digest).catch((err: unknown) => {
+      ctx.logger.warn(`cannot read the signatures of ${summary.ref.digest}: ${messageOf(err)}`);
+      return undefined;
+    });
     const info = {
       ...(entry && { index, entry }),
       reference: formatReference(summary.ref),
@@ -95,7 +100,7 @@ export async function runArtifactInfo(ctx: CliContext, refText: string, flags: I
       ['REQUIREMENTS', info.requirements.map((r) => `${r.name}:${r.version}`).join(', ') || 'none'],
       ['TAGS', tags.join(', ')],
       ['REFERRERS', info.referrers.map((r) => `${r.artifactType ?? 'unknown type'} ${r.digest}`).join(', ') || 'none'],
-      ['SIGNATURES', describeSignatures(signatures)],
+      ['SIGNATURES', signatures ? describeSignatures(signatures) : 'unknown (could not be read)'],
     );
     const width = Math.max(...rows.map(([k]) => k.length));
     ctx.out(rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n'));
@@ -109,5 +114,5 @@ function describeSignatures(s: { tag: string; keyPair: number; keyless: number }
   const n = s.keyPair + s.keyless;
   if (n === 0) return 'none';
   const kinds = [s.keyPair ? `${s.keyPair} with a key pair` : '', s.keyless ? `${s.keyless} keyless (not verifiable by diginfractl)` : ''].filter(Boolean).join(', ');
-  return `${n} cosign signature${n === 1 ? '' : 's'} (${kinds}) at tag ${s.tag}; check with repo verify --verify-key`;
+  return `${n} cosign signature${n === 1 ? '' : 's'} (${kinds}) at tag ${s.tag}${s.keyPair ? '; check with repo verify --verify-key' : ''}`;
 }

@@ -30,18 +30,26 @@ export async function runPull(ctx: CliContext, refText: string, flags: PullFlags
     const progress = process.stderr.isTTY === true && format !== 'json' ? progressReporter(ctx, false) : undefined;
     const label = `${artifact.config.name} ${artifact.config.version}`;
     const started = new Set<string>();
-    const { files } = await extractArtifact(client, artifact, dest, {
-      skipIdentical: true,
-      ...(progress && {
-        onBytes: (layer, bytes) => {
-          if (!started.has(layer.digest)) {
-            started.add(layer.digest);
-            progress({ kind: 'start', artifact: label, digest: layer.digest, size: layer.size, cached: false });
-          }
-          progress(bytes === layer.size ? { kind: 'done', artifact: label, digest: layer.digest, size: layer.size, cached: false } : { kind: 'bytes', artifact: label, digest: layer.digest, size: layer.size, bytes });
-        },
-      }),
-    });
+    let files: string[];
+    try {
+      ({ files } = await extractArtifact(client, artifact, dest, {
+        skipIdentical: true,
+        ...(progress && {
+          onProgress: (layer, bytes, done) => {
+            if (!started.has(layer.digest)) {
+              started.add(layer.digest);
+              progress({ kind: 'start', artifact: label, digest: layer.digest, size: layer.size, cached: false });
+            }
+            // `done` comes after the digest check: a tampered layer never shows as done.
+            progress(done ? { kind: 'done', artifact: label, digest: layer.digest, size: layer.size, cached: false } : { kind: 'bytes', artifact: label, digest: layer.digest, size: layer.size, bytes });
+          },
+        }),
+      }));
+    } catch (err) {
+      // The error goes on a line of its own, not after an unfinished progress line.
+      if (started.size > 0) process.stderr.write('\n');
+      throw err;
+    }
     if (format === 'json') {
       ctx.out(
         JSON.stringify(
