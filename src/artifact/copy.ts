@@ -7,13 +7,12 @@
  * not sent, and within one registry the target is asked to mount it.
  */
 import { createReadStream } from 'node:fs';
-import { Readable } from 'node:stream';
 import { DiginfraError, isDiginfraError } from '../errors.js';
 import type { BlobCache } from '../install/cache.js';
 import { formatReference, withDigest, withTag, type OciReference } from '../reference/reference.js';
-import { sha256Digest, type FetchedManifest, type RegistryClient } from '../registry/client.js';
+import type { FetchedManifest, RegistryClient } from '../registry/client.js';
 import { isIndexMediaType, type Descriptor } from '../registry/media-types.js';
-import { signatureTag } from '../signature/cosign.js';
+import { signatureTag, writeSignatureManifest, type SignatureLayer } from '../signature/cosign.js';
 
 export interface CopyOptions {
   cache: BlobCache;
@@ -81,9 +80,10 @@ export async function copyArtifact(client: RegistryClient, src: OciReference, ds
     if (sig) {
       await copyTree(sig);
       // Signatures the target already has (its owner's own key, say) are kept: the layers are merged.
-      const merged = await mergedSignatures(client, withTag(dst, tag), sig);
-      if (merged !== sig) await copyTree(merged);
-      await client.pushManifest(withTag(dst, tag), merged.bytes, merged.descriptor.mediaType);
+      const at = withTag(dst, tag);
+      const extra = await signaturesOnlyAt(client, at, sig);
+      if (extra.length > 0) await writeSignatureManifest(client, at, [...((sig.json as { layers?: SignatureLayer[] }).layers ?? []), ...extra]);
+      else await client.pushManifest(at, sig.bytes, sig.descriptor.mediaType);
       opts.onProgress?.({ step: 'signature', detail: tag });
       signatures = true;
     }
@@ -98,28 +98,16 @@ export async function copyArtifact(client: RegistryClient, src: OciReference, ds
   return { ref: { ...(tag !== undefined ? withTag(dst, tag) : { registry: dst.registry, repository: dst.repository }), digest }, signatures };
 }
 
-/**
- * `source`'s signature manifest with the layers of the one already at `at` that it lacks, or `source`
- * itself when there is none (or nothing to add). The merged manifest is written here, config included.
- */
-async function mergedSignatures(client: RegistryClient, at: OciReference, source: FetchedManifest): Promise<FetchedManifest> {
+/** The signature layers of the manifest at `at` that `source` lacks (none when there is no manifest). */
+async function signaturesOnlyAt(client: RegistryClient, at: OciReference, source: FetchedManifest): Promise<SignatureLayer[]> {
   let existing: FetchedManifest;
   try {
     existing = await client.fetchManifest(at);
   } catch (err) {
-    if (isDiginfraError(err, 'NOT_FOUND')) return source;
+    if (isDiginfraError(err, 'NOT_FOUND')) return [];
     throw err;
   }
-  type Layer = Descriptor & { annotations?: Record<string, string> };
-  const key = (l: Layer) => `${l.digest} ${JSON.stringify(l.annotations ?? {})}`;
-  const layers = ((source.json as { layers?: Layer[] }).layers ?? []).slice();
-  const have = new Set(layers.map(key));
-  const extra = ((existing.json as { layers?: Layer[] }).layers ?? []).filter((l) => !have.has(key(l)));
-  if (extra.length === 0) return source;
-  layers.push(...extra);
-  const config = Buffer.from(JSON.stringify({ architecture: '', created: '0001-01-01T00:00:00Z', history: [{ created: '0001-01-01T00:00:00Z' }], os: '', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) }, config: {} }));
-  await client.pushBlob(at, { digest: sha256Digest(config), size: config.length, open: () => Readable.from([config]) });
-  const json = { ...source.json, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256Digest(config), size: config.length }, layers };
-  const bytes = Buffer.from(JSON.stringify(json));
-  return { descriptor: { mediaType: source.descriptor.mediaType, digest: sha256Digest(bytes), size: bytes.length }, bytes, json };
+  const key = (l: SignatureLayer) => `${l.digest} ${JSON.stringify(l.annotations ?? {})}`;
+  const have = new Set(((source.json as { layers?: SignatureLayer[] }).layers ?? []).map(key));
+  return ((existing.json as { layers?: SignatureLayer[] }).layers ?? []).filter((l) => !have.has(key(l)));
 }

@@ -134,7 +134,7 @@ export function loadPrivateKey(path: string): KeyObject {
   return checkKeyType(key, path);
 }
 
-type SignatureLayer = Descriptor & { annotations?: Record<string, string> };
+export type SignatureLayer = Descriptor & { annotations?: Record<string, string> };
 
 interface SignatureManifest {
   layers?: SignatureLayer[];
@@ -171,9 +171,17 @@ export async function signDigest(client: RegistryClient, repo: OciReference, dig
   };
   const kept = ((await existingSignatures(client, at))?.layers ?? []).filter((l) => !ours(l));
   const layers = [...kept, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size, annotations: layer.annotations }];
-  // The config lists the layers' digests, as cosign writes it.
-  const config = Buffer.from(JSON.stringify({ architecture: '', created: '0001-01-01T00:00:00Z', history: [{ created: '0001-01-01T00:00:00Z' }], os: '', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) }, config: {} }));
   await client.pushBlob(at, layer);
+  await writeSignatureManifest(client, at, layers);
+  return tag;
+}
+
+/**
+ * Writes the signature manifest at `at` (a `sha256-<hex>.sig` tag) with these layers, whose payload
+ * blobs must be there already; its config lists the layers' digests, as cosign writes it.
+ */
+export async function writeSignatureManifest(client: RegistryClient, at: OciReference, layers: readonly SignatureLayer[]): Promise<void> {
+  const config = Buffer.from(JSON.stringify({ architecture: '', created: '0001-01-01T00:00:00Z', history: [{ created: '0001-01-01T00:00:00Z' }], os: '', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) }, config: {} }));
   await client.pushBlob(at, blobOf(config));
   const manifest = {
     schemaVersion: 2,
@@ -182,7 +190,6 @@ export async function signDigest(client: RegistryClient, repo: OciReference, dig
     layers,
   };
   await client.pushManifest(at, Buffer.from(JSON.stringify(manifest)), OCI_MANIFEST);
-  return tag;
 }
 
 /**
