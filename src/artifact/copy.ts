@@ -1,10 +1,11 @@
 /**
- * `repo copy`: an artifact from one repository (or registry) to another, unchanged: every platform of
- * an image index, every blob, the same manifest bytes and so the same digests, then the tag; with
- * `signatures`, its cosign signatures too (the `sha256-<hex>.sig` tag). For mirrors of air-gapped
- * clusters. Blobs pass through the local blob cache (verified while downloaded, streamed, never held in
- * memory), which also makes a second copy of the same artifact cheap; a blob the target already has is
- * not sent, and within one registry the target is asked to mount it.
+ * `repo copy`: an artifact from one place to another, unchanged: every platform of an image index,
+ * every blob, the same manifest bytes and so the same digests, then the tag; with `signatures`, its
+ * cosign signatures too (the `sha256-<hex>.sig` tag). A place is a registry repository or an OCI image
+ * layout on disk (oci-layout.ts), so an artifact can reach an air-gapped network through a mirror or on
+ * a disk. Blobs from a registry pass through the local blob cache (verified while downloaded, streamed,
+ * never held in memory); a blob the target has is not copied, and within one registry the target is
+ * asked to mount it. Content goes before the manifests that refer to it, signatures before the tag.
  */
 import { createReadStream } from 'node:fs';
 import { DiginfraError, isDiginfraError } from '../errors.js';
@@ -13,6 +14,10 @@ import { formatReference, withDigest, withTag, type OciReference } from '../refe
 import type { FetchedManifest, RegistryClient } from '../registry/client.js';
 import { isIndexMediaType, type Descriptor } from '../registry/media-types.js';
 import { signatureTag, writeSignatureManifest, type SignatureLayer } from '../signature/cosign.js';
+import { OciLayout, type LayoutRef } from './oci-layout.js';
+
+/** Where an artifact is: a registry repository, or an OCI layout directory. */
+export type Place = { kind: 'registry'; ref: OciReference } | { kind: 'layout'; ref: LayoutRef };
 
 export interface CopyOptions {
   cache: BlobCache;
@@ -22,8 +27,9 @@ export interface CopyOptions {
 }
 
 export interface CopyResult {
-  /** The target, pinned to the digest (the same as the source's). */
-  ref: OciReference & { digest: string };
+  /** The target as text, with its tag when it got one. */
+  target: string;
+  digest: string;
   /** Whether signatures were found and copied (false when asked and none exist). */
   signatures: boolean;
 }
@@ -34,35 +40,83 @@ interface ManifestJson {
   manifests?: Descriptor[];
 }
 
-export async function copyArtifact(client: RegistryClient, src: OciReference, dst: OciReference, opts: CopyOptions): Promise<CopyResult> {
+/** What copy needs of a place it reads from and writes to. */
+interface Endpoint {
+  tag: string | undefined;
+  digest: string | undefined;
+  text(tag?: string): string;
+  fetchManifest(sel: { tag?: string; digest?: string }): Promise<FetchedManifest>;
+  /** A verified local file with the blob's bytes. */
+  blobFile(desc: Descriptor): Promise<{ path: string; note: string }>;
+  /** True when the blob is there now without sending its bytes (present, or mounted). */
+  hasOrMounts(desc: Descriptor, from: Endpoint): Promise<string | undefined>;
+  putBlob(desc: Descriptor, file: string): Promise<void>;
+  putManifest(m: FetchedManifest, tag?: string): Promise<void>;
+}
+
+function registryEndpoint(client: RegistryClient, ref: OciReference, cache: BlobCache): Endpoint & { ref: OciReference } {
+  return {
+    ref,
+    tag: ref.tag,
+    digest: ref.digest,
+    text: (tag) => formatReference(tag !== undefined ? withTag(ref, tag) : { registry: ref.registry, repository: ref.repository, ...(ref.digest && { digest: ref.digest }) }),
+    fetchManifest: (sel) => client.fetchManifest(sel.digest !== undefined ? withDigest(ref, sel.digest) : withTag(ref, sel.tag ?? 'latest')),
+    blobFile: async (desc) => {
+      const { path, downloaded } = await cache.fetch(client, ref, desc);
+      return { path, note: downloaded ? 'downloaded' : 'from the cache' };
+    },
+    hasOrMounts: async (desc, from) => {
+      if (await client.blobExists(ref, desc.digest)) return 'exists';
+      const src = (from as { ref?: OciReference }).ref;
+      if (src && 'registry' in src && src.registry === ref.registry && src.repository !== ref.repository && (await client.mountBlob(ref, desc.digest, src.repository))) return 'mounted';
+      return undefined;
+    },
+    putBlob: async (desc, file) => void (await client.pushBlob(ref, { digest: desc.digest, size: desc.size, open: () => createReadStream(file) })),
+    putManifest: async (m, tag) => void (await client.pushManifest(tag !== undefined ? withTag(ref, tag) : withDigest(ref, m.descriptor.digest), m.bytes, m.descriptor.mediaType)),
+  };
+}
+
+function layoutEndpoint(ref: LayoutRef): Endpoint {
+  const layout = new OciLayout(ref.dir);
+  return {
+    tag: ref.tag,
+    digest: ref.digest,
+    text: (tag) => `oci:${ref.dir}${tag !== undefined ? `:${tag}` : ref.digest !== undefined ? `@${ref.digest}` : ''}`,
+    fetchManifest: (sel) => layout.fetchManifest(sel),
+    blobFile: async (desc) => ({ path: await layout.blobFile(desc), note: 'from the layout' }),
+    hasOrMounts: async (desc) => ((await layout.hasBlob(desc.digest)) ? 'exists' : undefined),
+    putBlob: (desc, file) => layout.putBlobFile(desc.digest, file),
+    putManifest: (m, tag) => layout.putManifest(m.bytes, m.descriptor, tag),
+  };
+}
+
+export async function copyArtifact(client: RegistryClient, from: Place, to: Place, opts: CopyOptions): Promise<CopyResult> {
+  const endpoint = (p: Place): Endpoint => (p.kind === 'registry' ? registryEndpoint(client, p.ref, opts.cache) : layoutEndpoint(p.ref));
+  const src = endpoint(from);
+  const dst = endpoint(to);
   if (dst.digest !== undefined && src.digest !== undefined && dst.digest !== src.digest) {
-    throw new DiginfraError('USAGE', `cannot copy ${formatReference(src)} to ${formatReference(dst)}: a copy keeps the digest`);
+    throw new DiginfraError('USAGE', `cannot copy ${src.text()} to ${dst.text()}: a copy keeps the digest`);
   }
-  const top = await client.fetchManifest(src);
+  const top = await src.fetchManifest({ ...(src.tag !== undefined && { tag: src.tag }), ...(src.digest !== undefined && { digest: src.digest }) });
   const digest = top.descriptor.digest;
-  if (dst.digest !== undefined && dst.digest !== digest) {
-    throw new DiginfraError('DIGEST_MISMATCH', `${formatReference(src)} is ${digest}, not ${dst.digest}`);
-  }
-  const sameRegistry = src.registry === dst.registry;
+  if (dst.digest !== undefined && dst.digest !== digest) throw new DiginfraError('DIGEST_MISMATCH', `${src.text()} is ${digest}, not ${dst.digest}`);
+
   const copyBlob = async (desc: Descriptor): Promise<void> => {
-    // Nothing is downloaded for a blob the target has, or (within one registry) can mount.
-    if (await client.blobExists(dst, desc.digest)) return opts.onProgress?.({ step: 'blob', detail: `${desc.digest} exists` });
-    if (sameRegistry && src.repository !== dst.repository && (await client.mountBlob(dst, desc.digest, src.repository))) {
-      return opts.onProgress?.({ step: 'blob', detail: `${desc.digest} mounted` });
-    }
-    const { path, downloaded } = await opts.cache.fetch(client, src, desc);
-    const how = await client.pushBlob(dst, { digest: desc.digest, size: desc.size, open: () => createReadStream(path) });
-    opts.onProgress?.({ step: 'blob', detail: `${desc.digest} ${how}${downloaded ? '' : ' (from the cache)'}` });
+    const there = await dst.hasOrMounts(desc, src);
+    if (there) return opts.onProgress?.({ step: 'blob', detail: `${desc.digest} ${there}` });
+    const { path, note } = await src.blobFile(desc);
+    await dst.putBlob(desc, path);
+    opts.onProgress?.({ step: 'blob', detail: `${desc.digest} copied (${note})` });
   };
   /** Everything `m` refers to, then `m` itself, by digest: the target never holds a dangling reference. */
   const copyTree = async (m: FetchedManifest): Promise<void> => {
     const json = m.json as ManifestJson;
     if (isIndexMediaType(m.descriptor.mediaType)) {
-      for (const entry of json.manifests ?? []) await copyTree(await client.fetchManifest(withDigest(src, entry.digest)));
+      for (const entry of json.manifests ?? []) await copyTree(await src.fetchManifest({ digest: entry.digest }));
     } else {
       for (const desc of [...(json.config ? [json.config] : []), ...(json.layers ?? [])]) await copyBlob(desc);
     }
-    await client.pushManifest(withDigest(dst, m.descriptor.digest), m.bytes, m.descriptor.mediaType);
+    await dst.putManifest(m);
     opts.onProgress?.({ step: 'manifest', detail: m.descriptor.digest });
   };
   await copyTree(top);
@@ -71,19 +125,16 @@ export async function copyArtifact(client: RegistryClient, src: OciReference, ds
   let signatures = false;
   if (opts.signatures) {
     const tag = signatureTag(digest);
-    let sig: FetchedManifest | undefined;
-    try {
-      sig = await client.fetchManifest(withTag(src, tag));
-    } catch (err) {
-      if (!isDiginfraError(err, 'NOT_FOUND')) throw err;
-    }
+    const sig = await src.fetchManifest({ tag }).catch((err: unknown) => {
+      if (isDiginfraError(err, 'NOT_FOUND')) return undefined;
+      throw err;
+    });
     if (sig) {
       await copyTree(sig);
-      // Signatures the target already has (its owner's own key, say) are kept: the layers are merged.
-      const at = withTag(dst, tag);
-      const extra = await signaturesOnlyAt(client, at, sig);
-      if (extra.length > 0) await writeSignatureManifest(client, at, [...((sig.json as { layers?: SignatureLayer[] }).layers ?? []), ...extra]);
-      else await client.pushManifest(at, sig.bytes, sig.descriptor.mediaType);
+      // Signatures a registry target already has (its owner's own key, say) are kept: the layers are merged.
+      const extra = to.kind === 'registry' ? await signaturesOnlyAt(client, withTag(to.ref, tag), sig) : [];
+      if (extra.length > 0 && to.kind === 'registry') await writeSignatureManifest(client, withTag(to.ref, tag), [...((sig.json as { layers?: SignatureLayer[] }).layers ?? []), ...extra]);
+      else await dst.putManifest(sig, tag);
       opts.onProgress?.({ step: 'signature', detail: tag });
       signatures = true;
     }
@@ -92,10 +143,10 @@ export async function copyArtifact(client: RegistryClient, src: OciReference, ds
   // named neither tag nor digest. A target given by digest alone gets no tag.
   const tag = dst.tag ?? (dst.digest === undefined ? (src.tag ?? (src.digest === undefined ? 'latest' : undefined)) : undefined);
   if (tag !== undefined) {
-    await client.pushManifest(withTag(dst, tag), top.bytes, top.descriptor.mediaType);
+    await dst.putManifest(top, tag);
     opts.onProgress?.({ step: 'tag', detail: tag });
   }
-  return { ref: { ...(tag !== undefined ? withTag(dst, tag) : { registry: dst.registry, repository: dst.repository }), digest }, signatures };
+  return { target: dst.text(tag), digest, signatures };
 }
 
 /** The signature layers of the manifest at `at` that `source` lacks (none when there is no manifest). */

@@ -92,6 +92,41 @@ describe('repo copy (built CLI, two real registries)', () => {
     }
   });
 
+  it('carries an artifact across an air gap in an OCI layout directory: registry -> oci:DIR -> another registry, signatures included', async () => {
+    const file = join(dir, 'gap_rules.yaml');
+    await writeFile(file, '- list: across_the_gap\n  items: []\n');
+    const push = await runCli(['repo', 'push', `${upstream.host}/rules/gap:2.0.0`, file, '--type', 'rulesfile', '--version', '2.0.0', '--sign-key', key, '-o', 'json'], { env });
+    const { digest } = JSON.parse(push.stdout) as { digest: string };
+    const disk = join(dir, 'usb-stick');
+    const out = await runCli(['repo', 'copy', `${upstream.host}/rules/gap:2.0.0`, `oci:${disk}`, '--with-signatures'], { env });
+    expect(out.stderr).toBe('');
+    expect(out.stdout).toBe(`copied ${upstream.host}/rules/gap:2.0.0 to oci:${disk}:2.0.0@${digest}, with its signatures\n`);
+    // A standard layout: oci-layout, index.json naming the tags, blobs by digest.
+    expect(JSON.parse(await readFile(join(disk, 'oci-layout'), 'utf8'))).toEqual({ imageLayoutVersion: '1.0.0' });
+    const index = JSON.parse(await readFile(join(disk, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations: Record<string, string> }[] };
+    expect(index.manifests.find((m) => m.annotations['org.opencontainers.image.ref.name'] === '2.0.0')?.digest).toBe(digest);
+    expect(await readFile(join(disk, 'blobs', 'sha256', digest.slice(7)))).toBeTruthy();
+
+    // Inside: from the disk into the mirror, then what a node does.
+    const back = await runCli(['repo', 'copy', `oci:${disk}:2.0.0`, `${mirror.host}/gap/rules`, '--with-signatures'], { env });
+    expect(back.stderr).toBe('');
+    expect(back.stdout).toBe(`copied oci:${disk}:2.0.0 to ${mirror.host}/gap/rules:2.0.0@${digest}, with its signatures\n`);
+    const dest = await mkdtemp(join(dir, 'gap-'));
+    const pull = await runCli(['repo', 'pull', `${mirror.host}/gap/rules:2.0.0`, '--dest', dest, '--verify-key', pub], { env });
+    expect(pull.stderr).toBe('');
+    expect(await readFile(join(dest, 'gap_rules.yaml'), 'utf8')).toBe('- list: across_the_gap\n  items: []\n');
+
+    // A damaged disk is caught before anything is pushed; a missing tag is named.
+    const blob = join(disk, 'blobs', 'sha256', digest.slice(7));
+    await writeFile(blob, 'not what it was');
+    const damaged = await runCli(['repo', 'copy', `oci:${disk}:2.0.0`, `${mirror.host}/gap/damaged`], { env });
+    expect(damaged.code).toBe(1);
+    expect(damaged.stderr).toMatch(/error: .*(does not hash to|bytes, expected)/);
+    const missing = await runCli(['repo', 'copy', `oci:${disk}:9.9.9`, `${mirror.host}/gap/none`], { env });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`OCI layout ${disk} has no tag 9.9.9`);
+  });
+
   it('copies within one registry (by mount), and names a missing source', async () => {
     const file = join(dir, 'copy_rules.yaml');
     await writeFile(file, '- list: copied\n  items: []\n');

@@ -1,7 +1,8 @@
-import { copyArtifact } from '../../artifact/copy.js';
+import { copyArtifact, type Place } from '../../artifact/copy.js';
+import { parseLayoutRef } from '../../artifact/oci-layout.js';
 import { cacheRoot } from '../../config/paths.js';
 import { BlobCache } from '../../install/cache.js';
-import { formatReference, parseOciReference } from '../../reference/reference.js';
+import { parseOciReference } from '../../reference/reference.js';
 import { outputFormat, type CliContext } from '../run.js';
 import { loadCliConfig, openRegistry, type RegistryFlagOptions } from '../session.js';
 
@@ -10,10 +11,16 @@ interface CopyFlags extends RegistryFlagOptions {
   output?: string;
 }
 
+/** A registry reference, or `oci:DIR[:TAG|@DIGEST]` for an OCI image layout directory. */
+function placeOf(text: string): Place {
+  const layout = parseLayoutRef(text);
+  return layout ? { kind: 'layout', ref: layout } : { kind: 'registry', ref: parseOciReference(text) };
+}
+
 export async function runCopy(ctx: CliContext, srcText: string, dstText: string, flags: CopyFlags): Promise<void> {
   const format = outputFormat(flags.output);
-  const src = parseOciReference(srcText);
-  const dst = parseOciReference(dstText);
+  const src = placeOf(srcText);
+  const dst = placeOf(dstText);
   const config = await loadCliConfig(ctx);
   const client = await openRegistry(ctx, flags, config);
   try {
@@ -22,11 +29,11 @@ export async function runCopy(ctx: CliContext, srcText: string, dstText: string,
       signatures: flags.withSignatures === true,
       onProgress: (e) => ctx.logger.debug({ step: e.step }, e.detail),
     });
-    if (flags.withSignatures && !result.signatures) ctx.logger.warn(`${formatReference(src)} has no cosign signatures to copy`);
+    if (flags.withSignatures && !result.signatures) ctx.logger.warn(`${srcText} has no cosign signatures to copy`);
     if (format === 'json') {
-      ctx.out(JSON.stringify({ source: formatReference(src), reference: formatReference(result.ref), digest: result.ref.digest, signatures: result.signatures }, null, 2));
+      ctx.out(JSON.stringify({ source: srcText, target: result.target, digest: result.digest, signatures: result.signatures }, null, 2));
     } else {
-      ctx.out(`copied ${formatReference(src)} to ${formatReference(result.ref)}${result.signatures ? ', with its signatures' : ''}`);
+      ctx.out(`copied ${srcText} to ${result.target}${result.target.includes('@') ? '' : `@${result.digest}`}${result.signatures ? ', with its signatures' : ''}`);
     }
   } finally {
     await client.close();

@@ -97,9 +97,9 @@ export function registerRepoCommands(program: Command): void {
   addRegistryFlags(
     repo
       .command('copy')
-      .description('copy an artifact to another repository or registry unchanged (all platforms, same digests), e.g. to a mirror')
-      .argument('<src>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST]')
-      .argument('<dst>', 'REGISTRY/REPOSITORY[:TAG] (no tag: the source tag)')
+      .description('copy an artifact unchanged (all platforms, same digests) to another repository or registry, or to and from an OCI layout directory (air-gapped transfer)')
+      .argument('<src>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST], or oci:DIR[:TAG|@DIGEST] (an OCI image layout)')
+      .argument('<dst>', 'REGISTRY/REPOSITORY[:TAG], or oci:DIR[:TAG] (no tag: the source tag)')
       .option('--with-signatures', 'also copy its cosign signatures (the sha256-<hex>.sig tag), before the tag')
       .option('-o, --output <format>', 'table or json', 'table'),
   ).action(async (src: string, dst: string, opts, cmd: Command) => {
