@@ -44,7 +44,20 @@ interface IndexJson {
 }
 
 export class OciLayout {
+  #ready: Promise<void> | undefined;
+
   constructor(readonly dir: string) {}
+
+  /** Makes `dir` a layout (its blobs dir and `oci-layout` file) before the first write. */
+  #init(): Promise<void> {
+    this.#ready ??= (async () => {
+      await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+      if (!(await stat(join(this.dir, 'oci-layout')).then(() => true, () => false))) {
+        await writeFileAtomic(join(this.dir, 'oci-layout'), `${JSON.stringify({ imageLayoutVersion: '1.0.0' })}\n`);
+      }
+    })();
+    return this.#ready;
+  }
 
   blobPath(digest: string): string {
     const m = /^sha256:([a-f0-9]{64})$/.exec(digest);
@@ -76,7 +89,7 @@ export class OciLayout {
   async putBlobFile(digest: string, file: string): Promise<void> {
     if (await this.hasBlob(digest)) return;
     const path = this.blobPath(digest);
-    await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+    await this.#init();
     const tmp = `${path}.${process.pid}.tmp`;
     try {
       await pipeline(createReadStream(file), createWriteStream(tmp, { flush: true }));
@@ -116,12 +129,9 @@ export class OciLayout {
   /** Stores a manifest (as a blob); with `tag`, points the tag at it in index.json. */
   async putManifest(bytes: Buffer, desc: Descriptor, tag?: string): Promise<void> {
     const path = this.blobPath(desc.digest);
-    if (!(await this.hasBlob(desc.digest))) {
-      await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
-      await writeFileAtomic(path, bytes, { mode: 0o644 });
-    }
+    await this.#init();
+    if (!(await this.hasBlob(desc.digest))) await writeFileAtomic(path, bytes, { mode: 0o644 });
     if (tag === undefined) return;
-    await writeFileAtomic(join(this.dir, 'oci-layout'), `${JSON.stringify({ imageLayoutVersion: '1.0.0' })}\n`);
     const index = await this.#index();
     index.manifests = [...index.manifests.filter((m) => m.annotations?.[REF_NAME] !== tag), { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, annotations: { [REF_NAME]: tag } }];
     await writeFileAtomic(join(this.dir, 'index.json'), `${JSON.stringify(index, null, 2)}\n`);
