@@ -12,6 +12,19 @@ async function contentDigest(client: RegistryClient, ref: OciReference): Promise
   return (await client.fetchManifest(ref)).descriptor.digest;
 }
 
+/**
+ * Runs `fn` on the digest `ref` points at, hashed from the manifest's bytes (contentDigest), with
+ * a registry client that is closed afterwards.
+ */
+async function withDigest(ctx: CliContext, ref: OciReference, flags: RegistryFlagOptions, fn: (client: RegistryClient, digest: string) => Promise<void>): Promise<void> {
+  const client = await openRegistry(ctx, flags);
+  try {
+    await fn(client, await contentDigest(client, ref));
+  } finally {
+    await client.close();
+  }
+}
+
 interface SignFlags extends RegistryFlagOptions {
   key: string;
   output?: string;
@@ -22,17 +35,12 @@ export async function runSign(ctx: CliContext, refText: string, flags: SignFlags
   const format = outputFormat(flags.output);
   const ref = parseOciReference(refText);
   const key = loadPrivateKey(flags.key);
-  const client = await openRegistry(ctx, flags);
-  try {
-    const digest = await contentDigest(client, ref);
+  await withDigest(ctx, ref, flags, async (client, digest) => {
     const tag = await signDigest(client, ref, digest, key);
-    const signed = `${ref.registry}/${ref.repository}@${digest}`;
     const at = `${ref.registry}/${ref.repository}:${tag}`;
     if (format === 'json') ctx.out(JSON.stringify({ reference: formatReference({ ...ref, digest }), digest, signature: at }, null, 2));
-    else ctx.out(`signed ${signed}\n  signature: ${at}`);
-  } finally {
-    await client.close();
-  }
+    else ctx.out(`signed ${ref.registry}/${ref.repository}@${digest}\n  signature: ${at}`);
+  });
 }
 
 interface VerifyFlags extends RegistryFlagOptions {
@@ -45,14 +53,9 @@ export async function runVerify(ctx: CliContext, refText: string, flags: VerifyF
   const format = outputFormat(flags.output);
   const ref = parseOciReference(refText);
   const keys = loadPublicKeys(flags.verifyKey);
-  const client = await openRegistry(ctx, flags);
-  try {
-    const digest = await contentDigest(client, ref);
+  await withDigest(ctx, ref, flags, async (client, digest) => {
     await verifyDigest(client, ref, digest, keys);
-    const verified = `${ref.registry}/${ref.repository}@${digest}`;
     if (format === 'json') ctx.out(JSON.stringify({ reference: formatReference({ ...ref, digest }), digest, verified: true }, null, 2));
-    else ctx.out(`verified ${verified}: a cosign signature checks out with the given key(s)`);
-  } finally {
-    await client.close();
-  }
+    else ctx.out(`verified ${ref.registry}/${ref.repository}@${digest}: a cosign signature checks out with the given key(s)`);
+  });
 }
