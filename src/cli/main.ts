@@ -14,17 +14,18 @@
  */
 import { enableCompileCache } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
-import { reexecEnvFor, v8FlagsFor } from './process-tuning.js';
+import { reexecFor, v8FlagsFor } from './process-tuning.js';
 
-const reexecEnv = reexecEnvFor(process.argv, process.env);
-if (reexecEnv && typeof process.execve === 'function') {
+const reexec = reexecFor(process.argv, process.execArgv, process.env);
+if (reexec && typeof process.execve === 'function') {
   try {
-    // Same PID, stdio and arguments (the shebang's node flags are in execArgv); never returns.
-    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], reexecEnv);
+    // Same PID, stdio and arguments; node's options are the shebang's (execArgv) plus the V8 flags; never returns.
+    process.execve(process.execPath, [process.execPath, ...reexec.execArgv, ...process.argv.slice(1)], reexec.env);
   } catch {
     // Not possible on this platform: run without the malloc settings (more idle memory, same behaviour).
   }
 }
+// At run time, for the commands that are not re-executed (and as a fallback for follow).
 for (const flag of v8FlagsFor(process.argv)) setFlagsFromString(flag);
 
 try {

@@ -18,6 +18,10 @@
  *   can that be set, so the agent re-executes itself once with it (its short-lived children, the
  *   rules check and --validate-cmd, inherit it). Not for the other commands: a
  *   fresh mapping, page faults and zeroing for every 64 KiB socket read cost a 100 MB pull ~0.2 s.
+ * - The re-executed agent gets its V8 flags on node's command line, so they hold from its first
+ *   instruction: flags set at run time come after Node's own start-up, which with a long install
+ *   path already optimizes its path functions (seen in CI). The rules check, a child node process,
+ *   is started without them (childExecArgv).
  */
 export const WASM_BASELINE_FLAGS = ['--no-wasm-dynamic-tiering', '--no-wasm-tier-up'] as const;
 export const LEAN_JIT_FLAGS = ['--no-turbofan', '--no-maglev', ...WASM_BASELINE_FLAGS] as const;
@@ -33,11 +37,26 @@ export function v8FlagsFor(argv: readonly string[]): readonly string[] {
   return isFollow(argv) ? LEAN_JIT_FLAGS : WASM_BASELINE_FLAGS;
 }
 
+export interface Reexec {
+  /** Node's options for the new program: this one's, then the V8 flags it lacked. */
+  execArgv: string[];
+  env: NodeJS.ProcessEnv;
+}
+
 /**
- * The environment to re-execute this process with, or undefined to run as it is: `follow` started
- * without the malloc settings gets them. A value the user set is kept (and so is not looped on).
+ * How to re-execute this process, or undefined to run as it is: `follow` started without its V8
+ * flags on node's command line or without the malloc settings gets them. A malloc value the user set
+ * is kept; once both are there, nothing more is done (no loop).
  */
-export function reexecEnvFor(argv: readonly string[], env: NodeJS.ProcessEnv): NodeJS.ProcessEnv | undefined {
-  if (!isFollow(argv) || env.MALLOC_MMAP_THRESHOLD_ !== undefined) return undefined;
-  return { ...env, ...FOLLOW_MALLOC_ENV };
+export function reexecFor(argv: readonly string[], execArgv: readonly string[], env: NodeJS.ProcessEnv): Reexec | undefined {
+  if (!isFollow(argv)) return undefined;
+  const missingFlags = LEAN_JIT_FLAGS.filter((flag) => !execArgv.includes(flag));
+  const needsMalloc = env.MALLOC_MMAP_THRESHOLD_ === undefined;
+  if (missingFlags.length === 0 && !needsMalloc) return undefined;
+  return { execArgv: [...execArgv, ...missingFlags], env: needsMalloc ? { ...env, ...FOLLOW_MALLOC_ENV } : env };
+}
+
+/** Node's options for a child node process of the agent (the rules check): its own, less the agent's lean V8 flags. */
+export function childExecArgv(execArgv: readonly string[]): string[] {
+  return execArgv.filter((flag) => !(LEAN_JIT_FLAGS as readonly string[]).includes(flag));
 }
