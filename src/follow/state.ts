@@ -64,7 +64,6 @@ export interface RefState {
   current?: InstalledVersion;
   previous?: InstalledVersion;
   rejected?: Rejection;
-  lastCheck?: string;
   lastSuccess?: string;
 }
 
@@ -196,14 +195,23 @@ export class StateStore {
 
 /** Do all these files (relative, inside `dir`) exist? A deleted file makes the follower install again. */
 export async function filesPresent(dir: string, files: readonly string[]): Promise<boolean> {
+  return files.length > 0 && (await missingFiles(dir, files)).length === 0;
+}
+
+/** The files (relative, inside `dir`) that are not regular files in place; a path leaving `dir` counts as missing. */
+export async function missingFiles(dir: string, files: readonly string[]): Promise<string[]> {
+  const missing: string[] = [];
   for (const rel of files) {
     const n = normalize(rel);
-    if (n.startsWith(`..${sep}`) || n === '..' || n.startsWith(sep)) return false;
+    if (n.startsWith(`..${sep}`) || n === '..' || n.startsWith(sep)) {
+      missing.push(rel);
+      continue;
+    }
     try {
-      if (!(await stat(join(dir, n))).isFile()) return false;
+      if (!(await stat(join(dir, n))).isFile()) missing.push(rel);
     } catch {
-      return false;
+      missing.push(rel);
     }
   }
-  return files.length > 0;
+  return missing;
 }

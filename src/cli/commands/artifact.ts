@@ -69,6 +69,17 @@ export function registerArtifactCommands(program: Command): void {
       await runArtifactFollow(contextFrom(cmd), refs, opts);
     });
   group
+    .command('list')
+    .description('list what is installed on this node (lock files of artifact install, state of artifact follow), whether its files are in place, and what follow last refused')
+    .option('--lockfile <file>', 'lock file to read (repeat; default: install.lockfile, else diginfractl.lock in install.rulesfilesDir, and in follow.rulesfilesDir)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--state-dir <dir>', 'state dir of artifact follow (default: follow.stateDir, /var/lib/diginfractl)')
+    .option('-o, --output <format>', 'table or json', 'table')
+    .action(async (opts, cmd: Command) => {
+      const { contextFrom } = await import('../run.js');
+      const { runArtifactList } = await import('../actions/artifact-list.js');
+      await runArtifactList(contextFrom(cmd), opts);
+    });
+  group
     .command('rollback')
     .description('put back the version artifact follow replaced last (from its state dir); the rolled-back version is not installed again')
     .argument('<ref>', 'the ref as followed')
