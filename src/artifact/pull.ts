@@ -45,6 +45,18 @@ function asManifest(json: Record<string, unknown>, where: string): ImageManifest
   return m;
 }
 
+/** The entry of an image index for `platform`; when it has none, the error lists what it has. */
+export function platformEntry(index: ImageIndex, platform: Platform, name: string): Descriptor {
+  const entries = (index.manifests ?? []).filter((m) => m.platform);
+  const match = entries.find((m) => samePlatform(m.platform!, platform));
+  if (!match) {
+    throw new DiginfraError('PLATFORM_NOT_FOUND', `${name} has no build for ${formatPlatform(platform)}; it has: ${entries.map((m) => formatPlatform(m.platform!)).join(', ') || 'no platforms'}`, {
+      hint: 'pick one of those with --platform, or ask the publisher for a build for this platform',
+    });
+  }
+  return match;
+}
+
 /**
  * Resolves `ref` to one artifact. An image index is narrowed to `platform`; when it has no such entry
  * the error lists what exists.
@@ -59,14 +71,8 @@ export async function resolveArtifact(client: RegistryClient, ref: OciReference,
   let platforms: Platform[] | undefined;
   if (isIndexMediaType(top.descriptor.mediaType)) {
     const index = top.json as unknown as ImageIndex;
-    const entries = (index.manifests ?? []).filter((m) => m.platform);
-    platforms = entries.map((m) => m.platform!);
-    const match = entries.find((m) => samePlatform(m.platform!, platform));
-    if (!match) {
-      throw new DiginfraError('PLATFORM_NOT_FOUND', `${name} has no build for ${formatPlatform(platform)}; it has: ${platforms.map(formatPlatform).join(', ') || 'no platforms'}`, {
-        hint: 'pick one of those with --platform, or ask the publisher for a build for this platform',
-      });
-    }
+    platforms = (index.manifests ?? []).flatMap((m) => (m.platform ? [m.platform] : []));
+    const match = platformEntry(index, platform, name);
     chosen = match.platform!;
     const fetched = await client.fetchManifest(withDigest(ref, match.digest));
     manifestJson = fetched.json;

@@ -1,6 +1,7 @@
 /**
  * `diginfractl artifact info` against the real registry, by registry reference and through an index.
  */
+import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -111,5 +112,63 @@ describe('artifact info', () => {
     const missingTag = await runCli(['artifact', 'info', `${reg.host}/acme/k8saudit:9.9.9`], { env });
     expect(missingTag.code).toBe(1);
     expect(missingTag.stderr).toContain(`${reg.host}/acme/k8saudit:9.9.9`);
+  });
+});
+
+describe('artifact manifest and artifact config: the stored bytes', () => {
+  const sha256 = (b: string) => `sha256:${createHash('sha256').update(Buffer.from(b, 'latin1')).digest('hex')}`;
+  const run = (args: string[]) => runCli(['artifact', ...args], { env });
+
+  it('prints the image index byte for byte (its sha256 is the digest info shows), and one platform with --platform', async () => {
+    const info = JSON.parse((await run(['info', `${reg.host}/acme/k8saudit:0.7.0`, '-o', 'json'])).stdout) as { digest: string };
+    const index = await run(['manifest', `${reg.host}/acme/k8saudit:0.7.0`]);
+    expect(index.stderr).toBe('');
+    expect(index.code).toBe(0);
+    expect(sha256(index.stdout)).toBe(info.digest);
+    const parsed = JSON.parse(index.stdout) as { mediaType: string; manifests: { digest: string; platform: { architecture: string } }[] };
+    expect(parsed.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+    const arm = await run(['manifest', `${reg.host}/acme/k8saudit:0.7.0`, '--platform', 'linux/arm64']);
+    expect(arm.code).toBe(0);
+    expect(sha256(arm.stdout)).toBe(parsed.manifests.find((m) => m.platform.architecture === 'arm64')!.digest);
+    expect(JSON.parse(arm.stdout)).toMatchObject({ mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: expect.stringContaining('plugin') });
+    // By digest, the same bytes.
+    const byDigest = await run(['manifest', `${reg.host}/acme/k8saudit@${info.digest}`]);
+    expect(byDigest.stdout).toBe(index.stdout);
+  });
+
+  it("prints the config of this machine's build or of --platform, through an index name and a floating tag", async () => {
+    const rules = await run(['config', 'corp::k8saudit-rules:0']);
+    expect(rules.stderr).toBe('');
+    expect(rules.code).toBe(0);
+    // 0 is a floating tag: the newest 0.x, 0.10.0, which has no dependencies.
+    const newest = JSON.parse(rules.stdout) as Record<string, unknown>;
+    expect(newest).toMatchObject({ name: 'k8saudit-rules', version: '0.10.0' });
+    expect(newest.dependencies).toBeUndefined();
+    const older = JSON.parse((await run(['config', `${reg.host}/acme/k8saudit-rules:0.9.0`])).stdout) as Record<string, unknown>;
+    expect(older).toMatchObject({
+      name: 'k8saudit-rules',
+      version: '0.9.0',
+      dependencies: [{ name: 'k8saudit', version: '0.7.0', alternatives: [{ name: 'k8saudit-eks', version: '0.2.0' }] }],
+      requirements: [{ name: 'engine_version', version: '0.40.0' }],
+    });
+    const plugin = await run(['config', `${reg.host}/acme/k8saudit:0.7.0`, '--platform', 'linux/arm64']);
+    expect(plugin.code).toBe(0);
+    expect(JSON.parse(plugin.stdout)).toMatchObject({ name: 'k8saudit', version: '0.7.0' });
+    // The config's digest is the one the platform's manifest names.
+    const manifest = JSON.parse((await run(['manifest', `${reg.host}/acme/k8saudit:0.7.0`, '--platform', 'linux/arm64'])).stdout) as { config: { digest: string } };
+    expect(sha256(plugin.stdout)).toBe(manifest.config.digest);
+  });
+
+  it('names what is missing: a platform the index lacks (with those it has), a tag that does not exist; nothing on stdout', async () => {
+    for (const cmd of ['manifest', 'config']) {
+      const r = await run([cmd, `${reg.host}/acme/k8saudit:0.7.0`, '--platform', 'linux/s390x']);
+      expect(r.code, cmd).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain(`${reg.host}/acme/k8saudit:0.7.0 has no build for linux/s390x; it has: linux/amd64, linux/arm64`);
+    }
+    const missing = await run(['manifest', `${reg.host}/acme/k8saudit:9.9.9`]);
+    expect(missing.code).toBe(1);
+    expect(missing.stdout).toBe('');
+    expect(missing.stderr).toContain('not found');
   });
 });

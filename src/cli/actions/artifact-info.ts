@@ -1,17 +1,14 @@
 import semver from 'semver';
 import { inspectArtifact } from '../../artifact/inspect.js';
-import { indexCredentialsPath } from '../../config/paths.js';
 import { loadConfig } from '../../config/load.js';
-import { loadIndexes } from '../../index/load.js';
-import { resolveIndexedName } from '../../index/resolve-name.js';
-import type { IndexEntry } from '../../index/types.js';
 import { selectTag } from '../../install/plan.js';
-import { formatReference, parseArtifactRef, type OciReference } from '../../reference/reference.js';
+import { formatReference, type OciReference } from '../../reference/reference.js';
 import { createRegistryClient } from '../../registry/factory.js';
 import { messageOf } from '../../errors.js';
 import { formatPlatform } from '../../registry/media-types.js';
 import { isDigestTag, signatureSummary } from '../../signature/cosign.js';
 import { registryFlags, type RegistryFlagOptions } from '../session.js';
+import { locateRef } from './locate.js';
 import { outputFormat, type CliContext } from '../run.js';
 
 interface InfoFlags extends RegistryFlagOptions {
@@ -27,27 +24,10 @@ export function sortTags(tags: string[]): string[] {
 
 export async function runArtifactInfo(ctx: CliContext, refText: string, flags: InfoFlags): Promise<void> {
   const format = outputFormat(flags.output);
-  const parsed = parseArtifactRef(refText);
   const loaded = await loadConfig(ctx.configPath === undefined ? {} : { path: ctx.configPath });
   const { config } = loaded;
   for (const w of loaded.warnings) ctx.logger.warn(w);
-  let repo: OciReference;
-  let tag: string | undefined;
-  let digest: string | undefined;
-  let entry: IndexEntry | undefined;
-  let index: string | undefined;
-  if (parsed.kind === 'name') {
-    const indexes = await loadIndexes(config, undefined, { credentialsPath: indexCredentialsPath(loaded.path) });
-    const found = resolveIndexedName(parsed.name, indexes);
-    if (found.shadowed.length) ctx.logger.warn(`"${parsed.name.name}" is also in: ${found.shadowed.join(', ')}; showing index "${found.index}"`);
-    ({ entry, index } = found);
-    repo = { registry: found.ref.registry, repository: found.ref.repository };
-    tag = found.ref.tag;
-  } else {
-    repo = { registry: parsed.ref.registry, repository: parsed.ref.repository };
-    tag = parsed.ref.tag;
-    digest = parsed.ref.digest;
-  }
+  const { repo, tag, digest, entry, index } = await locateRef(ctx, loaded, refText);
   const client = createRegistryClient(config.registry, registryFlags(flags));
   try {
     // Signature, attestation and referrers-fallback tags are not versions: shown under SIGNATURES/REFERRERS.

@@ -25,6 +25,24 @@ export function registerArtifactCommands(program: Command): void {
       const { runArtifactInfo } = await import('../actions/artifact-info.js');
       await runArtifactInfo(contextFrom(cmd), ref, opts);
     });
+  addRegistryFlags(group.command('manifest'))
+    .description('print the manifest (or image index) a reference points at, byte for byte as stored; piped to sha256sum it gives the digest')
+    .argument('<ref>', 'NAME[:TAG], INDEX::NAME[:TAG], or REGISTRY/REPOSITORY[:TAG|@DIGEST]')
+    .option('--platform <os/arch>', "for an image index, print this platform's manifest instead")
+    .action(async (ref: string, opts, cmd: Command) => {
+      const { contextFrom } = await import('../run.js');
+      const { runArtifactManifest } = await import('../actions/artifact-raw.js');
+      await runArtifactManifest(contextFrom(cmd), ref, opts);
+    });
+  addRegistryFlags(group.command('config'))
+    .description("print an artifact's config (name, version, dependencies, requirements), byte for byte as stored")
+    .argument('<ref>', 'NAME[:TAG], INDEX::NAME[:TAG], or REGISTRY/REPOSITORY[:TAG|@DIGEST]')
+    .option('--platform <os/arch>', "for an image index, the platform whose config to print (default: this machine's)")
+    .action(async (ref: string, opts, cmd: Command) => {
+      const { contextFrom } = await import('../run.js');
+      const { runArtifactConfig } = await import('../actions/artifact-raw.js');
+      await runArtifactConfig(contextFrom(cmd), ref, opts);
+    });
   addRegistryFlags(group.command('install'))
     .description('install rules files and plugins (and their dependencies) into the engine directories; no REF: install.refs from the config')
     .argument('[ref...]', 'NAME[:TAG] (looked up in the indexes), INDEX::NAME[:TAG], or REGISTRY/REPOSITORY[:TAG|@DIGEST]')
