@@ -11,9 +11,9 @@ import { createReadStream } from 'node:fs';
 import { DiginfraError, isDiginfraError } from '../errors.js';
 import type { BlobCache } from '../install/cache.js';
 import { formatReference, withDigest, withTag, type OciReference } from '../reference/reference.js';
-import type { FetchedManifest, RegistryClient } from '../registry/client.js';
+import { bufferBlob, type FetchedManifest, type RegistryClient } from '../registry/client.js';
 import { isIndexMediaType, type Descriptor } from '../registry/media-types.js';
-import { signatureTag, writeSignatureManifest, type SignatureLayer } from '../signature/cosign.js';
+import { signatureManifest, signatureTag, type SignatureLayer } from '../signature/cosign.js';
 import { OciLayout, type LayoutRef } from './oci-layout.js';
 
 /** Where an artifact is: a registry repository, or an OCI layout directory. */
@@ -51,6 +51,8 @@ interface Endpoint {
   /** True when the blob is there now without sending its bytes (present, or mounted). */
   hasOrMounts(desc: Descriptor, from: Endpoint): Promise<string | undefined>;
   putBlob(desc: Descriptor, file: string): Promise<void>;
+  /** A small blob (a signature manifest's config) from memory. */
+  putBlobBytes(desc: Descriptor, bytes: Buffer): Promise<void>;
   putManifest(m: FetchedManifest, tag?: string): Promise<void>;
 }
 
@@ -72,6 +74,7 @@ function registryEndpoint(client: RegistryClient, ref: OciReference, cache: Blob
       return undefined;
     },
     putBlob: async (desc, file) => void (await client.pushBlob(ref, { digest: desc.digest, size: desc.size, open: () => createReadStream(file) })),
+    putBlobBytes: async (desc, bytes) => void (await client.pushBlob(ref, bufferBlob(bytes))),
     putManifest: async (m, tag) => void (await client.pushManifest(tag !== undefined ? withTag(ref, tag) : withDigest(ref, m.descriptor.digest), m.bytes, m.descriptor.mediaType)),
   };
 }
@@ -86,6 +89,7 @@ function layoutEndpoint(ref: LayoutRef): Endpoint {
     blobFile: async (desc) => ({ path: await layout.blobFile(desc), note: 'from the layout' }),
     hasOrMounts: async (desc) => ((await layout.hasBlob(desc.digest)) ? 'exists' : undefined),
     putBlob: (desc, file) => layout.putBlobFile(desc.digest, file),
+    putBlobBytes: (desc, bytes) => layout.putBlobBytes(desc.digest, bytes),
     putManifest: (m, tag) => layout.putManifest(m.bytes, m.descriptor, tag),
   };
 }
@@ -131,10 +135,15 @@ export async function copyArtifact(client: RegistryClient, from: Place, to: Plac
     });
     if (sig) {
       await copyTree(sig);
-      // Signatures a registry target already has (its owner's own key, say) are kept: the layers are merged.
-      const extra = to.kind === 'registry' ? await signaturesOnlyAt(client, withTag(to.ref, tag), sig) : [];
-      if (extra.length > 0 && to.kind === 'registry') await writeSignatureManifest(client, withTag(to.ref, tag), [...((sig.json as { layers?: SignatureLayer[] }).layers ?? []), ...extra]);
-      else await dst.putManifest(sig, tag);
+      // Signatures the target already has (its owner's own key, say) are kept: the layers are merged.
+      const extra = await signaturesOnlyAt(dst, tag, sig);
+      if (extra.length > 0) {
+        const merged = signatureManifest([...((sig.json as { layers?: SignatureLayer[] }).layers ?? []), ...extra]);
+        await dst.putBlobBytes(merged.config.descriptor, merged.config.bytes);
+        await dst.putManifest(merged.manifest, tag);
+      } else {
+        await dst.putManifest(sig, tag);
+      }
       opts.onProgress?.({ step: 'signature', detail: tag });
       signatures = true;
     }
@@ -149,11 +158,11 @@ export async function copyArtifact(client: RegistryClient, from: Place, to: Plac
   return { target: dst.text(tag), digest, signatures };
 }
 
-/** The signature layers of the manifest at `at` that `source` lacks (none when there is no manifest). */
-async function signaturesOnlyAt(client: RegistryClient, at: OciReference, source: FetchedManifest): Promise<SignatureLayer[]> {
+/** The signature layers of the target's manifest at `tag` that `source` lacks (none when there is no manifest). */
+async function signaturesOnlyAt(target: Endpoint, tag: string, source: FetchedManifest): Promise<SignatureLayer[]> {
   let existing: FetchedManifest;
   try {
-    existing = await client.fetchManifest(at);
+    existing = await target.fetchManifest({ tag });
   } catch (err) {
     if (isDiginfraError(err, 'NOT_FOUND')) return [];
     throw err;

@@ -99,6 +99,13 @@ export class OciLayout {
     }
   }
 
+  /** Stores a small blob from memory (temp file, fsync, rename), unless it is there already. */
+  async putBlobBytes(digest: string, bytes: Buffer): Promise<void> {
+    if (await this.hasBlob(digest)) return;
+    await this.#init();
+    await writeFileAtomic(this.blobPath(digest), bytes, { mode: 0o644 });
+  }
+
   async #index(): Promise<IndexJson> {
     try {
       return JSON.parse(await readFile(join(this.dir, 'index.json'), 'utf8')) as IndexJson;
@@ -128,9 +135,8 @@ export class OciLayout {
 
   /** Stores a manifest (as a blob); with `tag`, points the tag at it in index.json. */
   async putManifest(bytes: Buffer, desc: Descriptor, tag?: string): Promise<void> {
-    const path = this.blobPath(desc.digest);
+    await this.putBlobBytes(desc.digest, bytes);
     await this.#init();
-    if (!(await this.hasBlob(desc.digest))) await writeFileAtomic(path, bytes, { mode: 0o644 });
     if (tag === undefined) return;
     const index = await this.#index();
     index.manifests = [...index.manifests.filter((m) => m.annotations?.[REF_NAME] !== tag), { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, annotations: { [REF_NAME]: tag } }];

@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { DiginfraError, isDiginfraError, messageOf } from '../errors.js';
 import type { OciReference } from '../reference/reference.js';
-import { sha256Digest, type RegistryClient } from '../registry/client.js';
+import { sha256Digest, type FetchedManifest, type RegistryClient } from '../registry/client.js';
 import { DOCKER_MANIFEST, OCI_MANIFEST, type Descriptor } from '../registry/media-types.js';
 
 export const SIMPLE_SIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';
@@ -177,19 +177,22 @@ export async function signDigest(client: RegistryClient, repo: OciReference, dig
 }
 
 /**
- * Writes the signature manifest at `at` (a `sha256-<hex>.sig` tag) with these layers, whose payload
- * blobs must be there already; its config lists the layers' digests, as cosign writes it.
+ * The signature manifest for these layers and its config blob, as cosign writes them: the config
+ * lists the layers' digests. Pure; `repo copy` stores the pair into an OCI layout too.
  */
-export async function writeSignatureManifest(client: RegistryClient, at: OciReference, layers: readonly SignatureLayer[]): Promise<void> {
+export function signatureManifest(layers: readonly SignatureLayer[]): { config: { descriptor: Descriptor; bytes: Buffer }; manifest: FetchedManifest } {
   const config = Buffer.from(JSON.stringify({ architecture: '', created: '0001-01-01T00:00:00Z', history: [{ created: '0001-01-01T00:00:00Z' }], os: '', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) }, config: {} }));
-  await client.pushBlob(at, blobOf(config));
-  const manifest = {
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: { mediaType: OCI_CONFIG, digest: sha256Digest(config), size: config.length },
-    layers,
-  };
-  await client.pushManifest(at, Buffer.from(JSON.stringify(manifest)), OCI_MANIFEST);
+  const configDescriptor = { mediaType: OCI_CONFIG, digest: sha256Digest(config), size: config.length };
+  const json = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: configDescriptor, layers };
+  const bytes = Buffer.from(JSON.stringify(json));
+  return { config: { descriptor: configDescriptor, bytes: config }, manifest: { descriptor: { mediaType: OCI_MANIFEST, digest: sha256Digest(bytes), size: bytes.length }, bytes, json } };
+}
+
+/** Writes the signature manifest at `at` (a `sha256-<hex>.sig` tag) with these layers, whose payload blobs must be there already. */
+export async function writeSignatureManifest(client: RegistryClient, at: OciReference, layers: readonly SignatureLayer[]): Promise<void> {
+  const { config, manifest } = signatureManifest(layers);
+  await client.pushBlob(at, blobOf(config.bytes));
+  await client.pushManifest(at, manifest.bytes, OCI_MANIFEST);
 }
 
 /**

@@ -127,6 +127,35 @@ describe('repo copy (built CLI, two real registries)', () => {
     expect(missing.stderr).toContain(`OCI layout ${disk} has no tag 9.9.9`);
   });
 
+  it("keeps the signatures a layout directory already has when it copies the upstream ones into it", async () => {
+    const file = join(dir, 'layout_merge_rules.yaml');
+    await writeFile(file, '- list: layout_merged\n  items: []\n');
+    const push = await runCli(['repo', 'push', `${upstream.host}/rules/lm:1.0.0`, file, '--type', 'rulesfile', '--version', '1.0.0', '--sign-key', key, '-o', 'json'], { env });
+    const { digest } = JSON.parse(push.stdout) as { digest: string };
+    // The disk gets the artifact from a mirror whose owner signed it too (upstream key + own key)...
+    const own = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const ownKey = join(dir, 'lm-own.key.pem');
+    const ownPub = join(dir, 'lm-own.pub');
+    await writeFile(ownKey, own.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    await writeFile(ownPub, own.publicKey.export({ type: 'spki', format: 'pem' }));
+    expect((await runCli(['repo', 'copy', `${upstream.host}/rules/lm:1.0.0`, `${mirror.host}/lm/rules`, '--with-signatures'], { env })).code).toBe(0);
+    expect((await runCli(['repo', 'sign', `${mirror.host}/lm/rules:1.0.0`, '--key', ownKey], { env })).code).toBe(0);
+    const disk = join(dir, 'lm-disk');
+    expect((await runCli(['repo', 'copy', `${mirror.host}/lm/rules:1.0.0`, `oci:${disk}`, '--with-signatures'], { env })).code).toBe(0);
+    // ...then is refreshed from upstream, which has only its own signature.
+    const refresh = await runCli(['repo', 'copy', `${upstream.host}/rules/lm:1.0.0`, `oci:${disk}`, '--with-signatures'], { env });
+    expect(refresh.stderr).toBe('');
+    expect(refresh.code).toBe(0);
+    // Carried inside, both keys still verify: the owner's signature survived the refresh.
+    const back = await runCli(['repo', 'copy', `oci:${disk}:1.0.0`, `${mirror.host}/lm/inside`, '--with-signatures'], { env });
+    expect(back.stdout).toBe(`copied oci:${disk}:1.0.0 to ${mirror.host}/lm/inside:1.0.0@${digest}, with its signatures\n`);
+    for (const k of [pub, ownPub]) {
+      const v = await runCli(['repo', 'verify', `${mirror.host}/lm/inside:1.0.0`, '--verify-key', k], { env });
+      expect(v.stderr, k).toBe('');
+      expect(v.code, k).toBe(0);
+    }
+  });
+
   it('copies within one registry (by mount), and names a missing source', async () => {
     const file = join(dir, 'copy_rules.yaml');
     await writeFile(file, '- list: copied\n  items: []\n');
