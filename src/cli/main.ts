@@ -12,12 +12,14 @@
  *   the long-running agent (bench/follow-rss.mjs);
  * - `gc()` exposed, which only `artifact follow` calls, every 30 s, so its idle heap does not creep up.
  */
+import { accessSync, constants } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { enableCompileCache } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
 import { reexecFor, v8FlagsFor } from './process-tuning.js';
 
 const reexec = reexecFor(process.argv, process.execArgv, process.env);
-if (reexec && typeof process.execve === 'function') {
+if (reexec && typeof process.execve === 'function' && canExec(process.execPath)) {
   try {
     // Same PID, stdio and arguments; node's options are the shebang's (execArgv) plus the V8 flags; never returns.
     process.execve(process.execPath, [process.execPath, ...reexec.execArgv, ...process.argv.slice(1)], reexec.env);
@@ -27,6 +29,19 @@ if (reexec && typeof process.execve === 'function') {
 }
 // At run time, for the commands that are not re-executed (and as a fallback for follow).
 for (const flag of v8FlagsFor(process.argv)) setFlagsFromString(flag);
+
+/**
+ * Node 24 aborts the process when execve(2) fails, rather than throwing: so only an absolute,
+ * executable path is tried. Without /proc (a bare chroot), process.execPath is just "node".
+ */
+function canExec(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return isAbsolute(path);
+  } catch {
+    return false;
+  }
+}
 
 try {
   enableCompileCache();

@@ -1,12 +1,14 @@
 /**
  * The container image, checked by reading the Dockerfile (there is no container engine here): Node 24
  * base, production dependencies only, non-root numeric USER, ENTRYPOINT diginfractl, no downloads, no
- * architecture-specific steps; and a .dockerignore that sends only what the build copies.
+ * architecture-specific steps; and a .dockerignore that sends only what the build copies. The runtime
+ * stage is also assembled and run, without an engine, by the pod tests (image.ts, pod-e2e.test.ts).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../helpers/helm.js';
+import { IMAGE_ENV, IMAGE_UID } from './image.js';
 
 interface Instruction {
   op: string;
@@ -151,6 +153,18 @@ describe('Dockerfile', () => {
     expect(env).toMatch(/XDG_CONFIG_HOME=\/var\/lib\/diginfractl\//);
     expect(env).toMatch(/HOME=\/tmp\b/);
     expect(runs(runtime).join(' ')).toMatch(/chown -R 65532:65532 \/var\/lib\/diginfractl/);
+  });
+
+  it('is the image the pod tests assemble and run (test/k8s/image.ts): the same ENV, USER and production-install command', () => {
+    const env: Record<string, string> = {};
+    for (const i of runtime.body.filter((x) => x.op === 'ENV')) {
+      for (const m of i.args.matchAll(/(\w+)=(\S+)/g)) env[m[1]!] = m[2]!;
+    }
+    const { PATH: _path, ...imageEnv } = IMAGE_ENV;
+    expect(env).toEqual(imageEnv);
+    expect(runtime.body.filter((i) => i.op === 'USER').at(-1)!.args).toBe(`${IMAGE_UID}:${IMAGE_UID}`);
+    expect(runs(stageByName('deps')!).join(' ')).toContain('npm ci --omit=dev --ignore-scripts --no-audit --no-fund');
+    expect(runs(runtime).join(' ')).toContain('mkdir -p /etc/diginfractl /var/lib/diginfractl/cache /var/lib/diginfractl/config');
   });
 
   it('downloads nothing with ADD and has no architecture-specific step', () => {

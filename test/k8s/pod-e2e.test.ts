@@ -17,7 +17,7 @@
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
@@ -30,6 +30,7 @@ import { CLI, NODE, spawnCli, runCli } from '../helpers/cli.js';
 import { ensureK8sTools } from '../helpers/helm.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { parseOciReference } from '../../src/reference/reference.js';
+import { assembleImage, IMAGE_UID, requireImageRuntime, runInImage, startInImage, type ContainerRun, type Mount } from './image.js';
 import { checkPodInvariants, helmTemplate, parseManifests, type Container, type K8sObject, type PodSpec } from './support.js';
 
 /** Subcommands of `diginfractl artifact` in the built CLI. */
@@ -172,6 +173,124 @@ afterAll(async () => {
   await client?.close();
   await reg?.stop();
   if (root) await rm(root, { recursive: true, force: true });
+});
+
+/**
+ * The same containers in the runtime image (test/k8s/image.ts: the Dockerfile's runtime stage assembled
+ * without an engine), with the pod's security context, a read-only root filesystem and the pod's
+ * volumes at their mountPaths. The hostPaths are mounted from directories of their own, so these runs
+ * and the ones below do not see each other's files.
+ */
+describe('the rendered pod in the runtime image (read-only root, capabilities dropped)', () => {
+  let image: string;
+  let scratch: string;
+
+  beforeAll(async () => {
+    await requireImageRuntime();
+    scratch = await mkdtemp(join(tmpdir(), 'diginfractl-image-'));
+    image = await assembleImage(scratch);
+  }, 120_000);
+  afterAll(async () => {
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+  });
+
+  /** The container as the runtime would start it: the pod's volumes (hostPaths from `dirs`), its env, its UID. */
+  async function inImage(c: Container, dirs: { rules: string; plugins: string; state: string }, uid?: number): Promise<ContainerRun> {
+    const byVolume = new Map((pod.volumes ?? []).map((v: { name: string }) => [v.name, v]));
+    const hostSource: Record<string, string> = { [host.rules]: dirs.rules, [host.plugins]: dirs.plugins, [host.state]: dirs.state };
+    const tmp = await mkdtemp(join(scratch, 'tmp-'));
+    await chmod(tmp, 0o1777);
+    const mounts: Mount[] = (c.volumeMounts ?? []).map((m: { name: string; mountPath: string; readOnly?: boolean }) => {
+      const v = byVolume.get(m.name) as { hostPath?: { path: string }; configMap?: unknown; emptyDir?: unknown } | undefined;
+      const source = v?.hostPath ? hostSource[v.hostPath.path] : v?.configMap ? standIns[m.mountPath] : m.mountPath === '/tmp' ? tmp : undefined;
+      expect(source, `no stand-in for volume ${m.name} at ${m.mountPath}`).toBeDefined();
+      return { source: source!, target: m.mountPath, ...(m.readOnly && { readOnly: true }) };
+    });
+    const env: Record<string, string> = {};
+    for (const e of c.env ?? []) {
+      const value = e.value ?? ((e as { valueFrom?: { fieldRef?: { fieldPath?: string } } }).valueFrom?.fieldRef?.fieldPath === 'spec.nodeName' ? 'e2e-node' : undefined);
+      if (value !== undefined) env[e.name] = value;
+    }
+    const ctx = { ...(pod.securityContext ?? {}), ...(c.securityContext ?? {}) } as { runAsUser?: number; runAsGroup?: number; readOnlyRootFilesystem?: boolean; capabilities?: { drop?: string[] } };
+    // What the runner below applies is what the pod asks for.
+    expect(ctx.readOnlyRootFilesystem).toBe(true);
+    expect(ctx.capabilities?.drop).toContain('ALL');
+    const runAs = uid ?? ctx.runAsUser ?? IMAGE_UID;
+    return { args: c.args!, env, mounts, uid: runAs, gid: uid ?? ctx.runAsGroup ?? runAs };
+  }
+
+  async function hostDirs(name: string, owner?: number): Promise<{ rules: string; plugins: string; state: string }> {
+    const dirs = { rules: join(scratch, name, 'rules'), plugins: join(scratch, name, 'plugins'), state: join(scratch, name, 'state') };
+    for (const d of Object.values(dirs)) {
+      await mkdir(d, { recursive: true });
+      if (owner !== undefined) await chown(d, owner, owner);
+    }
+    return dirs;
+  }
+
+  it("init container: artifact install, as the pod's root without capabilities, places the rules and this node's plugin build", async () => {
+    const install = pod.initContainers!.find((c) => c.name === 'install')!;
+    const dirs = await hostDirs('root');
+    const r = await runInImage(image, await inImage(install, dirs));
+    expect(r.code, `install exited ${r.code}:\n${r.stderr}`).toBe(0);
+    expect(await readFile(join(dirs.rules, RULES_FILE), 'utf8')).toBe(RULES_V1);
+    expect((await readFile(join(dirs.plugins, 'libjson.so'))).toString('latin1')).toContain(`json 0.7.0 ${PLATFORM}\n`);
+    // The blob cache is on the state hostPath (XDG_CACHE_HOME), so a restarted pod downloads nothing again.
+    expect((await readdir(join(dirs.state, 'cache'), { recursive: true })).some((f) => /sha256/.test(String(f)))).toBe(true);
+  }, 60_000);
+
+  it("init container as the image user 65532 (the chart's non-root setup, host dirs owned by that UID)", async () => {
+    const install = pod.initContainers!.find((c) => c.name === 'install')!;
+    const dirs = await hostDirs('nonroot', IMAGE_UID);
+    const r = await runInImage(image, await inImage(install, dirs, IMAGE_UID));
+    expect(r.code, `install exited ${r.code}:\n${r.stderr}`).toBe(0);
+    const placed = join(dirs.rules, RULES_FILE);
+    expect(await readFile(placed, 'utf8')).toBe(RULES_V1);
+    expect((await stat(placed)).uid).toBe(IMAGE_UID);
+    // Root-owned host dirs and no capabilities: a clear error, not a partial install.
+    const denied = await runInImage(image, await inImage(install, await hostDirs('denied'), IMAGE_UID));
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toMatch(/EACCES|permission denied/i);
+  }, 60_000);
+
+  it('follow container without /proc (a bare chroot): it cannot re-execute itself, so it runs as it is, and works', async () => {
+    const follow = [...(pod.initContainers ?? []), ...pod.containers].find((c) => c.name === 'follow')!;
+    const dirs = await hostDirs('noproc');
+    // --once: check each ref, install, exit. Node 24 aborts on a failed execve(2); the bin must not try one it cannot make.
+    const r = await runInImage(image, { ...(await inImage(follow, dirs)), args: [...follow.args!, '--once'], proc: false });
+    expect(r.stderr).not.toContain('execve');
+    expect(r.code, r.stderr).toBe(0);
+    expect(await readFile(join(dirs.rules, RULES_FILE), 'utf8')).toBe(RULES_V1);
+  }, 60_000);
+
+  it('follow container: ready once synced, exits 0 on SIGTERM (its lazily loaded modules are all production dependencies)', async () => {
+    const follow = [...(pod.initContainers ?? []), ...pod.containers].find((c) => c.name === 'follow')!;
+    const dirs = await hostDirs('follow');
+    const child = await startInImage(image, await inImage(follow, dirs));
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((ok) => child.once('exit', (code, signal) => ok({ code, signal })));
+    try {
+      const deadline = Date.now() + 20_000;
+      let ready = 0;
+      while (ready !== 200 && Date.now() < deadline && child.exitCode === null) {
+        ready = await request(`http://127.0.0.1:${metricsPort}${follow.readinessProbe.httpGet.path}`).then((r) => (void r.body.dump(), r.statusCode), () => 0);
+        if (ready !== 200) await sleep(100);
+      }
+      expect(ready, stderr).toBe(200);
+      // The agent re-executed itself in the image (same PID through unshare, chroot, setpriv and env).
+      const environ = (await readFile(`/proc/${child.pid}/environ`, 'latin1')).split('\0');
+      expect(environ).toContain('MALLOC_MMAP_THRESHOLD_=65536');
+      expect((await readFile(`/proc/${child.pid}/cmdline`, 'latin1')).split('\0')).toContain('--no-maglev');
+      const metrics = await request(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.body.text());
+      expect(metrics).toMatch(/^diginfractl_artifact_info\{[^}]*version="1\.0\.0"[^}]*\} 1$/m);
+      expect(await readFile(join(dirs.rules, RULES_FILE), 'utf8')).toBe(RULES_V1);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited, stderr).toEqual({ code: 0, signal: null });
+    expect(stderr).not.toMatch(/Cannot find module|EROFS|"level":50/);
+  }, 60_000);
 });
 
 describe('the rendered pod, run as the kubelet would run it', () => {
