@@ -27,7 +27,8 @@ function hintFor(name: string, indexes: readonly LoadedIndex[]): string {
   return `${near !== undefined ? `did you mean "${near}"? ` : ''}run "diginfractl artifact search ${name}" to look for it, or "diginfractl index update" to refresh the indexes`;
 }
 
-export function resolveIndexedName(name: IndexedName, indexes: readonly LoadedIndex[]): ResolvedName {
+/** `type`: only entries of this type count (a name that two types share resolves to the one asked for). */
+export function resolveIndexedName(name: IndexedName, indexes: readonly LoadedIndex[], type?: string): ResolvedName {
   const pool = name.index !== undefined ? indexes.filter((ix) => ix.name === name.index) : indexes;
   if (name.index !== undefined && pool.length === 0) {
     throw new DiginfraError('INDEX_NOT_FOUND', `index "${name.index}" (in "${name.index}::${name.name}") is not configured${indexes.length > 0 ? ` (configured: ${indexes.map((i) => i.name).join(', ')})` : ''}`, {
@@ -36,13 +37,13 @@ export function resolveIndexedName(name: IndexedName, indexes: readonly LoadedIn
   }
   const found: { index: string; entry: IndexEntry }[] = [];
   for (const ix of pool) {
-    const entry = ix.entries.find((e) => e.name === name.name);
+    const entry = ix.entries.find((e) => e.name === name.name && (type === undefined || e.type === type));
     if (entry) found.push({ index: ix.name, entry });
   }
   const first = found[0];
   if (!first) {
     const where = name.index !== undefined ? `index "${name.index}"` : indexes.length === 0 ? 'any index (none is configured)' : `any index (searched ${indexes.map((i) => i.name).join(', ')})`;
-    throw new DiginfraError('ARTIFACT_NOT_FOUND', `no artifact named "${name.name}" in ${where}`, { hint: hintFor(name.name, pool.length > 0 ? pool : indexes) });
+    throw new DiginfraError('ARTIFACT_NOT_FOUND', `no ${type ?? 'artifact'} named "${name.name}" in ${where}`, { hint: hintFor(name.name, pool.length > 0 ? pool : indexes) });
   }
   const ref: OciReference = {
     registry: first.entry.registry,

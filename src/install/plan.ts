@@ -10,11 +10,10 @@ import { resolveIndexedName, type LoadedIndex } from '../index/resolve-name.js';
 import { formatArtifactRef, formatReference, parseArtifactRef, type OciReference } from '../reference/reference.js';
 import type { RegistryClient } from '../registry/client.js';
 import { formatPlatform, type Platform } from '../registry/media-types.js';
+import { selectTag } from '../artifact/tags.js';
 import { dedupeRoots, labelOf, resolveDependencies, type DependencySource } from '../resolve/deps.js';
 import { repositoryKey, siblingRepository } from '../resolve/locate.js';
 import { checkAllowedTypes, checkRequirements, filterByType } from '../resolve/requirements.js';
-import { highest, isFloatingTag, resolveFloatingTag, versionTags } from '../resolve/versions.js';
-import semver from 'semver';
 import { findRequested, lockClosure, type LockEntry, type Lockfile } from './lockfile.js';
 
 /** What resolving needs: a registry client, the platform, and the indexes (loaded on first use). */
@@ -54,31 +53,7 @@ async function indexesOrNone(session: ResolveSession): Promise<readonly LoadedIn
   }
 }
 
-/**
- * The tag to fetch: a fixed tag as is; a floating tag (`1`, `1.2`) as the highest release of its line
- * among the repository's tags (the tag itself when the repository has none); no tag: `latest`, else the
- * highest version tag.
- */
-export async function selectTag(client: RegistryClient, repo: OciReference, tag: string | undefined): Promise<string> {
-  if (tag !== undefined && !isFloatingTag(tag)) return tag;
-  let tags: string[];
-  try {
-    tags = await client.listTags({ registry: repo.registry, repository: repo.repository });
-  } catch (err) {
-    // A registry that does not list tags (or a repository that does not exist: the manifest fetch
-    // then says so): fall back to the literal tag.
-    if (isDiginfraError(err) && err.code !== 'NETWORK') return tag ?? 'latest';
-    throw err;
-  }
-  if (tag !== undefined) return resolveFloatingTag(tag, tags) ?? tag;
-  if (tags.includes('latest')) return 'latest';
-  const versions = versionTags(tags);
-  const best = highest(versions.filter((v) => semver.prerelease(v) === null)) ?? highest(versions);
-  if (best === undefined) {
-    throw new DiginfraError('NOT_FOUND', `${repositoryKey(repo)} has no "latest" tag and no version tags`, { hint: 'give a tag or digest explicitly' });
-  }
-  return best;
-}
+export { selectTag } from '../artifact/tags.js';
 
 /**
  * Resolves one reference as typed: a short name through the indexes, the tag (floating, latest), the

@@ -2,7 +2,7 @@
  * `diginfractl artifact info` against the real registry, by registry reference and through an index.
  */
 import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -170,5 +170,57 @@ describe('artifact manifest and artifact config: the stored bytes', () => {
     expect(missing.code).toBe(1);
     expect(missing.stdout).toBe('');
     expect(missing.stderr).toContain('not found');
+  });
+});
+
+describe('several references at once, and --type', () => {
+  it('artifact info REF REF: a block each (an array with -o json), in the order given', async () => {
+    const json = await runCli(['artifact', 'info', 'corp::k8saudit-rules:0.9.0', `${reg.host}/acme/k8saudit:0.7.0`, '-o', 'json'], { env });
+    expect(json.stderr).toBe('');
+    expect(json.code).toBe(0);
+    const infos = JSON.parse(json.stdout) as { name: string; type: string; version: string; index?: string }[];
+    expect(infos.map((i) => [i.name, i.type, i.version, i.index])).toEqual([
+      ['k8saudit-rules', 'rulesfile', '0.9.0', 'corp'],
+      ['k8saudit', 'plugin', '0.7.0', undefined],
+    ]);
+    const table = await runCli(['artifact', 'info', 'corp::k8saudit-rules:0.9.0', `${reg.host}/acme/k8saudit:0.7.0`], { env });
+    const blocks = table.stdout.trimEnd().split('\n\n');
+    expect(blocks).toHaveLength(2);
+    expect(blocks[0]).toMatch(/^NAME\s+k8saudit-rules \(index corp\)$/m);
+    expect(blocks[1]).toMatch(/^TYPE\s+plugin$/m);
+  });
+
+  it('--type: a short name resolves among entries of that type; an artifact of another type is refused, and nothing is printed', async () => {
+    const byName = await runCli(['artifact', 'info', '--type', 'plugin', 'corp::k8saudit-rules'], { env });
+    expect(byName.code).toBe(1);
+    expect(byName.stderr).toContain('no plugin named "k8saudit-rules" in index "corp"');
+    const byRef = await runCli(['artifact', 'info', '--type', 'plugin', `${reg.host}/acme/k8saudit:0.7.0`, `${reg.host}/acme/k8saudit-rules:0.9.0`], { env });
+    expect(byRef.code).toBe(1);
+    expect(byRef.stdout).toBe('');
+    expect(byRef.stderr).toContain(`${reg.host}/acme/k8saudit-rules:0.9.0 is a rulesfile, not a plugin`);
+    const ok = await runCli(['artifact', 'info', '--type', 'rulesfile', 'k8saudit-rules', '-o', 'json'], { env });
+    expect(ok.code).toBe(0);
+    expect((JSON.parse(ok.stdout) as { type: string }).type).toBe('rulesfile');
+  });
+
+  it('repo pull REF REF: index names and floating tags too; every reference is resolved before anything is written', async () => {
+    const dest = await tempDir('pull-many-');
+    const r = await runCli(['repo', 'pull', 'corp::k8saudit-rules:0', `${reg.host}/acme/k8saudit:0.7.0`, '--platform', 'linux/arm64', '--dest', dest, '-o', 'json'], { env });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const pulled = JSON.parse(r.stdout) as { name: string; version: string; files: string[]; platform?: string }[];
+    expect(pulled.map((p) => [p.name, p.version, p.platform])).toEqual([
+      ['k8saudit-rules', '0.10.0', undefined],
+      ['k8saudit', '0.7.0', 'linux/arm64'],
+    ]);
+    expect((await readFile(join(dest, 'libk8saudit.so'))).toString('latin1')).toContain('k8saudit 0.7.0 linux/arm64');
+    expect((await readdir(dest)).sort()).toEqual([...pulled.flatMap((p) => p.files)].sort());
+
+    // One reference that does not resolve: nothing at all is written, and it is named.
+    const empty = await tempDir('pull-none-');
+    const bad = await runCli(['repo', 'pull', `${reg.host}/acme/k8saudit:0.7.0`, `${reg.host}/acme/k8saudit:9.9.9`, '--dest', empty], { env });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain(`${reg.host}/acme/k8saudit:9.9.9`);
+    expect(await readdir(empty)).toEqual([]);
   });
 });

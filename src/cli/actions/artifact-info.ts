@@ -1,18 +1,21 @@
 import semver from 'semver';
 import { inspectArtifact } from '../../artifact/inspect.js';
 import { loadConfig } from '../../config/load.js';
-import { selectTag } from '../../install/plan.js';
+import { selectTag } from '../../artifact/tags.js';
 import { formatReference, type OciReference } from '../../reference/reference.js';
 import { createRegistryClient } from '../../registry/factory.js';
-import { messageOf } from '../../errors.js';
+import { DiginfraError, messageOf } from '../../errors.js';
+import { checkArtifactType } from '../../artifact/format.js';
+import type { RegistryClient } from '../../registry/client.js';
 import { formatPlatform } from '../../registry/media-types.js';
 import { isDigestTag, signatureSummary } from '../../signature/cosign.js';
 import { registryFlags, type RegistryFlagOptions } from '../session.js';
-import { locateRef } from './locate.js';
+import { refLocator, type LocatedRef } from './locate.js';
 import { outputFormat, type CliContext } from '../run.js';
 
 interface InfoFlags extends RegistryFlagOptions {
   output?: string;
+  type?: string;
 }
 
 /** Semver tags newest first, then the other tags in name order. */
@@ -22,71 +25,92 @@ export function sortTags(tags: string[]): string[] {
   return [...versions, ...others];
 }
 
-export async function runArtifactInfo(ctx: CliContext, refText: string, flags: InfoFlags): Promise<void> {
+/**
+ * `artifact info REF...`: one block (or JSON object) per reference; with several, every one is looked
+ * up before anything is printed, so a bad reference prints nothing. `--type` restricts short names to
+ * index entries of that type and refuses a reference whose artifact is of another type.
+ */
+export async function runArtifactInfo(ctx: CliContext, refTexts: string[], flags: InfoFlags): Promise<void> {
   const format = outputFormat(flags.output);
+  if (flags.type !== undefined) checkArtifactType(flags.type);
   const loaded = await loadConfig(ctx.configPath === undefined ? {} : { path: ctx.configPath });
-  const { config } = loaded;
   for (const w of loaded.warnings) ctx.logger.warn(w);
-  const { repo, tag, digest, entry, index } = await locateRef(ctx, loaded, refText);
-  const client = createRegistryClient(config.registry, registryFlags(flags));
+  const locate = refLocator(ctx, loaded);
+  const client = createRegistryClient(loaded.config.registry, registryFlags(flags));
+  const infos: Info[] = [];
   try {
-    // Signature, attestation and referrers-fallback tags are not versions: shown under SIGNATURES/REFERRERS.
-    const tags = sortTags((await client.listTags(repo)).filter((t) => !isDigestTag(t)));
-    const selected = digest ?? (await selectTag(client, repo, tag));
-    const ref: OciReference = digest ? { ...repo, digest } : { ...repo, tag: selected };
-    const summary = await inspectArtifact(client, ref);
-    // Signatures, SBOMs and other manifests attached to this one (OCI 1.1 referrers, or the tag fallback).
-    const referrers = await client.referrers(repo, summary.ref.digest);
-    // Best effort: a registry that will not say (a 403 on the signature tag, say) does not fail `info`.
-    const signatures = await signatureSummary(client, repo, summary.ref.digest).catch((err: unknown) => {
-      ctx.logger.warn(`cannot read the signatures of ${summary.ref.digest}: ${messageOf(err)}`);
-      return undefined;
-    });
-    const info = {
-      ...(entry && { index, entry }),
-      reference: formatReference(summary.ref),
-      tags,
-      ...(tag !== undefined && { tag }),
-      ...(!digest && { resolvedTag: selected }),
-      digest: summary.ref.digest,
-      mediaType: summary.mediaType,
-      type: summary.type,
-      name: summary.config.name,
-      version: summary.config.version,
-      platforms: summary.platforms.map(formatPlatform),
-      dependencies: summary.config.dependencies ?? [],
-      requirements: summary.config.requirements ?? [],
-      annotations: summary.annotations,
-      referrers: referrers.map((r) => ({ digest: r.digest, ...(r.artifactType !== undefined && { artifactType: r.artifactType }) })),
-      signatures,
-    };
-    if (format === 'json') {
-      ctx.out(JSON.stringify(info, null, 2));
-      return;
-    }
-    const rows: [string, string][] = [];
-    if (entry) {
-      rows.push(['NAME', `${entry.name} (index ${index})`], ['DESCRIPTION', entry.description]);
-      if (entry.license) rows.push(['LICENSE', entry.license]);
-      if (entry.home) rows.push(['HOME', entry.home]);
-    }
-    rows.push(
-      ['REFERENCE', info.reference],
-      ['TYPE', info.type],
-      ['VERSION', info.version],
-      ['DIGEST', info.digest],
-      ['PLATFORMS', info.platforms.join(', ') || 'any (platform-independent)'],
-      ['DEPENDENCIES', info.dependencies.map((d) => [d, ...(d.alternatives ?? [])].map((x) => `${x.name}:${x.version}`).join(' | ')).join(', ') || 'none'],
-      ['REQUIREMENTS', info.requirements.map((r) => `${r.name}:${r.version}`).join(', ') || 'none'],
-      ['TAGS', tags.join(', ')],
-      ['REFERRERS', info.referrers.map((r) => `${r.artifactType ?? 'unknown type'} ${r.digest}`).join(', ') || 'none'],
-      ['SIGNATURES', signatures ? describeSignatures(signatures) : 'unknown (could not be read)'],
-    );
-    const width = Math.max(...rows.map(([k]) => k.length));
-    ctx.out(rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n'));
+    for (const refText of refTexts) infos.push(await infoFor(ctx, client, await locate(refText, flags.type), refText, flags.type));
   } finally {
     await client.close();
   }
+  if (format === 'json') {
+    // One reference: its object, as before; several: an array in the order given.
+    ctx.out(JSON.stringify(infos.length === 1 ? infos[0] : infos, null, 2));
+    return;
+  }
+  ctx.out(infos.map(describe).join('\n\n'));
+}
+
+type Info = Awaited<ReturnType<typeof infoFor>>;
+
+async function infoFor(ctx: CliContext, client: RegistryClient, located: LocatedRef, refText: string, type: string | undefined) {
+  const { repo, tag, digest, entry, index } = located;
+  // Signature, attestation and referrers-fallback tags are not versions: shown under SIGNATURES/REFERRERS.
+  const tags = sortTags((await client.listTags(repo)).filter((t) => !isDigestTag(t)));
+  const selected = digest ?? (await selectTag(client, repo, tag));
+  const ref: OciReference = digest ? { ...repo, digest } : { ...repo, tag: selected };
+  const summary = await inspectArtifact(client, ref);
+  if (type !== undefined && summary.type !== type) {
+    throw new DiginfraError('TYPE_NOT_ALLOWED', `${refText} is a ${summary.type}, not a ${type}`, { hint: `drop --type ${type}, or name an artifact of that type` });
+  }
+  // Signatures, SBOMs and other manifests attached to this one (OCI 1.1 referrers, or the tag fallback).
+  const referrers = await client.referrers(repo, summary.ref.digest);
+  // Best effort: a registry that will not say (a 403 on the signature tag, say) does not fail `info`.
+  const signatures = await signatureSummary(client, repo, summary.ref.digest).catch((err: unknown) => {
+    ctx.logger.warn(`cannot read the signatures of ${summary.ref.digest}: ${messageOf(err)}`);
+    return undefined;
+  });
+  return {
+    ...(entry && { index, entry }),
+    reference: formatReference(summary.ref),
+    tags,
+    ...(tag !== undefined && { tag }),
+    ...(!digest && { resolvedTag: selected }),
+    digest: summary.ref.digest,
+    mediaType: summary.mediaType,
+    type: summary.type,
+    name: summary.config.name,
+    version: summary.config.version,
+    platforms: summary.platforms.map(formatPlatform),
+    dependencies: summary.config.dependencies ?? [],
+    requirements: summary.config.requirements ?? [],
+    annotations: summary.annotations,
+    referrers: referrers.map((r) => ({ digest: r.digest, ...(r.artifactType !== undefined && { artifactType: r.artifactType }) })),
+    signatures,
+  };
+}
+
+function describe(info: Info): string {
+  const rows: [string, string][] = [];
+  if (info.entry) {
+    rows.push(['NAME', `${info.entry.name} (index ${info.index})`], ['DESCRIPTION', info.entry.description]);
+    if (info.entry.license) rows.push(['LICENSE', info.entry.license]);
+    if (info.entry.home) rows.push(['HOME', info.entry.home]);
+  }
+  rows.push(
+    ['REFERENCE', info.reference],
+    ['TYPE', info.type],
+    ['VERSION', info.version],
+    ['DIGEST', info.digest],
+    ['PLATFORMS', info.platforms.join(', ') || 'any (platform-independent)'],
+    ['DEPENDENCIES', info.dependencies.map((d) => [d, ...(d.alternatives ?? [])].map((x) => `${x.name}:${x.version}`).join(' | ')).join(', ') || 'none'],
+    ['REQUIREMENTS', info.requirements.map((r) => `${r.name}:${r.version}`).join(', ') || 'none'],
+    ['TAGS', info.tags.join(', ')],
+    ['REFERRERS', info.referrers.map((r) => `${r.artifactType ?? 'unknown type'} ${r.digest}`).join(', ') || 'none'],
+    ['SIGNATURES', info.signatures ? describeSignatures(info.signatures) : 'unknown (could not be read)'],
+  );
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
 }
 
 /** `2 cosign signatures (1 with a key pair, 1 keyless) at tag sha256-...sig`, or `none`. */

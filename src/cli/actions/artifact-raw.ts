@@ -6,7 +6,7 @@
 import { hostPlatform, parsePlatform } from '../../artifact/format.js';
 import { platformEntry, resolveArtifact } from '../../artifact/pull.js';
 import { loadConfig } from '../../config/load.js';
-import { selectTag } from '../../install/plan.js';
+import { selectTag } from '../../artifact/tags.js';
 import { formatReference, withDigest, type OciReference } from '../../reference/reference.js';
 import type { RegistryClient } from '../../registry/client.js';
 import { createRegistryClient } from '../../registry/factory.js';

@@ -4,9 +4,7 @@
  */
 import type { LoadedConfig } from '../../config/load.js';
 import { indexCredentialsPath } from '../../config/paths.js';
-import { loadIndexes } from '../../index/load.js';
-import { resolveIndexedName } from '../../index/resolve-name.js';
-import type { IndexEntry } from '../../index/types.js';
+import type { IndexEntry, LoadedIndex } from '../../index/types.js';
 import { parseArtifactRef, type OciReference } from '../../reference/reference.js';
 import type { CliContext } from '../run.js';
 
@@ -19,22 +17,35 @@ export interface LocatedRef {
   index?: string;
 }
 
-export async function locateRef(ctx: CliContext, loaded: LoadedConfig, refText: string): Promise<LocatedRef> {
-  const parsed = parseArtifactRef(refText);
-  if (parsed.kind === 'name') {
-    const indexes = await loadIndexes(loaded.config, undefined, { credentialsPath: indexCredentialsPath(loaded.path) });
-    const found = resolveIndexedName(parsed.name, indexes);
-    if (found.shadowed.length) ctx.logger.warn(`"${parsed.name.name}" is also in: ${found.shadowed.join(', ')}; using index "${found.index}"`);
+/**
+ * A locator for several references: the indexes are loaded once, on the first short name. `type`
+ * restricts a short name to index entries of that type.
+ */
+export function refLocator(ctx: CliContext, loaded: LoadedConfig): (refText: string, type?: string) => Promise<LocatedRef> {
+  let indexes: Promise<LoadedIndex[]> | undefined;
+  return async (refText, type) => {
+    const parsed = parseArtifactRef(refText);
+    if (parsed.kind === 'name') {
+      // Index code loads only for a short name: a registry reference (`repo pull`) does without it.
+      const { loadIndexes, resolveIndexedName } = await import('../../index/resolve-name.js');
+      indexes ??= loadIndexes(loaded.config, undefined, { credentialsPath: indexCredentialsPath(loaded.path) });
+      const found = resolveIndexedName(parsed.name, await indexes, type);
+      if (found.shadowed.length) ctx.logger.warn(`"${parsed.name.name}" is also in: ${found.shadowed.join(', ')}; using index "${found.index}"`);
+      return {
+        repo: { registry: found.ref.registry, repository: found.ref.repository },
+        ...(found.ref.tag !== undefined && { tag: found.ref.tag }),
+        entry: found.entry,
+        index: found.index,
+      };
+    }
     return {
-      repo: { registry: found.ref.registry, repository: found.ref.repository },
-      ...(found.ref.tag !== undefined && { tag: found.ref.tag }),
-      entry: found.entry,
-      index: found.index,
+      repo: { registry: parsed.ref.registry, repository: parsed.ref.repository },
+      ...(parsed.ref.tag !== undefined && { tag: parsed.ref.tag }),
+      ...(parsed.ref.digest !== undefined && { digest: parsed.ref.digest }),
     };
-  }
-  return {
-    repo: { registry: parsed.ref.registry, repository: parsed.ref.repository },
-    ...(parsed.ref.tag !== undefined && { tag: parsed.ref.tag }),
-    ...(parsed.ref.digest !== undefined && { digest: parsed.ref.digest }),
   };
+}
+
+export async function locateRef(ctx: CliContext, loaded: LoadedConfig, refText: string): Promise<LocatedRef> {
+  return refLocator(ctx, loaded)(refText);
 }

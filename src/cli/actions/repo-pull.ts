@@ -1,9 +1,13 @@
 import { resolve } from 'node:path';
 import { hostPlatform, parsePlatform } from '../../artifact/format.js';
-import { extractArtifact, resolveArtifact } from '../../artifact/pull.js';
-import { formatReference, parseOciReference } from '../../reference/reference.js';
+import { extractArtifact, resolveArtifact, type ResolvedArtifact } from '../../artifact/pull.js';
+import { loadConfig } from '../../config/load.js';
+import { selectTag } from '../../artifact/tags.js';
+import { formatReference, type OciReference } from '../../reference/reference.js';
+import type { RegistryClient } from '../../registry/client.js';
 import { formatPlatform } from '../../registry/media-types.js';
-import { loadCliConfig, openRegistry, verifierFor, type RegistryFlagOptions } from '../session.js';
+import { openRegistry, verifierFor, type RegistryFlagOptions } from '../session.js';
+import { refLocator } from './locate.js';
 import { outputFormat, type CliContext } from '../run.js';
 import { progressReporter } from '../progress.js';
 
@@ -14,65 +18,90 @@ interface PullFlags extends RegistryFlagOptions {
   verifyKey?: string[];
 }
 
-export async function runPull(ctx: CliContext, refText: string, flags: PullFlags): Promise<void> {
+/**
+ * `repo pull REF... --dest DIR`: every reference is resolved (short names through the indexes,
+ * floating tags to their newest release) and, with keys, verified before any file is written; then
+ * each artifact is extracted in turn. A file that a later artifact also ships is overwritten, with a
+ * warning.
+ */
+export async function runPull(ctx: CliContext, refTexts: string[], flags: PullFlags): Promise<void> {
   const format = outputFormat(flags.output);
-  const ref = parseOciReference(refText);
   const platform = flags.platform ? parsePlatform(flags.platform) : hostPlatform();
   const dest = resolve(flags.dest);
-  const config = await loadCliConfig(ctx);
-  const verify = await verifierFor(config, flags.verifyKey);
-  const client = await openRegistry(ctx, flags, config);
+  const loaded = await loadConfig(ctx.configPath === undefined ? {} : { path: ctx.configPath });
+  for (const w of loaded.warnings) ctx.logger.warn(w);
+  const verify = await verifierFor(loaded.config, flags.verifyKey);
+  const locate = refLocator(ctx, loaded);
+  const client = await openRegistry(ctx, flags, loaded.config);
   try {
-    const artifact = await resolveArtifact(client, ref, platform);
-    // Before anything is written: an unsigned or wrongly signed artifact leaves the destination as it was.
-    await verify?.(client, artifact.ref);
+    const artifacts: ResolvedArtifact[] = [];
+    for (const refText of refTexts) {
+      const { repo, tag, digest } = await locate(refText);
+      const ref: OciReference = digest ? { ...repo, digest } : { ...repo, tag: await selectTag(client, repo, tag) };
+      const artifact = await resolveArtifact(client, ref, platform);
+      // Before anything is written: an unsigned or wrongly signed artifact leaves the destination as it was.
+      await verify?.(client, artifact.ref);
+      artifacts.push(artifact);
+    }
     // On a terminal, a byte counter per layer (the same as artifact install's); nothing otherwise.
     const progress = process.stderr.isTTY === true && format !== 'json' ? progressReporter(ctx, false) : undefined;
-    const label = `${artifact.config.name} ${artifact.config.version}`;
-    const started = new Set<string>();
-    let files: string[];
-    try {
-      ({ files } = await extractArtifact(client, artifact, dest, {
-        skipIdentical: true,
-        ...(progress && {
-          onProgress: (layer, bytes, done) => {
-            if (!started.has(layer.digest)) {
-              started.add(layer.digest);
-              progress({ kind: 'start', artifact: label, digest: layer.digest, size: layer.size, cached: false });
-            }
-            // `done` comes after the digest check: a tampered layer never shows as done.
-            progress(done ? { kind: 'done', artifact: label, digest: layer.digest, size: layer.size, cached: false } : { kind: 'bytes', artifact: label, digest: layer.digest, size: layer.size, bytes });
-          },
-        }),
-      }));
-    } catch (err) {
-      // The error goes on a line of its own, not after an unfinished progress line.
-      if (started.size > 0) process.stderr.write('\n');
-      throw err;
+    const pulled: { artifact: ResolvedArtifact; files: string[] }[] = [];
+    const owner = new Map<string, string>();
+    for (const artifact of artifacts) {
+      const label = `${artifact.config.name} ${artifact.config.version}`;
+      const files = await extractOne(client, artifact, dest, label, progress);
+      for (const f of files) {
+        const earlier = owner.get(f);
+        if (earlier !== undefined && earlier !== label) ctx.logger.warn(`${resolve(dest, f)} of ${earlier} was overwritten by the one of ${label}`);
+        owner.set(f, label);
+      }
+      pulled.push({ artifact, files });
     }
     if (format === 'json') {
-      ctx.out(
-        JSON.stringify(
-          {
-            reference: formatReference(artifact.ref),
-            digest: artifact.ref.digest,
-            manifestDigest: artifact.manifestDigest,
-            type: artifact.type,
-            name: artifact.config.name,
-            version: artifact.config.version,
-            ...(artifact.platform && { platform: formatPlatform(artifact.platform) }),
-            dest,
-            files,
-          },
-          null,
-          2,
-        ),
-      );
-    } else {
+      const out = pulled.map(({ artifact, files }) => ({
+        reference: formatReference(artifact.ref),
+        digest: artifact.ref.digest,
+        manifestDigest: artifact.manifestDigest,
+        type: artifact.type,
+        name: artifact.config.name,
+        version: artifact.config.version,
+        ...(artifact.platform && { platform: formatPlatform(artifact.platform) }),
+        dest,
+        files,
+      }));
+      // One reference: its object, as before; several: an array in the order given.
+      ctx.out(JSON.stringify(out.length === 1 ? out[0] : out, null, 2));
+      return;
+    }
+    for (const { artifact, files } of pulled) {
       ctx.out(`pulled ${formatReference(artifact.ref)} (${artifact.type} ${artifact.config.name} ${artifact.config.version}${artifact.platform ? `, ${formatPlatform(artifact.platform)}` : ''})`);
       for (const f of files) ctx.out(`  ${resolve(dest, f)}`);
     }
   } finally {
     await client.close();
+  }
+}
+
+async function extractOne(client: RegistryClient, artifact: ResolvedArtifact, dest: string, label: string, progress: ReturnType<typeof progressReporter> | undefined): Promise<string[]> {
+  const started = new Set<string>();
+  try {
+    const { files } = await extractArtifact(client, artifact, dest, {
+      skipIdentical: true,
+      ...(progress && {
+        onProgress: (layer, bytes, done) => {
+          if (!started.has(layer.digest)) {
+            started.add(layer.digest);
+            progress({ kind: 'start', artifact: label, digest: layer.digest, size: layer.size, cached: false });
+          }
+          // `done` comes after the digest check: a tampered layer never shows as done.
+          progress(done ? { kind: 'done', artifact: label, digest: layer.digest, size: layer.size, cached: false } : { kind: 'bytes', artifact: label, digest: layer.digest, size: layer.size, bytes });
+        },
+      }),
+    });
+    return files;
+  } catch (err) {
+    // The error goes on a line of its own, not after an unfinished progress line.
+    if (started.size > 0) process.stderr.write('\n');
+    throw err;
   }
 }

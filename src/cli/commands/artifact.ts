@@ -17,13 +17,14 @@ export function registerArtifactCommands(program: Command): void {
       await runArtifactSearch(contextFrom(cmd), keywords, opts);
     });
   addRegistryFlags(group.command('info'))
-    .description('show an artifact: index entry, reference, tags, and for one tag its digest, version, platforms, dependencies, requirements')
-    .argument('<ref>', 'NAME[:TAG], INDEX::NAME[:TAG], or REGISTRY/REPOSITORY[:TAG|@DIGEST]')
-    .option('-o, --output <format>', 'table or json', 'table')
-    .action(async (ref: string, opts, cmd: Command) => {
+    .description('show artifacts: index entry, reference, tags, and for one tag its digest, version, platforms, dependencies, requirements, signatures')
+    .argument('<ref...>', 'NAME[:TAG], INDEX::NAME[:TAG], or REGISTRY/REPOSITORY[:TAG|@DIGEST]')
+    .option('--type <type>', 'only artifacts of this type: short names resolve among index entries of this type, and another type is an error')
+    .option('-o, --output <format>', 'table or json (an array for several refs)', 'table')
+    .action(async (refs: string[], opts, cmd: Command) => {
       const { contextFrom } = await import('../run.js');
       const { runArtifactInfo } = await import('../actions/artifact-info.js');
-      await runArtifactInfo(contextFrom(cmd), ref, opts);
+      await runArtifactInfo(contextFrom(cmd), refs, opts);
     });
   addRegistryFlags(group.command('manifest'))
     .description('print the manifest (or image index) a reference points at, byte for byte as stored; piped to sha256sum it gives the digest')

@@ -49,15 +49,15 @@ export function registerRepoCommands(program: Command): void {
   addRegistryFlags(
     repo
       .command('pull')
-      .description('pull an artifact and extract its files into a directory')
-      .argument('<ref>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST]')
+      .description('pull artifacts and extract their files into a directory (every reference is resolved, and verified with --verify-key, before anything is written)')
+      .argument('<ref...>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST], NAME[:TAG] or INDEX::NAME[:TAG] (looked up in the indexes)')
       .option('--dest <dir>', 'directory to extract into', '.')
       .option('--platform <os/arch>', "platform to pull from a multi-platform artifact (default: this machine's)")
       .addOption(verifyKeyOption())
-      .option('-o, --output <format>', 'table or json', 'table'),
-  ).action(async (ref: string, opts, cmd: Command) => {
+      .option('-o, --output <format>', 'table or json (an array for several refs)', 'table'),
+  ).action(async (refs: string[], opts, cmd: Command) => {
     const { runPull } = await import('../actions/repo-pull.js');
-    await runPull(contextFrom(cmd), ref, opts);
+    await runPull(contextFrom(cmd), refs, opts);
   });
 
   addRegistryFlags(
