@@ -12,7 +12,7 @@
  *   the long-running agent (bench/follow-rss.mjs);
  * - `gc()` exposed, which only `artifact follow` calls, every 30 s, so its idle heap does not creep up.
  */
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { enableCompileCache } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
@@ -24,20 +24,21 @@ if (reexec && typeof process.execve === 'function' && canExec(process.execPath))
     // Same PID, stdio and arguments; node's options are the shebang's (execArgv) plus the V8 flags; never returns.
     process.execve(process.execPath, [process.execPath, ...reexec.execArgv, ...process.argv.slice(1)], reexec.env);
   } catch {
-    // Not possible on this platform: run without the malloc settings (more idle memory, same behaviour).
+    // Refused before the system call (see canExec): run without them (more idle memory, same behaviour).
   }
 }
 // At run time, for the commands that are not re-executed (and as a fallback for follow).
 for (const flag of v8FlagsFor(process.argv)) setFlagsFromString(flag);
 
 /**
- * Node 24 aborts the process when execve(2) fails, rather than throwing: so only an absolute,
- * executable path is tried. Without /proc (a bare chroot), process.execPath is just "node".
+ * Node 24 aborts the process when execve(2) fails, rather than throwing (the catch above only sees
+ * argument errors): this check is what keeps the agent alive, so only an absolute path to an
+ * executable regular file is tried. Without /proc (a bare chroot), process.execPath is just "node".
  */
 function canExec(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
-    return isAbsolute(path);
+    return isAbsolute(path) && statSync(path).isFile();
   } catch {
     return false;
   }

@@ -131,8 +131,10 @@ export class StateStore {
     let names: string[];
     try {
       names = await readdir(this.root);
-    } catch {
-      return [];
+    } catch (err) {
+      // Nothing followed yet; any other failure (a permission) is not "nothing".
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw new DiginfraError('IO', `cannot read the follow state dir ${this.root}: ${messageOf(err)}`, { cause: err });
     }
     const out: string[] = [];
     for (const n of names) {

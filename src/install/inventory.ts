@@ -26,6 +26,11 @@ export interface InventoryItem {
   /** install: the lock file that records it, and the refs the user asked for (none: a dependency). */
   lockfile?: string;
   requested?: string[];
+  /**
+   * install: files of this entry that a followed ref has since placed (the chart's init container
+   * installs what the follower then keeps current): their content is follow's version, not this one.
+   */
+  replacedBy?: { ref: string; version?: string; files: string[] };
   /** follow: when it installed this version, what it replaced, what it refused last (its metrics tell when it last checked). */
   installedAt?: string;
   previous?: { version: string; digest: string };
@@ -95,7 +100,15 @@ export async function readInventory(opts: { lockfiles: readonly string[]; stateD
     for (const e of lock?.artifacts ?? []) items.push(await fromLock(e, path));
   }
   const store = new StateStore(resolve(opts.stateDir));
-  for (const ref of await store.refs()) items.push(await fromState(await store.read(ref)));
+  const followed: InventoryItem[] = [];
+  for (const ref of await store.refs()) followed.push(await fromState(await store.read(ref)));
+  for (const item of items) {
+    for (const f of followed) {
+      const shared = item.files.filter((file) => f.files.includes(file));
+      if (shared.length > 0) item.replacedBy = { ref: f.ref, ...(f.version !== undefined && { version: f.version }), files: shared };
+    }
+  }
+  items.push(...followed);
   const key = (i: InventoryItem) => `${i.source === 'install' ? 0 : 1}\0${i.name ?? '\uffff'}\0${i.ref}`;
   items.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
   return { items, lockfiles, stateDir: resolve(opts.stateDir) };

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import type { RegistryClient } from '../../src/registry/client.js';
+import { bufferBlob, type RegistryClient } from '../../src/registry/client.js';
+import { parseOciReference } from '../../src/reference/reference.js';
 import { cliEnv, runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { clientFor, pushPlugin, pushRules, tempDir } from '../install/setup.js';
@@ -157,6 +158,33 @@ describe('artifact manifest and artifact config: the stored bytes', () => {
     // The config's digest is the one the platform's manifest names.
     const manifest = JSON.parse((await run(['manifest', `${reg.host}/acme/k8saudit:0.7.0`, '--platform', 'linux/arm64'])).stdout) as { config: { digest: string } };
     expect(sha256(plugin.stdout)).toBe(manifest.config.digest);
+  });
+
+  it('prints a config as stored even when diginfractl would refuse it, and says when --platform does not apply', async () => {
+    const repo = parseOciReference(`${reg.host}/acme/odd:1.0.0`);
+    const config = Buffer.from('{"name":"odd"}');
+    await client.pushBlob(repo, bufferBlob(config));
+    const manifest = Buffer.from(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.cncf.diginfra.rulesfile.config.v1+json', digest: sha256(config.toString('latin1')), size: config.length },
+      layers: [],
+    }));
+    await client.pushManifest(repo, manifest, 'application/vnd.oci.image.manifest.v1+json');
+    // info validates, and refuses it (no version, no layer)...
+    expect((await run(['info', `${reg.host}/acme/odd:1.0.0`])).code).toBe(1);
+    // ...config shows what is there, byte for byte.
+    const r = await run(['config', `${reg.host}/acme/odd:1.0.0`]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('{"name":"odd"}');
+    // A single manifest has one build for every platform: --platform is said not to apply, on stderr only.
+    for (const cmd of ['config', 'manifest']) {
+      const p = await run([cmd, `${reg.host}/acme/odd:1.0.0`, '--platform', 'linux/arm64']);
+      expect(p.code, cmd).toBe(0);
+      expect(p.stdout).toBe(cmd === 'config' ? '{"name":"odd"}' : manifest.toString());
+      expect(p.stderr).toContain('is a single manifest, not an image index: it has no build per platform, so --platform linux/arm64 does not apply');
+    }
   });
 
   it('names what is missing: a platform the index lacks (with those it has), a tag that does not exist; nothing on stdout', async () => {

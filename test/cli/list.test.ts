@@ -96,6 +96,34 @@ describe('artifact list (built CLI, real registry)', () => {
     expect(text.stdout).toContain(`k8saudit: missing ${join(plugins, 'libk8saudit.so')}\n`);
   }, 60_000);
 
+  it("says when a file install placed now holds follow's version (the chart installs, then follows, the same ref)", async () => {
+    const client = pushClient();
+    const other = `${reg.host}/rules/other`;
+    await pushRules(client, `${other}:1.0.0`, '1.0.0', '- list: one\n  items: []\n', { fileName: 'other_rules.yaml', addFloatingTags: true });
+    expect((await runCli(['artifact', 'install', `${other}:1`, '--plain-http'], { env })).code).toBe(0);
+    await pushRules(client, `${other}:1.1.0`, '1.1.0', '- list: two\n  items: []\n', { fileName: 'other_rules.yaml', addFloatingTags: true });
+    expect((await runCli(['artifact', 'follow', `${other}:1`, '--once', '--plain-http'], { env })).code).toBe(0);
+    const r = await list();
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^other\s+rulesfile\s+1\.0\.0\s+install\s+ok; now follow's 1\.1\.0\s/m);
+    expect(r.stdout).toMatch(/^other\s+rulesfile\s+1\.1\.0\s+follow\s+ok\s/m);
+    expect(r.stdout).toContain(`other: ${join(rules, 'other_rules.yaml')} now hold(s) 1.1.0 of ${other}:1 (artifact follow)\n`);
+    const json = JSON.parse((await list('-o', 'json')).stdout) as Inventory;
+    expect(json.items.find((i) => i.source === 'install' && i.name === 'other')!.replacedBy).toEqual({ ref: `${other}:1`, version: '1.1.0', files: [join(rules, 'other_rules.yaml')] });
+  }, 60_000);
+
+  it('a state dir it cannot read is an error, not "nothing followed"', async () => {
+    const locked = join(root, 'locked-state');
+    await mkdir(join(locked, 'follow'), { recursive: true });
+    await writeFile(join(locked, 'follow', 'x'), '');
+    // A file where the follow dir should be: readdir fails with ENOTDIR (a permission error does the same; root bypasses those).
+    await rm(join(locked, 'follow'), { recursive: true });
+    await writeFile(join(locked, 'follow'), 'not a directory');
+    const r = await runCli(['artifact', 'list', '--state-dir', locked], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`cannot read the follow state dir ${join(locked, 'follow')}`);
+  });
+
   it('a broken lock file is an error that names it; --lockfile reads another one', async () => {
     const bad = join(root, 'bad.lock');
     await writeFile(bad, 'version: 7\nartifacts: []\n');
@@ -107,6 +135,7 @@ describe('artifact list (built CLI, real registry)', () => {
     expect(other.code).toBe(0);
     const inv = JSON.parse(other.stdout) as Inventory;
     expect(inv.lockfiles).toEqual([{ path: join(root, 'none.lock'), found: false }]);
-    expect(inv.items.map((i) => i.source)).toEqual(['follow']);
+    // Only the followed refs (two, from the tests above): no lock file entry.
+    expect(inv.items.map((i) => [i.source, i.name])).toEqual([['follow', 'k8saudit-rules'], ['follow', 'other']]);
   });
 });

@@ -25,6 +25,7 @@ function status(item: InventoryItem): string {
   if (item.version === undefined) parts.push('nothing installed');
   else if (item.missing.length === 0) parts.push('ok');
   else parts.push(`${item.missing.length} of ${item.files.length} file(s) missing`);
+  if (item.replacedBy) parts.push(`now follow's ${item.replacedBy.version ?? 'version'}`);
   const r = item.rejected;
   if (r && r.digest !== item.digest) parts.push(`refused ${r.version ?? r.digest.slice(0, 19)} (${r.reason})`);
   return parts.join('; ');
@@ -54,6 +55,7 @@ export async function runArtifactList(ctx: CliContext, flags: ListFlags): Promis
   // What needs a look, spelled out under the table.
   for (const i of inventory.items) {
     for (const f of i.missing) ctx.out(`${i.name ?? i.ref}: missing ${f}`);
+    if (i.replacedBy) ctx.out(`${i.name}: ${i.replacedBy.files.join(', ')} now hold(s) ${i.replacedBy.version ?? 'the version'} of ${i.replacedBy.ref} (artifact follow)`);
     if (i.rejected && i.rejected.digest !== i.digest) ctx.out(`${i.name ?? i.ref}: refused ${i.rejected.version ?? i.rejected.digest} at ${i.rejected.at}: ${i.rejected.message}`);
   }
 }

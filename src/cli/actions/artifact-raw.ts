@@ -1,16 +1,18 @@
 /**
  * `artifact manifest REF` and `artifact config REF`: the documents themselves, byte for byte as the
- * registry stores them (each checked against its digest), for scripts and for a look at what `info`
- * summarizes. `artifact manifest REF | sha256sum` gives the digest the reference points at.
+ * registry stores them (checked against the digest asked for or reported, as every fetch is), for
+ * scripts and for a look at what `info` summarizes. `artifact manifest REF | sha256sum` gives the
+ * digest the reference points at.
  */
 import { hostPlatform, parsePlatform } from '../../artifact/format.js';
-import { platformEntry, resolveArtifact } from '../../artifact/pull.js';
+import { platformEntry } from '../../artifact/pull.js';
 import { loadConfig } from '../../config/load.js';
 import { selectTag } from '../../artifact/tags.js';
 import { formatReference, withDigest, type OciReference } from '../../reference/reference.js';
-import type { RegistryClient } from '../../registry/client.js';
+import type { FetchedManifest, RegistryClient } from '../../registry/client.js';
 import { createRegistryClient } from '../../registry/factory.js';
-import { isIndexMediaType, type ImageIndex } from '../../registry/media-types.js';
+import { formatPlatform, isIndexMediaType, type Descriptor, type ImageIndex, type Platform } from '../../registry/media-types.js';
+import { DiginfraError } from '../../errors.js';
 import type { CliContext } from '../run.js';
 import { registryFlags, type RegistryFlagOptions } from '../session.js';
 import { locateRef } from './locate.js';
@@ -38,19 +40,36 @@ async function printRaw(ctx: CliContext, refText: string, flags: RawFlags, fetch
 /** The manifest or image index the reference points at; with --platform, that platform's manifest. */
 export async function runArtifactManifest(ctx: CliContext, refText: string, flags: RawFlags): Promise<void> {
   const platform = flags.platform !== undefined ? parsePlatform(flags.platform) : undefined;
+  await printRaw(ctx, refText, flags, async (client, ref) => (await platformManifest(ctx, client, ref, platform, platform !== undefined)).bytes);
+}
+
+/**
+ * The config blob of the manifest (of this machine's build, or --platform's, for an image index), as
+ * stored: not parsed nor validated, so a config diginfractl would refuse can still be looked at.
+ */
+export async function runArtifactConfig(ctx: CliContext, refText: string, flags: RawFlags): Promise<void> {
+  const platform = flags.platform !== undefined ? parsePlatform(flags.platform) : undefined;
   await printRaw(ctx, refText, flags, async (client, ref) => {
-    const top = await client.fetchManifest(ref);
-    if (!platform || !isIndexMediaType(top.descriptor.mediaType)) return top.bytes;
-    const entry = platformEntry(top.json as unknown as ImageIndex, platform, formatReference(ref));
-    return (await client.fetchManifest(withDigest(ref, entry.digest))).bytes;
+    const manifest = await platformManifest(ctx, client, ref, platform ?? hostPlatform(), platform !== undefined);
+    const config = (manifest.json as { config?: Descriptor }).config;
+    if (!config || typeof config.digest !== 'string' || typeof config.size !== 'number') {
+      throw new DiginfraError('ARTIFACT_INVALID', `${formatReference(ref)} (manifest ${manifest.descriptor.digest}) has no config`);
+    }
+    return client.readBlob(ref, config);
   });
 }
 
-/** The artifact's config (name, version, dependencies, requirements); of this machine's build, or --platform's, for an image index. */
-export async function runArtifactConfig(ctx: CliContext, refText: string, flags: RawFlags): Promise<void> {
-  const platform = flags.platform !== undefined ? parsePlatform(flags.platform) : hostPlatform();
-  await printRaw(ctx, refText, flags, async (client, ref) => {
-    const artifact = await resolveArtifact(client, ref, platform);
-    return client.readBlob(ref, artifact.manifest.config);
-  });
+/**
+ * The manifest `ref` points at; for an image index and a platform, that platform's entry. A
+ * platform asked of a single manifest is said on stderr: that artifact has one build for all.
+ */
+async function platformManifest(ctx: CliContext, client: RegistryClient, ref: OciReference, platform: Platform | undefined, asked: boolean): Promise<FetchedManifest> {
+  const top = await client.fetchManifest(ref);
+  if (!platform) return top;
+  if (!isIndexMediaType(top.descriptor.mediaType)) {
+    if (asked) ctx.logger.warn(`${formatReference(ref)} is a single manifest, not an image index: it has no build per platform, so --platform ${formatPlatform(platform)} does not apply`);
+    return top;
+  }
+  const entry = platformEntry(top.json as unknown as ImageIndex, platform, formatReference(ref));
+  return client.fetchManifest(withDigest(ref, entry.digest));
 }
