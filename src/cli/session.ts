@@ -48,3 +48,4 @@ export async function openRegistry(ctx: CliContext, opts: RegistryFlagOptions, c
   const cfg = config ?? (await loadCliConfig(ctx));
   return createRegistryClient(cfg.registry, registryFlags(opts));
 }
+

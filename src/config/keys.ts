@@ -49,6 +49,9 @@ function key(path: string, kind: KeyKind, extra: Omit<KeyDef, 'path' | 'kind' | 
 }
 
 const hostOrStar = (v: string) => (v === '*' ? undefined : checkHost(v));
+/** A type for `dirs`: rulesfile and plugin have rulesfilesDir and pluginsDir of their own. */
+const checkOtherType = (v: string) =>
+  v === 'rulesfile' || v === 'plugin' ? `"${v}" has a key of its own (${v === 'plugin' ? 'pluginsDir' : 'rulesfilesDir'}); dirs is for the other types` : checkType(v);
 
 export const KEYS: readonly KeyDef[] = [
   key('indexes', 'indexes'),
@@ -69,6 +72,7 @@ export const KEYS: readonly KeyDef[] = [
   key('install.platform', 'string', { optional: true, check: checkPlatform }),
   key('install.engineVersion', 'string', { optional: true, check: checkSemver }),
   key('install.lockfile', 'string', { optional: true, check: checkNonEmpty }),
+  key('install.dirs', 'map', { checkKey: checkOtherType, check: checkNonEmpty }),
   key('follow.refs', 'strings', { check: checkRef }),
   key('follow.every', 'string', { check: checkDuration }),
   key('follow.cron', 'string', { optional: true, check: checkCron }),
@@ -81,6 +85,7 @@ export const KEYS: readonly KeyDef[] = [
   key('follow.engineVersionsUrl', 'string', { optional: true, check: checkHttpUrl }),
   key('follow.validateCmd', 'string', { optional: true, check: checkNonEmpty }),
   key('follow.metricsAddr', 'string', { optional: true, check: checkListenAddr }),
+  key('follow.dirs', 'map', { checkKey: checkOtherType, check: checkNonEmpty }),
   key('cacheDir', 'string', { optional: true, check: checkNonEmpty }),
   key('cacheMaxAge', 'string', { optional: true, check: checkMaxAge }),
 ];

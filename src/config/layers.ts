@@ -69,3 +69,14 @@ export function applyFlags(
   if (problems.length > 0) throw new DiginfraError('USAGE', problems.join('\n'));
   return { config: out, sources: outSources };
 }
+
+/** `--dir TYPE=DIR` (repeated) as a map; the config key's checks (a valid type, not rulesfile or plugin) come after. */
+export function parseTypeDirs(values: readonly string[]): Record<string, string> {
+  const dirs: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq <= 0 || eq === v.length - 1) throw new DiginfraError('USAGE', `--dir "${v}" must be TYPE=DIR, e.g. --dir asset=/etc/diginfra/assets`);
+    dirs[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return dirs;
+}

@@ -73,6 +73,8 @@ export interface InstallConfig {
   platform?: string;
   engineVersion?: string;
   lockfile?: string;
+  /** Directories of the other artifact types, by type (`asset: /etc/diginfra/assets`); a type without one is not installed. */
+  dirs: Record<string, string>;
 }
 
 export interface FollowConfig {
@@ -89,6 +91,8 @@ export interface FollowConfig {
   engineVersionsUrl?: string;
   validateCmd?: string;
   metricsAddr?: string;
+  /** Directories of the other artifact types, by type, as install.dirs. */
+  dirs: Record<string, string>;
 }
 
 export interface DiginfraConfig {
@@ -123,6 +127,7 @@ export function defaultConfig(): DiginfraConfig {
       pluginsDir: '/usr/share/diginfra/plugins',
       resolveDeps: true,
       allowedTypes: [],
+      dirs: {},
     },
     follow: {
       refs: [],
@@ -132,6 +137,7 @@ export function defaultConfig(): DiginfraConfig {
       pluginsDir: '/usr/share/diginfra/plugins',
       stateDir: '/var/lib/diginfractl',
       allowedTypes: ['rulesfile'],
+      dirs: {},
     },
   };
 }

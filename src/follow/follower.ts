@@ -55,12 +55,14 @@ export interface FollowSettings {
   jitter: number;
   rulesfilesDir: string;
   pluginsDir: string;
+  /** Directories of the other types, by type (follow.dirs), absolute. */
+  dirs: Record<string, string>;
   stateDir: string;
   /** Lock files of `artifact install` (what it installed): dependencies are checked against them. */
   installLockfiles: string[];
   /** Blob cache of `artifact install` (read only): layers found there are not downloaded again. */
   cacheDir?: string;
-  /** Empty: every type (that follow can place: rulesfile, plugin). */
+  /** Empty: every type follow can place (rulesfile, plugin, and the types of `dirs`). */
   allowedTypes: string[];
   engineVersion?: string;
   engineVersionsUrl?: string;
@@ -156,7 +158,9 @@ class Abandoned extends Error {
 /** Applies the settings that decide whether a refused digest deserves another look. */
 function rejectionKey(s: FollowSettings): string {
   const keys = s.verifyKeyFingerprints ?? s.verifyKeys;
-  return JSON.stringify({ types: [...s.allowedTypes].sort(), cmd: s.validateCmd ?? null, ...(keys && { keys: [...keys].sort() }) });
+  // The types that have a directory count too: giving one to a refused type earns its version another look.
+  const placed = Object.keys(s.dirs ?? {}).sort();
+  return JSON.stringify({ types: [...s.allowedTypes].sort(), cmd: s.validateCmd ?? null, ...(keys && { keys: [...keys].sort() }), ...(placed.length > 0 && { dirs: placed }) });
 }
 
 function requirementsMet(reqs: readonly { name: string; version: string }[], engine: string | undefined): boolean {
@@ -525,11 +529,11 @@ export class Follower {
     const label = `${artifact.config.name} ${version}`;
     const facts = { ref, oldDigest: current?.digest, oldVersion: current?.version, newDigest: digest, newVersion: version };
 
-    if ((artifact.type !== RULESFILE && artifact.type !== PLUGIN) || (s.allowedTypes.length > 0 && !s.allowedTypes.includes(artifact.type))) {
-      const why =
-        artifact.type !== RULESFILE && artifact.type !== PLUGIN
-          ? `${label} is a ${artifact.type}; follow places only ${RULESFILE} and ${PLUGIN} artifacts`
-          : `${label} is a ${artifact.type}, not in the allowed types (${s.allowedTypes.join(', ')})`;
+    const placeable = artifact.type === RULESFILE || artifact.type === PLUGIN || s.dirs[artifact.type] !== undefined;
+    if (!placeable || (s.allowedTypes.length > 0 && !s.allowedTypes.includes(artifact.type))) {
+      const why = !placeable
+        ? `${label} is of type "${artifact.type}", and no directory is set for that type (--dir ${artifact.type}=DIR, or follow.dirs.${artifact.type})`
+        : `${label} is of type "${artifact.type}", not in the allowed types (${s.allowedTypes.join(', ')})`;
       return this.#reject(state, facts, 'type_not_allowed', why, s);
     }
 
@@ -578,7 +582,7 @@ export class Follower {
     }
 
     const plugin = artifact.type === PLUGIN;
-    const dir = resolve(plugin ? s.pluginsDir : s.rulesfilesDir);
+    const dir = resolve(plugin ? s.pluginsDir : artifact.type === RULESFILE ? s.rulesfilesDir : s.dirs[artifact.type]!);
     const { stageFromRegistry, swapFiles, sweepStaging } = await lazy.swap();
     const { ValidationError } = await lazy.validate();
     let stagingDir: string | undefined;
@@ -600,7 +604,8 @@ export class Follower {
     let swap: SwapResult;
     let installed: InstalledVersion;
     try {
-      if (!plugin) {
+      // Only rules files are checked: the engine loads them; another type's format is its own.
+      if (artifact.type === RULESFILE) {
         try {
           await this.#validate(staged, label, s);
         } catch (err) {

@@ -4,7 +4,7 @@
  */
 import { join, resolve } from 'node:path';
 import { checkArtifactType, hostPlatform, parsePlatform } from '../artifact/format.js';
-import { applyFlags } from '../config/layers.js';
+import { applyFlags, parseTypeDirs } from '../config/layers.js';
 import type { LoadedConfig } from '../config/load.js';
 import { cacheRoot } from '../config/paths.js';
 import type { DiginfraConfig, RegistryConfig } from '../config/types.js';
@@ -27,6 +27,8 @@ export interface FollowFlags {
   engineVersionsUrl?: string;
   validateCmd?: string;
   metricsAddr?: string;
+  /** --dir TYPE=DIR (repeatable): added to follow.dirs. */
+  dir?: string[];
   /** --verify-key (repeatable): replaces registry.cosignKeys. */
   verifyKey?: string[];
 }
@@ -43,6 +45,7 @@ const FLAG_NAMES: Record<string, string> = {
   'follow.engineVersionsUrl': '--engine-versions-url',
   'follow.validateCmd': '--validate-cmd',
   'follow.metricsAddr': '--metrics-addr',
+  'follow.dirs': '--dir',
 };
 
 export interface EffectiveFollow {
@@ -98,6 +101,7 @@ export function effectiveFollow(loaded: Pick<LoadedConfig, 'config' | 'sources'>
       'follow.engineVersionsUrl': flags.engineVersionsUrl,
       'follow.validateCmd': flags.validateCmd,
       'follow.metricsAddr': flags.metricsAddr,
+      'follow.dirs': flags.dir !== undefined ? { ...loaded.config.follow.dirs, ...parseTypeDirs(flags.dir) } : undefined,
     },
     FLAG_NAMES,
   );
@@ -116,6 +120,7 @@ export function effectiveFollow(loaded: Pick<LoadedConfig, 'config' | 'sources'>
     jitter: checkJitter(f.jitter),
     rulesfilesDir: resolve(f.rulesfilesDir),
     pluginsDir: resolve(f.pluginsDir),
+    dirs: Object.fromEntries(Object.entries(f.dirs).map(([t, d]) => [t, resolve(d)])),
     stateDir: resolve(f.stateDir),
     // Where `artifact install` records what it placed: install.lockfile, and the default name in the
     // rules dir that follow shares with the install (an init container's, say).

@@ -127,6 +127,8 @@ export interface PlanOptions {
   engineVersion?: string;
   rulesfilesDir: string;
   pluginsDir: string;
+  /** Directories of the other types, by type (install.dirs); absent types are not installed. */
+  dirs?: Readonly<Record<string, string>>;
 }
 
 interface Node {
@@ -206,8 +208,10 @@ class RegistryDependencySource implements DependencySource<Node> {
 function dirFor(type: string, label: string, opts: PlanOptions): { dir: string; mode: number } {
   if (type === PLUGIN) return { dir: opts.pluginsDir, mode: 0o755 };
   if (type === RULESFILE) return { dir: opts.rulesfilesDir, mode: 0o644 };
-  throw new DiginfraError('TYPE_NOT_ALLOWED', `${label} is of type "${type}"; artifact install places only ${RULESFILE} and ${PLUGIN} artifacts`, {
-    hint: 'pull it with `diginfractl repo pull REF --dest DIR` instead; nothing was written',
+  const dir = opts.dirs?.[type];
+  if (dir !== undefined) return { dir, mode: 0o644 };
+  throw new DiginfraError('TYPE_NOT_ALLOWED', `${label} is of type "${type}", and no directory is set for that type`, {
+    hint: `give it one (--dir ${type}=DIR, or install.dirs.${type} in the config), or pull it with \`diginfractl repo pull REF --dest DIR\`; nothing was written`,
   });
 }
 

@@ -68,6 +68,7 @@ async function rig(refs: string[], extra: Partial<FollowSettings> = {}, deps: { 
     jitter: 0,
     rulesfilesDir: join(root, 'rules'),
     pluginsDir: join(root, 'plugins'),
+    dirs: {},
     stateDir: join(root, 'state'),
     installLockfiles: [join(root, 'rules', 'diginfractl.lock')],
     allowedTypes: ['rulesfile'],

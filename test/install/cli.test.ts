@@ -12,7 +12,7 @@ import { readLockfile } from '../../src/install/lockfile.js';
 import type { RegistryClient } from '../../src/registry/client.js';
 import { CLI, cliEnv, runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { RULES_FIXTURE, clientFor, fakePlugin, modeOf, pushPlugin, pushRules, tempDir } from './setup.js';
+import { RULES_FIXTURE, clientFor, fakePlugin, modeOf, push, pushPlugin, pushRules, tempDir } from './setup.js';
 
 let reg: TestRegistry;
 let client: RegistryClient;
@@ -217,5 +217,49 @@ describe('diginfractl artifact install', () => {
     // Each run read the lock file under the install lock: no run's entries were lost.
     const lock = await readLockfile(join(n.rules, 'diginfractl.lock'));
     expect(lock!.artifacts.map((a) => a.name).sort()).toEqual(['extra-rules', 'falco-rules', 'json', 'more-rules']);
+  });
+});
+
+describe('artifact types other than rulesfile and plugin', () => {
+  it('an asset goes to the directory given for its type (--dir, install.dirs, the environment); without one nothing is written', async () => {
+    const data = Buffer.from([0x00, 0xff, 0x10, 0x42, 0x0a]);
+    const src = join(await tempDir('asset-src-'), 'geo.mmdb');
+    await writeFile(src, data);
+    // Rules that need the asset, as a dependency like any other.
+    await push(client, `${reg.host}/acme/geo:1.0.0`, { type: 'asset', version: '1.0.0', name: 'geo', files: [src] });
+    await pushRules(client, `${reg.host}/acme/geo-rules:1.0.0`, '1.0.0', { name: 'geo-rules', content: '- list: geo\n  items: []\n', fileName: 'geo_rules.yaml', dependencies: [{ name: 'geo', version: '1.0.0' }] });
+    const n = await node();
+    const ref = `${reg.host}/acme/geo-rules:1.0.0`;
+
+    const refused = await runCli(['artifact', 'install', ref], { env: n.env });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('geo 1.0.0 is of type "asset", and no directory is set for that type');
+    expect(refused.stderr).toContain('--dir asset=DIR, or install.dirs.asset in the config');
+    expect(await readdir(n.env.HOME)).not.toContain('etc');
+
+    const assets = join(n.env.HOME, 'assets');
+    const r = await runCli(['artifact', 'install', ref, '--dir', `asset=${assets}`, '-o', 'json'], { env: n.env });
+    expect(r.stderr).not.toContain('error');
+    expect(r.code).toBe(0);
+    expect(await readFile(join(assets, 'geo.mmdb'))).toEqual(data);
+    expect(await modeOf(join(assets, 'geo.mmdb'))).toBe(0o644);
+    expect(await readFile(join(n.rules, 'geo_rules.yaml'), 'utf8')).toBe('- list: geo\n  items: []\n');
+    const lock = await readLockfile(join(n.rules, 'diginfractl.lock'));
+    expect(lock!.artifacts.find((a) => a.name === 'geo')).toMatchObject({ type: 'asset', dir: assets, files: ['geo.mmdb'] });
+
+    // The same from the environment, into another node.
+    const m = await node();
+    const other = join(m.env.HOME, 'data');
+    const viaEnv = await runCli(['artifact', 'install', `${reg.host}/acme/geo:1.0.0`], { env: { ...m.env, DIGINFRACTL_INSTALL_DIRS: `asset=${other}` } });
+    expect(viaEnv.code).toBe(0);
+    expect(await readFile(join(other, 'geo.mmdb'))).toEqual(data);
+
+    // rulesfile and plugin have keys of their own; a bad --dir is a usage error.
+    const own = await runCli(['artifact', 'install', ref, '--dir', `rulesfile=${assets}`], { env: n.env });
+    expect(own.code).toBe(2);
+    expect(own.stderr).toContain('"rulesfile" has a key of its own (rulesfilesDir)');
+    const bad = await runCli(['artifact', 'install', ref, '--dir', 'asset'], { env: n.env });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--dir "asset" must be TYPE=DIR');
   });
 });

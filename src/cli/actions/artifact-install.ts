@@ -14,6 +14,7 @@ import { BlobCache, DEFAULT_CACHE_MAX_AGE_MS } from '../../install/cache.js';
 import { parseDuration } from '../../config/checks.js';
 import { installArtifacts, type InstallResult } from '../../install/install.js';
 import { LOCKFILE_NAME } from '../../install/lockfile.js';
+import { parseTypeDirs } from '../../config/layers.js';
 import type { BlobEvent } from '../../install/stage.js';
 import { createRegistryClient } from '../../registry/factory.js';
 import { formatPlatform } from '../../registry/media-types.js';
@@ -31,6 +32,7 @@ export interface InstallFlags extends RegistryFlagOptions {
   resolveDeps?: boolean;
   engineVersion?: string;
   lockfile?: string;
+  dir?: string[];
   frozen?: boolean;
   lockTimeout?: string;
   verifyKey?: string[];
@@ -45,6 +47,7 @@ const FLAG_NAMES: Record<string, string> = {
   'install.platform': '--platform',
   'install.engineVersion': '--engine-version',
   'install.lockfile': '--lockfile',
+  'install.dirs': '--dir',
 };
 
 function parseSeconds(value: string | undefined): number | undefined {
@@ -71,6 +74,7 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
       'install.platform': flags.platform,
       'install.engineVersion': flags.engineVersion,
       'install.lockfile': flags.lockfile,
+      'install.dirs': flags.dir !== undefined ? { ...loaded.config.install.dirs, ...parseTypeDirs(flags.dir) } : undefined,
     },
     FLAG_NAMES,
   );
@@ -117,6 +121,7 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
       ...(install.engineVersion !== undefined && { engineVersion: install.engineVersion }),
       rulesfilesDir,
       pluginsDir,
+      dirs: Object.fromEntries(Object.entries(install.dirs).map(([t, d]) => [t, resolve(d)])),
       ...(verify && { verify: (ref: OciReference & { digest: string }) => verify(client, ref) }),
       onPlan: (plan) => {
         for (const w of plan.warnings) ctx.logger.warn(w);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { collect } from '../run.js';
 import { addRegistryFlags, verifyKeyOption } from './repo.js';
 
 /** `diginfractl artifact ...`: declares the subcommands; each action module loads only when it runs. */
@@ -56,6 +57,7 @@ export function registerArtifactCommands(program: Command): void {
     .option('--no-resolve-deps', 'install only what is named')
     .option('--engine-version <version>', 'engine version to check requirements against (default: install.engineVersion)')
     .option('--lockfile <file>', 'lock file to write (default: install.lockfile, else diginfractl.lock in the rules files dir)')
+    .option('--dir <type=dir>', 'directory for artifacts of another type, e.g. asset=/etc/diginfra/assets (repeat; added to install.dirs)', collect)
     .option('--frozen', 'install exactly the digests recorded in the lock file; fail if a ref is missing from it')
     .option('--lock-timeout <seconds>', 'how long to wait for another install into the same directories', '60')
     .addOption(verifyKeyOption())
@@ -74,6 +76,7 @@ export function registerArtifactCommands(program: Command): void {
     .option('--rulesfiles-dir <dir>', 'where rules files go (default: follow.rulesfilesDir, /etc/diginfra)')
     .option('--plugins-dir <dir>', 'where plugins go (default: follow.pluginsDir, /usr/share/diginfra/plugins)')
     .option('--state-dir <dir>', 'where follow keeps its state and the previous versions (default: follow.stateDir, /var/lib/diginfractl)')
+    .option('--dir <type=dir>', 'directory for artifacts of another type, e.g. asset=/etc/diginfra/assets (repeat; added to follow.dirs; the type must also be allowed)', collect)
     .option('--allowed-types <types>', 'comma-separated types to install (default: follow.allowedTypes, rulesfile); add plugin to follow plugins')
     .option('--engine-version <version>', 'engine version to check requirements against (default: follow.engineVersion)')
     .option('--engine-versions-url <url>', 'URL answering {"engine_version": "0.40.0"}, read at each check that needs it (default: follow.engineVersionsUrl)')
