@@ -54,6 +54,7 @@ const PLATFORM = `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`;
 const RULES_V1 = '- list: diginfra_e2e_v1\n  items: []\n';
 const RULES_V2 = '- list: diginfra_e2e_v2\n  items: [a, b]\n';
 const RULES_FILE = 'diginfra_e2e_rules.yaml';
+const GEO_DATA = Buffer.from([0x00, 0xff, 0x47, 0x45, 0x4f, 0x0a]);
 
 /** test/install/setup.ts and the pusher, loaded only when the test runs (they pull in the CLI's source). */
 let setup: typeof import('../install/setup.js');
@@ -61,7 +62,7 @@ let pushArtifact: typeof import('../../src/artifact/push.js').pushArtifact;
 let reg: TestRegistry;
 let client: RegistryClient;
 let root: string;
-let host: { rules: string; plugins: string; state: string };
+let host: { rules: string; plugins: string; state: string; assets: string };
 let metricsPort: number;
 let pod: PodSpec;
 let configMap: K8sObject;
@@ -136,17 +137,26 @@ beforeAll(async () => {
     type: 'plugin', version: '0.7.0', name: 'json', files: [amd, arm], platforms: [setup.AMD64, setup.ARM64], addFloatingTags: true,
   });
 
-  host = { rules: join(root, 'host/etc/diginfra'), plugins: join(root, 'host/usr/share/diginfra/plugins'), state: join(root, 'host/var/lib/diginfractl') };
+  // An artifact of another type, placed in the directory the chart's hostPaths.dirs gives it.
+  const geo = await source('geo/geo.mmdb', GEO_DATA);
+  await pushArtifact(client, parseOciReference(`${reg.host}/acme/geo:1.0.0`), { type: 'asset', version: '1.0.0', name: 'geo', files: [geo] });
+
+  host = {
+    rules: join(root, 'host/etc/diginfra'),
+    plugins: join(root, 'host/usr/share/diginfra/plugins'),
+    state: join(root, 'host/var/lib/diginfractl'),
+    assets: join(root, 'host/etc/diginfra-assets'),
+  };
   metricsPort = await freePort();
   const values = {
     indexes: [],
-    allowedTypes: ['rulesfile', 'plugin'],
+    allowedTypes: ['rulesfile', 'plugin', 'asset'],
     artifacts: {
-      install: { refs: [`${reg.host}/acme/diginfra-rules:1`, `${reg.host}/acme/json:0.7.0`] },
+      install: { refs: [`${reg.host}/acme/diginfra-rules:1`, `${reg.host}/acme/json:0.7.0`, `${reg.host}/acme/geo:1.0.0`] },
       follow: { refs: [`${reg.host}/acme/diginfra-rules:1`], every: '1s', jitter: 0 },
     },
     registry: { plainHttp: [reg.host] },
-    hostPaths: { rulesfilesDir: host.rules, pluginsDir: host.plugins, stateDir: host.state },
+    hostPaths: { rulesfilesDir: host.rules, pluginsDir: host.plugins, stateDir: host.state, dirs: { asset: host.assets } },
     metrics: { address: '127.0.0.1', port: metricsPort },
   };
   const valuesFile = join(root, 'values.yaml');
@@ -195,9 +205,9 @@ describe('the rendered pod in the runtime image (read-only root, capabilities dr
   });
 
   /** The container as the runtime would start it: the pod's volumes (hostPaths from `dirs`), its env, its UID. */
-  async function inImage(c: Container, dirs: { rules: string; plugins: string; state: string }, uid?: number): Promise<ContainerRun> {
+  async function inImage(c: Container, dirs: { rules: string; plugins: string; state: string; assets: string }, uid?: number): Promise<ContainerRun> {
     const byVolume = new Map((pod.volumes ?? []).map((v: { name: string }) => [v.name, v]));
-    const hostSource: Record<string, string> = { [host.rules]: dirs.rules, [host.plugins]: dirs.plugins, [host.state]: dirs.state };
+    const hostSource: Record<string, string> = { [host.rules]: dirs.rules, [host.plugins]: dirs.plugins, [host.state]: dirs.state, [host.assets]: dirs.assets };
     const tmp = await mkdtemp(join(scratch, 'tmp-'));
     await chmod(tmp, 0o1777);
     const mounts: Mount[] = (c.volumeMounts ?? []).map((m: { name: string; mountPath: string; readOnly?: boolean }) => {
@@ -219,8 +229,8 @@ describe('the rendered pod in the runtime image (read-only root, capabilities dr
     return { args: c.args!, env, mounts, uid: runAs, gid: uid ?? ctx.runAsGroup ?? runAs };
   }
 
-  async function hostDirs(name: string, owner?: number): Promise<{ rules: string; plugins: string; state: string }> {
-    const dirs = { rules: join(scratch, name, 'rules'), plugins: join(scratch, name, 'plugins'), state: join(scratch, name, 'state') };
+  async function hostDirs(name: string, owner?: number): Promise<{ rules: string; plugins: string; state: string; assets: string }> {
+    const dirs = { rules: join(scratch, name, 'rules'), plugins: join(scratch, name, 'plugins'), state: join(scratch, name, 'state'), assets: join(scratch, name, 'assets') };
     for (const d of Object.values(dirs)) {
       await mkdir(d, { recursive: true });
       if (owner !== undefined) await chown(d, owner, owner);
@@ -235,6 +245,7 @@ describe('the rendered pod in the runtime image (read-only root, capabilities dr
     expect(r.code, `install exited ${r.code}:\n${r.stderr}`).toBe(0);
     expect(await readFile(join(dirs.rules, RULES_FILE), 'utf8')).toBe(RULES_V1);
     expect((await readFile(join(dirs.plugins, 'libjson.so'))).toString('latin1')).toContain(`json 0.7.0 ${PLATFORM}\n`);
+    expect(await readFile(join(dirs.assets, 'geo.mmdb'))).toEqual(GEO_DATA);
     // The blob cache is on the state hostPath (XDG_CACHE_HOME), so a restarted pod downloads nothing again.
     expect((await readdir(join(dirs.state, 'cache'), { recursive: true })).some((f) => /sha256/.test(String(f)))).toBe(true);
   }, 60_000);
@@ -302,6 +313,7 @@ describe('the rendered pod, run as the kubelet would run it', () => {
     expect(await readFile(join(host.rules, RULES_FILE), 'utf8')).toBe(RULES_V1);
     const plugin = await readFile(join(host.plugins, 'libjson.so'));
     expect(plugin.toString('latin1')).toContain(`json 0.7.0 ${PLATFORM}\n`);
+    expect(await readFile(join(host.assets, 'geo.mmdb'))).toEqual(GEO_DATA);
     // Nothing written outside the mounted dirs: the root filesystem may be read-only.
     expect((await readdir(root)).sort()).toEqual(['host', 'mounts', 'src', 'values.yaml']);
   }, 60_000);

@@ -128,9 +128,9 @@ export function effectiveValues(valuesFiles: string[]): any {
 const CONFIG_KEYS = {
   top: ['indexes', 'registry', 'install', 'follow', 'cacheDir'],
   registry: ['plainHttp', 'insecureSkipTlsVerify', 'caFiles', 'mirrors', 'authFile', 'cosignKeys'],
-  install: ['refs', 'rulesfilesDir', 'pluginsDir', 'resolveDeps', 'allowedTypes', 'platform', 'engineVersion', 'lockfile'],
+  install: ['refs', 'rulesfilesDir', 'pluginsDir', 'resolveDeps', 'allowedTypes', 'platform', 'engineVersion', 'lockfile', 'dirs'],
   follow: ['refs', 'every', 'cron', 'jitter', 'rulesfilesDir', 'pluginsDir', 'stateDir', 'allowedTypes', 'engineVersion',
-    'engineVersionsUrl', 'validateCmd', 'metricsAddr'],
+    'engineVersionsUrl', 'validateCmd', 'metricsAddr', 'dirs'],
   index: ['name', 'url', 'added'],
 };
 

@@ -96,6 +96,10 @@ directories are the hostPaths, mounted at the same paths in the containers.
 {{- with $v.artifacts.follow.cron }}
 {{- $_ := set $follow "cron" . }}
 {{- end }}
+{{- with $v.hostPaths.dirs }}
+{{- $_ := set $install "dirs" . }}
+{{- $_ := set $follow "dirs" . }}
+{{- end }}
 {{- with $v.engine.version }}
 {{- $_ := set $install "engineVersion" . }}
 {{- $_ := set $follow "engineVersion" . }}
@@ -135,6 +139,10 @@ directories are the hostPaths, mounted at the same paths in the containers.
   mountPath: {{ .Values.hostPaths.pluginsDir }}
 - name: state
   mountPath: {{ .Values.hostPaths.stateDir }}
+{{- range $type, $path := .Values.hostPaths.dirs }}
+- name: dir-{{ $type }}
+  mountPath: {{ $path }}
+{{- end }}
 - name: tmp
   mountPath: /tmp
 {{- if .Values.registry.auth.existingSecret }}
