@@ -115,10 +115,10 @@ export const ALIASES: ReadonlyMap<string, readonly string[]> = new Map([
 
 /** falcoctl keys accepted and ignored with a warning (features this tool does differently). */
 export const IGNORED: ReadonlyMap<string, string> = new Map([
-  ['artifact.noVerify', 'signature verification settings are not supported yet'],
-  ['artifact.install.noVerify', 'signature verification settings are not supported yet'],
-  ['artifact.follow.noVerify', 'signature verification settings are not supported yet'],
+  ['artifact.noVerify', 'signatures are verified only when keys are set (registry.cosignKeys), so there is nothing to turn off'],
+  ['artifact.install.noVerify', 'signatures are verified only when keys are set (registry.cosignKeys), so there is nothing to turn off'],
+  ['artifact.follow.noVerify', 'signatures are verified only when keys are set (registry.cosignKeys), so there is nothing to turn off'],
   ['artifact.follow.tmpDir', 'the follower stages files beside their destination, so no temp dir is needed'],
-  ['artifact.install.assetsDir', 'assets are not supported'],
-  ['artifact.follow.assetsDir', 'assets are not supported'],
+  ['artifact.install.assetsDir', 'set install.dirs.asset instead (a directory per artifact type)'],
+  ['artifact.follow.assetsDir', 'set follow.dirs.asset instead (a directory per artifact type)'],
 ]);

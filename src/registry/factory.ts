@@ -4,6 +4,7 @@
  */
 import type { RegistryConfig } from '../config/types.js';
 import { CredentialStore } from './auth/credentials.js';
+import { GOOGLE_REGISTRY_USER, sharedGoogleSource } from './auth/google.js';
 import { sharedOAuthSource, type OAuthTokenSource } from './auth/oauth.js';
 import { RegistryClient, type Credential, type CredentialSource } from './client.js';
 import type { HostSettings, TransportOptions } from './transport.js';
@@ -46,8 +47,9 @@ export interface ConfigCredentialOptions {
 }
 
 /**
- * Credentials written in the config file (`registry.auth.oauth`, then `registry.auth.basic`): what the
- * operator configured explicitly for a host. The first entry naming a host wins.
+ * Credentials written in the config file (`registry.auth.oauth`, then `registry.auth.gcp`, then
+ * `registry.auth.basic`): what the operator configured explicitly for a host. The first entry naming a
+ * host wins.
  */
 export function configCredentials(registry: RegistryConfig, opts: ConfigCredentialOptions = {}): CredentialSource {
   const oauth = new Map<string, OAuthTokenSource>();
@@ -73,6 +75,8 @@ export function configCredentials(registry: RegistryConfig, opts: ConfigCredenti
       ),
     );
   }
+  // Google's application default credentials (src/registry/auth/google.ts), one source for the process.
+  const gcp = new Set((registry.auth?.gcp ?? []).map((e) => configHost(e.registry)));
   const basic = new Map<string, Credential>();
   for (const entry of registry.auth?.basic ?? []) {
     const host = configHost(entry.registry);
@@ -83,6 +87,10 @@ export function configCredentials(registry: RegistryConfig, opts: ConfigCredenti
       const key = configHost(host);
       const source = oauth.get(key);
       if (source) return { registryToken: await source.token() };
+      if (gcp.has(key)) {
+        const google = sharedGoogleSource({ ...(opts.env !== undefined && { env: opts.env }), ...(opts.userAgent !== undefined && { userAgent: opts.userAgent }) });
+        return { username: GOOGLE_REGISTRY_USER, password: await google.token(host), origin: 'registry.auth.gcp (Google application default credentials)' };
+      }
       const cred = basic.get(key);
       return cred ? { ...cred } : undefined;
     },

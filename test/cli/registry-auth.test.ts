@@ -2,6 +2,7 @@
  * Credentials from the config file (`registry.auth.basic`, `registry.auth.oauth`), docker's
  * `registrytoken`, and the refusal of `registry.auth.gcp`: the built CLI against real registries.
  */
+import { generateKeyPairSync, verify, type KeyObject } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -298,29 +299,141 @@ describe('docker config.json registrytoken', () => {
   });
 });
 
-describe('registry.auth.gcp', () => {
-  it('is refused by config validate with the alternative', async () => {
-    const env = await cliEnv();
-    const file = join(env.HOME, 'gcp.yaml');
-    await writeFile(file, stringify({ registry: { auth: { gcp: [{ registry: 'us-docker.pkg.dev' }] } } }));
-    const bad = await runCli(['config', 'validate', file], { env });
-    expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain(
-      `config ${file}: registry.auth.gcp is not supported; use Google's docker-credential-gcr through a docker config.json "credHelpers" entry (see registry.authFile)`,
-    );
+/**
+ * Google's application default credentials, against stand-ins that speak Google's documented
+ * protocols: a metadata server (GCE_METADATA_HOST) and an OAuth token endpoint (the key file's
+ * token_uri). The registry (token auth) knows one user, oauth2accesstoken, whose password is the
+ * access token they hand out, as Artifact Registry does.
+ */
+describe('registry.auth.gcp (Google application default credentials)', () => {
+  const ACCESS_TOKEN = 'ya29.c.test-access-token-0123456789';
+  let reg: TestRegistry;
+  let google: Server;
+  let googleHost: string;
+  const hits: { metadata: number; jwt: number; refresh: number } = { metadata: 0, jwt: 0, refresh: 0 };
+  let saPublicKey: KeyObject;
+  let tokenReply: { status: number; body: unknown } | undefined;
 
-    // An empty list, as a falcoctl config may render it, is fine.
-    const empty = join(env.HOME, 'gcp-empty.yaml');
-    await writeFile(empty, stringify({ registry: { auth: { gcp: [] } } }));
-    const ok = await runCli(['config', 'validate', empty], { env });
-    expect(ok.stderr).toBe('');
-    expect(ok.code).toBe(0);
+  beforeAll(async () => {
+    reg = await startRegistry({ auth: 'token', username: 'oauth2accesstoken', password: ACCESS_TOKEN });
+    const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    saPublicKey = pair.publicKey;
+    saPem = pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    google = createServer((req, res) => {
+      const send = (status: number, body: unknown) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        if (req.method === 'GET' && req.url === '/computeMetadata/v1/instance/service-accounts/default/token') {
+          // The real server refuses requests without this header (a guard against SSRF).
+          if (req.headers['metadata-flavor'] !== 'Google') return send(403, { error: 'missing Metadata-Flavor' });
+          hits.metadata++;
+          return send(200, { access_token: ACCESS_TOKEN, expires_in: 3599, token_type: 'Bearer' });
+        }
+        if (req.method === 'POST' && req.url === '/token') {
+          if (tokenReply) return send(tokenReply.status, tokenReply.body);
+          const form = new URLSearchParams(body);
+          if (form.get('grant_type') === 'urn:ietf:params:oauth:grant-type:jwt-bearer') {
+            // RFC 7523: a JWT signed by the service account's key, for this endpoint and scope.
+            const [h, c, sig] = (form.get('assertion') ?? '').split('.');
+            const ok = verify('sha256', Buffer.from(`${h}.${c}`), saPublicKey, Buffer.from(sig ?? '', 'base64url'));
+            const header = JSON.parse(Buffer.from(h!, 'base64url').toString()) as { alg: string; kid?: string };
+            const claims = JSON.parse(Buffer.from(c!, 'base64url').toString()) as { iss: string; aud: string; scope: string; iat: number; exp: number };
+            if (!ok || header.alg !== 'RS256' || header.kid !== 'key-1' || claims.iss !== 'reader@proj.iam.gserviceaccount.com' || claims.aud !== `http://${googleHost}/token` || claims.scope !== 'https://www.googleapis.com/auth/cloud-platform' || claims.exp - claims.iat !== 3600) {
+              return send(400, { error: 'invalid_grant', error_description: 'Invalid JWT Signature.' });
+            }
+            hits.jwt++;
+            return send(200, { access_token: ACCESS_TOKEN, expires_in: 3599, token_type: 'Bearer' });
+          }
+          if (form.get('grant_type') === 'refresh_token' && form.get('refresh_token') === '1//refresh' && form.get('client_id') === 'cid' && form.get('client_secret') === 'csecret') {
+            hits.refresh++;
+            return send(200, { access_token: ACCESS_TOKEN, expires_in: 3599 });
+          }
+          return send(400, { error: 'invalid_grant' });
+        }
+        send(404, { error: 'not found' });
+      });
+    });
+    await new Promise<void>((ok) => google.listen(0, '127.0.0.1', ok));
+    googleHost = `127.0.0.1:${(google.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await reg?.stop();
+    await new Promise<void>((ok) => (google ? google.close(() => ok()) : ok()));
+  });
+  let saPem: string;
+
+  /** A sandbox with registry.auth.gcp for the registry, no key file, and the metadata stand-in (or `metadata`). */
+  async function gcpEnv(extra: NodeJS.ProcessEnv = {}, metadata = googleHost): Promise<NodeJS.ProcessEnv & { HOME: string }> {
+    const env = await cliEnv({ GCE_METADATA_HOST: metadata });
+    delete env.GOOGLE_APPLICATION_CREDENTIALS;
+    delete env.CLOUDSDK_CONFIG;
+    Object.assign(env, extra);
+    await writeConfig(env, { registry: { plainHttp: [reg.host], auth: { gcp: [{ registry: reg.host }] } } });
+    return env;
+  }
+
+  it('on a GKE node or VM: a token from the metadata server; push and pull work, and the token is never printed', async () => {
+    const env = await gcpEnv();
+    const before = hits.metadata;
+    const push = await runCli([...pushArgs(`${reg.host}/rules/gcp-metadata`), '--log-level', 'debug'], { env });
+    expect(push.code, push.stderr).toBe(0);
+    expect(hits.metadata).toBeGreaterThan(before);
+    expect(push.stderr + push.stdout).not.toContain(ACCESS_TOKEN);
+    await pullsBack(env, `${reg.host}/rules/gcp-metadata:1.0.0`);
+    await expectNoLogin(env);
   });
 
-  it('is refused from the environment too, and by every command that loads the config', async () => {
-    const env = await cliEnv({ DIGINFRACTL_REGISTRY_AUTH_GCP: 'gcr.io' });
-    const show = await runCli(['config', 'show'], { env });
-    expect(show.code).toBe(1);
-    expect(show.stderr).toContain('environment variable DIGINFRACTL_REGISTRY_AUTH_GCP: registry.auth.gcp is not supported');
+  it('GOOGLE_APPLICATION_CREDENTIALS with a service account key: a signed JWT exchanged at its token_uri, before the metadata server', async () => {
+    const keyFile = join(await mkdtemp(join(tmpdir(), 'gcp-key-')), 'key.json');
+    await writeFile(keyFile, JSON.stringify({ type: 'service_account', project_id: 'proj', private_key_id: 'key-1', private_key: saPem, client_email: 'reader@proj.iam.gserviceaccount.com', token_uri: `http://${googleHost}/token` }));
+    const env = await gcpEnv({ GOOGLE_APPLICATION_CREDENTIALS: keyFile });
+    const before = { ...hits };
+    const push = await runCli(pushArgs(`${reg.host}/rules/gcp-sa`), { env });
+    expect(push.code, push.stderr).toBe(0);
+    expect(hits.jwt).toBe(before.jwt + 1);
+    expect(hits.metadata).toBe(before.metadata);
+
+    // A key the endpoint refuses: the error names the file and the endpoint, never the key.
+    tokenReply = { status: 400, body: { error: 'invalid_grant', error_description: 'Invalid JWT Signature.' } };
+    try {
+      const refused = await runCli(pushArgs(`${reg.host}/rules/gcp-sa2`), { env });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`Google token endpoint ${googleHost} refused the credentials of ${keyFile} for ${reg.host} (HTTP 400) (invalid_grant: Invalid JWT Signature.)`);
+      expect(refused.stderr).not.toContain('PRIVATE KEY');
+    } finally {
+      tokenReply = undefined;
+    }
+  });
+
+  it("gcloud's application default credentials (authorized_user): the refresh token exchanged", async () => {
+    const env = await gcpEnv();
+    const gcloud = join(env.HOME, '.config', 'gcloud');
+    await mkdir(gcloud, { recursive: true });
+    await writeFile(join(gcloud, 'application_default_credentials.json'), JSON.stringify({ type: 'authorized_user', client_id: 'cid', client_secret: 'csecret', refresh_token: '1//refresh', token_uri: `http://${googleHost}/token` }));
+    const before = { ...hits };
+    const push = await runCli(pushArgs(`${reg.host}/rules/gcp-user`), { env });
+    expect(push.code, push.stderr).toBe(0);
+    expect(hits.refresh).toBe(before.refresh + 1);
+    expect(hits.metadata).toBe(before.metadata);
+  });
+
+  it('with no credentials anywhere: an error that says where it looked and what to do', async () => {
+    const env = await gcpEnv({}, '127.0.0.1:9');
+    const push = await runCli(pushArgs(`${reg.host}/rules/gcp-none`), { env });
+    expect(push.code).toBe(1);
+    expect(push.stderr).toContain(`no Google credentials for ${reg.host}: GOOGLE_APPLICATION_CREDENTIALS is not set, gcloud has no application default credentials, and the metadata server 127.0.0.1:9 did not answer`);
+    expect(push.stderr).toContain('Workload Identity');
+  });
+
+  it('config validate accepts it, from the file and the environment', async () => {
+    const env = await cliEnv({ DIGINFRACTL_REGISTRY_AUTH_GCP: 'gcr.io,us-docker.pkg.dev' });
+    const show = await runCli(['config', 'show', '-o', 'json'], { env });
+    expect(show.stderr).toBe('');
+    expect(show.code).toBe(0);
+    expect(show.stdout).toContain('us-docker.pkg.dev');
   });
 });

@@ -42,6 +42,9 @@ export interface TestRegistry {
 export interface StartOptions {
   auth?: 'none' | 'htpasswd' | 'token';
   tls?: boolean;
+  /** The one user's name and password (default: `tester` and a random one). */
+  username?: string;
+  password?: string;
 }
 
 const REGISTRY_BIN = '/usr/bin/docker-registry';
@@ -85,7 +88,8 @@ export async function startRegistry(opts: StartOptions = {}): Promise<TestRegist
 
   try {
     const storageDir = join(dir, 'storage');
-    const password = auth === 'none' ? undefined : randomBytes(12).toString('hex');
+    const password = auth === 'none' ? undefined : (opts.password ?? randomBytes(12).toString('hex'));
+    const username = opts.username ?? USERNAME;
     const config: Record<string, unknown> = {
       version: 0.1,
       log: { level: 'warn', accesslog: { disabled: true } },
@@ -101,10 +105,10 @@ export async function startRegistry(opts: StartOptions = {}): Promise<TestRegist
       const htpasswdFile = join(dir, 'htpasswd');
       // bcrypt cost 4 (the minimum): the registry checks the hash on every request, and the default
       // cost of 10 would add tens of milliseconds to each one.
-      await writeFile(htpasswdFile, `${USERNAME}:${bcrypt.hashSync(password!, 4)}\n`);
+      await writeFile(htpasswdFile, `${username}:${bcrypt.hashSync(password!, 4)}\n`);
       config.auth = { htpasswd: { realm: 'diginfractl-test', path: htpasswdFile } };
     } else if (auth === 'token') {
-      issuer = await startTokenIssuer(dir, USERNAME, password!, tlsFiles);
+      issuer = await startTokenIssuer(dir, username, password!, tlsFiles);
       cleanups.push(issuer.close);
       config.auth = {
         token: {
@@ -123,7 +127,7 @@ export async function startRegistry(opts: StartOptions = {}): Promise<TestRegist
       host,
       url: `${tls ? 'https' : 'http'}://${host}`,
       ...(tlsFiles ? { caFile: tlsFiles.caFile } : {}),
-      ...(password === undefined ? {} : { username: USERNAME, password }),
+      ...(password === undefined ? {} : { username, password }),
       storageDir,
       ...(issuer ? { tokenRequests: issuer.count } : {}),
       stop: () => {

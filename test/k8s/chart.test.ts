@@ -201,6 +201,22 @@ describe('other combinations of values', () => {
     expect(inv.config.follow.metricsAddr).toBe('[::]:9376');
   });
 
+  it('registry.auth.gcp and hostPaths.dirs reach the config file, and the CLI accepts it', async () => {
+    const r = await helmTemplate({ setJson: ['registry.auth.gcp=["us-docker.pkg.dev"]', 'hostPaths.dirs={"asset":"/etc/diginfra/assets"}', 'allowedTypes=["rulesfile","asset"]'] });
+    expect(r.code, r.stderr).toBe(0);
+    const objects = parseManifests(r.stdout);
+    const ds = objects.find((o) => o.kind === 'DaemonSet')!;
+    const inv = checkPodInvariants(ds.spec.template.spec as PodSpec, objects.filter((o) => o.kind === 'ConfigMap'));
+    expect(inv.config.registry.auth).toEqual({ gcp: [{ registry: 'us-docker.pkg.dev' }] });
+    expect(inv.config.install.dirs).toEqual({ asset: '/etc/diginfra/assets' });
+    expect(inv.config.follow.dirs).toEqual({ asset: '/etc/diginfra/assets' });
+    const volume = ds.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'dir-asset');
+    expect(volume.hostPath.path).toBe('/etc/diginfra/assets');
+    for (const c of [...ds.spec.template.spec.initContainers, ...ds.spec.template.spec.containers]) {
+      expect(c.volumeMounts.find((m: { name: string }) => m.name === 'dir-asset')?.mountPath, c.name).toBe('/etc/diginfra/assets');
+    }
+  });
+
   it('refuses a pod with nothing of ours to run', async () => {
     const r = await helmTemplate({
       set: ['artifacts.install.enabled=false', 'artifacts.follow.enabled=false'],

@@ -91,6 +91,13 @@ directories are the hostPaths, mounted at the same paths in the containers.
 {{- if $v.registry.auth.existingSecret }}
 {{- $_ := set $registry "authFile" (printf "%s/config.json" (include "diginfractl.authDir" .)) }}
 {{- end }}
+{{- with $v.registry.auth.gcp }}
+{{- $gcp := list }}
+{{- range . }}
+{{- $gcp = append $gcp (dict "registry" .) }}
+{{- end }}
+{{- $_ := set $registry "auth" (dict "gcp" $gcp) }}
+{{- end }}
 {{- $install := dict "refs" $v.artifacts.install.refs "rulesfilesDir" $v.hostPaths.rulesfilesDir "pluginsDir" $v.hostPaths.pluginsDir "resolveDeps" $v.artifacts.install.resolveDeps "allowedTypes" $v.allowedTypes "lockfile" (printf "%s/diginfractl.lock" $v.hostPaths.stateDir) }}
 {{- $follow := dict "refs" $v.artifacts.follow.refs "every" $v.artifacts.follow.every "jitter" $v.artifacts.follow.jitter "rulesfilesDir" $v.hostPaths.rulesfilesDir "pluginsDir" $v.hostPaths.pluginsDir "stateDir" $v.hostPaths.stateDir "allowedTypes" $v.allowedTypes "metricsAddr" (include "diginfractl.metricsAddr" .) }}
 {{- with $v.artifacts.follow.cron }}
