@@ -32,6 +32,8 @@ export interface FetchIndexRequest {
   insecure?: boolean;
   /** Proxy variables (HTTPS_PROXY, NO_PROXY, ...); default process.env. */
   env?: Record<string, string | undefined>;
+  /** An OAuth access token for the index's origin (gs://), instead of basic credentials. */
+  bearer?: string;
 }
 
 export type FetchIndexResult =
@@ -64,7 +66,35 @@ function tooLarge(req: FetchIndexRequest, where: string): DiginfraError {
 }
 
 export async function fetchIndex(req: FetchIndexRequest): Promise<FetchIndexResult> {
-  return isLocalIndex(req.url) ? fetchFile(req) : fetchHttp(req);
+  if (isLocalIndex(req.url)) return fetchFile(req);
+  if (isGcsIndex(req.url)) return fetchGcs(req);
+  return fetchHttp(req);
+}
+
+export function isGcsIndex(url: string): boolean {
+  return /^gs:\/\//i.test(url);
+}
+
+/**
+ * `gs://BUCKET/OBJECT` (falcoctl's gs backend): Cloud Storage's JSON API, `alt=media`, with a token
+ * from Google's application default credentials (src/registry/auth/google.ts); on a machine with no
+ * Google identity at all, anonymously (a public bucket). `STORAGE_EMULATOR_HOST` (what Google's
+ * client libraries read) replaces https://storage.googleapis.com. Conditional requests as for https.
+ */
+async function fetchGcs(req: FetchIndexRequest): Promise<FetchIndexResult> {
+  const m = /^gs:\/\/([^/]+)\/(.+)$/i.exec(req.url);
+  if (!m) throw new DiginfraError('USAGE', `index "${req.name}": ${req.url} must be gs://BUCKET/OBJECT`);
+  const [, bucket, object] = m as unknown as [string, string, string];
+  const env = req.env ?? process.env;
+  const emulator = env.STORAGE_EMULATOR_HOST;
+  const base = emulator ? (/^https?:\/\//i.test(emulator) ? emulator : `http://${emulator}`).replace(/\/+$/, '') : 'https://storage.googleapis.com';
+  const url = `${base}/storage/v1/b/${encodeURIComponent(bucket)}/o/${encodeURIComponent(object)}?alt=media`;
+  const { sharedGoogleSource } = await import('../registry/auth/google.js');
+  const token = await sharedGoogleSource({ env }).tokenIfAny(req.url);
+  return fetchHttp(
+    { ...req, url, ...(token !== undefined && { bearer: token }) },
+    `${token === undefined ? 'this machine has no Google credentials, so the bucket was read anonymously; ' : ''}give the Google service account of this node (or GOOGLE_APPLICATION_CREDENTIALS) storage.objects.get on gs://${bucket}`,
+  );
 }
 
 async function fetchFile(req: FetchIndexRequest): Promise<FetchIndexResult> {
@@ -106,7 +136,7 @@ function statusText(code: number): string {
   return texts[code] ? `${code} ${texts[code]}` : String(code);
 }
 
-async function fetchHttp(req: FetchIndexRequest): Promise<FetchIndexResult> {
+async function fetchHttp(req: FetchIndexRequest, authHint?: string): Promise<FetchIndexResult> {
   const [{ request }, { createDispatcher }] = await Promise.all([import('../registry/undici.js'), import('../registry/transport.js')]);
   const timeout = req.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const max = req.maxBytes ?? MAX_INDEX_BYTES;
@@ -130,6 +160,8 @@ async function fetchHttp(req: FetchIndexRequest): Promise<FetchIndexResult> {
       // Credentials go to the index's own origin only, never to where a redirect points elsewhere.
       if (req.credentials && new URL(url).origin === origin) {
         headers.authorization = `Basic ${Buffer.from(`${req.credentials.username}:${req.credentials.password}`).toString('base64')}`;
+      } else if (req.bearer !== undefined && new URL(url).origin === origin) {
+        headers.authorization = `Bearer ${req.bearer}`;
       }
       let res;
       try {
@@ -161,7 +193,7 @@ async function fetchHttp(req: FetchIndexRequest): Promise<FetchIndexResult> {
       if (statusCode === 401 || statusCode === 403) {
         await res.body.dump();
         throw new DiginfraError('AUTH_REQUIRED', `index "${req.name}": ${url} answered ${statusText(statusCode)}${req.credentials ? ' to the stored credentials' : ''}`, {
-          hint: `${req.credentials ? 'store the right credentials' : 'this index needs credentials'}: diginfractl index add ${req.name} ${req.url} --username USER --password-stdin --force`,
+          hint: authHint ?? `${req.credentials ? 'store the right credentials' : 'this index needs credentials'}: diginfractl index add ${req.name} ${req.url} --username USER --password-stdin --force`,
         });
       }
       if (statusCode === 404 || statusCode === 410) {

@@ -52,6 +52,13 @@ type Method = { kind: 'file'; path: string; key: KeyFile } | { kind: 'metadata';
 
 const b64url = (data: Buffer | string) => Buffer.from(data).toString('base64url');
 
+/** No key file and no metadata server: this machine has no Google identity. */
+export class NoGoogleCredentials extends DiginfraError {
+  constructor(message: string, opts: { cause?: unknown; hint?: string }) {
+    super('AUTH_REQUIRED', message, opts);
+  }
+}
+
 export class GoogleTokenSource {
   readonly #env: NodeJS.ProcessEnv;
   readonly #options: GoogleOptions;
@@ -63,6 +70,19 @@ export class GoogleTokenSource {
     this.#options = options;
     this.#env = options.env ?? process.env;
     this.#now = options.now ?? Date.now;
+  }
+
+  /**
+   * A token, or undefined when this machine has no Google credentials at all (no key file, no
+   * metadata server): for what may also be read anonymously (a public bucket).
+   */
+  async tokenIfAny(what: string): Promise<string | undefined> {
+    try {
+      return await this.token(what);
+    } catch (err) {
+      if (err instanceof NoGoogleCredentials) return undefined;
+      throw err;
+    }
   }
 
   /** An access token valid for a while yet; `registry` only names what it is for in errors. */
@@ -153,7 +173,7 @@ export class GoogleTokenSource {
     try {
       reply = await this.#send(`the metadata server ${host}`, registry, { method: 'GET', url, headers: { 'metadata-flavor': 'Google', accept: 'application/json' } }, true);
     } catch (err) {
-      throw new DiginfraError('AUTH_REQUIRED', `no Google credentials for ${registry}: GOOGLE_APPLICATION_CREDENTIALS is not set, gcloud has no application default credentials, and the metadata server ${host} did not answer (${messageOf(err)})`, {
+      throw new NoGoogleCredentials(`no Google credentials for ${registry}: GOOGLE_APPLICATION_CREDENTIALS is not set, gcloud has no application default credentials, and the metadata server ${host} did not answer (${messageOf(err)})`, {
         cause: err,
         hint: 'on GKE, give the pod a Kubernetes service account bound to a Google one (Workload Identity); elsewhere set GOOGLE_APPLICATION_CREDENTIALS to a service account key file',
       });
