@@ -104,7 +104,7 @@ export function checkIndexName(value: string): string | undefined {
   return INDEX_NAME_RE.test(value) ? undefined : `"${value}" must start with a letter or digit and hold only letters, digits, ".", "_" and "-"`;
 }
 
-/** https://, http://, gs://BUCKET/OBJECT, file:// or a plain path; no credentials in the URL (they would be stored and printed). */
+/** https://, http://, gs://BUCKET/OBJECT, s3://BUCKET/KEY, file:// or a plain path; no credentials in the URL (they would be stored and printed). */
 export function checkIndexUrl(value: string): string | undefined {
   if (value.trim() === '') return 'must not be empty';
   if (!/^[a-z][a-z0-9+.-]*:/i.test(value) || /^[a-z]:[\\/]/i.test(value)) return undefined; // a path
@@ -115,8 +115,9 @@ export function checkIndexUrl(value: string): string | undefined {
     return `"${value}" is not a URL`;
   }
   if (url.protocol === 'gs:') return /^gs:\/\/[^/]+\/.+/i.test(value) ? undefined : `"${value}" must be gs://BUCKET/OBJECT`;
+  if (url.protocol === 's3:') return /^s3:\/\/[^/]+\/.+/i.test(value) ? undefined : `"${value}" must be s3://BUCKET/KEY`;
   if (!['http:', 'https:', 'file:'].includes(url.protocol)) {
-    return `"${value}" is not an https://, http://, gs:// or file:// URL, nor a local path`;
+    return `"${value}" is not an https://, http://, gs://, s3:// or file:// URL, nor a local path`;
   }
   if (url.username || url.password) return 'must not hold credentials; use `index add --username U --password-stdin` instead';
   return undefined;

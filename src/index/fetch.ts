@@ -32,8 +32,8 @@ export interface FetchIndexRequest {
   insecure?: boolean;
   /** Proxy variables (HTTPS_PROXY, NO_PROXY, ...); default process.env. */
   env?: Record<string, string | undefined>;
-  /** An OAuth access token for the index's origin (gs://), instead of basic credentials. */
-  bearer?: string;
+  /** Authorization headers for the index's own origin (gs://, s3://), instead of basic credentials. */
+  authHeaders?: Record<string, string>;
 }
 
 export type FetchIndexResult =
@@ -68,7 +68,39 @@ function tooLarge(req: FetchIndexRequest, where: string): DiginfraError {
 export async function fetchIndex(req: FetchIndexRequest): Promise<FetchIndexResult> {
   if (isLocalIndex(req.url)) return fetchFile(req);
   if (isGcsIndex(req.url)) return fetchGcs(req);
+  if (isS3Index(req.url)) return fetchS3(req);
   return fetchHttp(req);
+}
+
+export function isS3Index(url: string): boolean {
+  return /^s3:\/\//i.test(url);
+}
+
+/**
+ * `s3://BUCKET/KEY` (falcoctl's s3 backend): a GET of the object, signed (SigV4) with the AWS
+ * credentials the chain of src/registry/auth/aws.ts finds, or anonymous (a public bucket) when there
+ * are none. The bucket's region is `AWS_REGION` (or `AWS_DEFAULT_REGION`, default us-east-1);
+ * `AWS_ENDPOINT_URL_S3` (or `AWS_ENDPOINT_URL`) names another S3-compatible endpoint, path-style.
+ */
+async function fetchS3(req: FetchIndexRequest): Promise<FetchIndexResult> {
+  const m = /^s3:\/\/([^/]+)\/(.+)$/i.exec(req.url);
+  if (!m) throw new DiginfraError('USAGE', `index "${req.name}": ${req.url} must be s3://BUCKET/KEY`);
+  const [, bucket, key] = m as unknown as [string, string, string];
+  const env = req.env ?? process.env;
+  const { regionOf, sharedAwsSource, signV4 } = await import('../registry/auth/aws.js');
+  const region = regionOf(env);
+  const path = key.split('/').map(encodeURIComponent).join('/');
+  const endpoint = (env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL)?.replace(/\/+$/, '');
+  // Virtual-hosted style on AWS; path style for another endpoint and for a bucket with dots (TLS names).
+  const url = endpoint ? `${endpoint}/${bucket}/${path}` : bucket.includes('.') ? `https://s3.${region}.amazonaws.com/${bucket}/${path}` : `https://${bucket}.s3.${region}.amazonaws.com/${path}`;
+  const credentials = await sharedAwsSource({ env }).get(req.url);
+  const authHeaders = credentials ? signV4({ method: 'GET', url: new URL(url), headers: {}, region, service: 's3', credentials }) : undefined;
+  return fetchHttp(
+    { ...req, url, ...(authHeaders && { authHeaders }) },
+    credentials
+      ? `the AWS credentials from ${credentials.source} may not read it: allow s3:GetObject on arn:aws:s3:::${bucket}/${key} (and check AWS_REGION is the bucket's, ${region} now)`
+      : `no AWS credentials were found, so the bucket was read anonymously: give this node or pod a role (IRSA, EKS Pod Identity, instance profile) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY`,
+  );
 }
 
 export function isGcsIndex(url: string): boolean {
@@ -92,7 +124,7 @@ async function fetchGcs(req: FetchIndexRequest): Promise<FetchIndexResult> {
   const { sharedGoogleSource } = await import('../registry/auth/google.js');
   const token = await sharedGoogleSource({ env }).tokenIfAny(req.url);
   return fetchHttp(
-    { ...req, url, ...(token !== undefined && { bearer: token }) },
+    { ...req, url, ...(token !== undefined && { authHeaders: { authorization: `Bearer ${token}` } }) },
     `${token === undefined ? 'this machine has no Google credentials, so the bucket was read anonymously; ' : ''}give the Google service account of this node (or GOOGLE_APPLICATION_CREDENTIALS) storage.objects.get on gs://${bucket}`,
   );
 }
@@ -160,8 +192,8 @@ async function fetchHttp(req: FetchIndexRequest, authHint?: string): Promise<Fet
       // Credentials go to the index's own origin only, never to where a redirect points elsewhere.
       if (req.credentials && new URL(url).origin === origin) {
         headers.authorization = `Basic ${Buffer.from(`${req.credentials.username}:${req.credentials.password}`).toString('base64')}`;
-      } else if (req.bearer !== undefined && new URL(url).origin === origin) {
-        headers.authorization = `Bearer ${req.bearer}`;
+      } else if (req.authHeaders !== undefined && new URL(url).origin === origin) {
+        Object.assign(headers, req.authHeaders);
       }
       let res;
       try {

@@ -154,7 +154,7 @@ describe('index add', () => {
     const mark = server.requests.length;
     const cases: [string[], string, number][] = [
       [['index', 'add', 'bad/name', '/x'], 'error: index name "bad/name" must start with a letter or digit', 2],
-      [['index', 'add', 'x', 'ftp://host/i.yaml'], 'error: index URL "ftp://host/i.yaml": is not an https://, http://, gs:// or file:// URL, nor a local path', 2],
+      [['index', 'add', 'x', 'ftp://host/i.yaml'], 'error: index URL "ftp://host/i.yaml": is not an https://, http://, gs://, s3:// or file:// URL, nor a local path', 2],
       [['index', 'add', 'x', 'https://u:p@host/i.yaml'], 'error: index URL must not hold credentials', 2],
       [['index', 'add', 'x', `${server.base}/index.yaml`, '--username', 'u'], 'error: --username needs --password-stdin', 2],
       [['index', 'add', 'x', `${server.base}/index.yaml`, '--password-stdin'], 'error: --password-stdin needs --username', 2],

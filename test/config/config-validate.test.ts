@@ -96,7 +96,7 @@ describe('validateConfig', () => {
     expect(msg).toContain('follow.jitter must be between 0 and 1, not 3');
     expect(msg).toContain('follow.metricsAddr: "nope" must be [host]:port');
     expect(msg).toContain('registry.plainHttp[0]: "not a host" is not a host[:port]');
-    expect(msg).toContain('indexes[0].url: "ftp://x" is not an https://, http://, gs:// or file:// URL');
+    expect(msg).toContain('indexes[0].url: "ftp://x" is not an https://, http://, gs://, s3:// or file:// URL');
     expect(msg).toContain('indexes[1]: missing "name"');
     expect(lines).toHaveLength(8);
   });

@@ -3,7 +3,7 @@ import { DiginfraError } from '../../errors.js';
 import { checkIndexName, checkIndexUrl } from '../../config/checks.js';
 import { loadConfigFile } from '../../config/load.js';
 import { updateConfigFile } from '../../config/save.js';
-import { isGcsIndex, isLocalIndex, normalizeIndexUrl } from '../../index/fetch.js';
+import { isGcsIndex, isLocalIndex, isS3Index, normalizeIndexUrl } from '../../index/fetch.js';
 import { downloadIndex, storeIndex, tlsForIndex } from '../../index/refresh.js';
 import { updateIndexCredentials } from '../../index/credentials.js';
 import type { IndexCredentials } from '../../index/types.js';
@@ -33,7 +33,9 @@ export async function runIndexAdd(ctx: CliContext, name: string, rawUrl: string,
   if (opts.passwordStdin && !opts.username) throw new DiginfraError('USAGE', '--password-stdin needs --username');
   if (opts.username !== undefined) {
     if (!opts.passwordStdin) throw new DiginfraError('USAGE', '--username needs --password-stdin (the password is read from standard input, never from the command line)');
-    if (isLocalIndex(url) || isGcsIndex(url)) throw new DiginfraError('USAGE', `credentials only apply to http:// and https:// indexes${isGcsIndex(url) ? ' (gs:// uses Google application default credentials)' : ''}`);
+    if (isLocalIndex(url) || isGcsIndex(url) || isS3Index(url)) {
+      throw new DiginfraError('USAGE', `credentials only apply to http:// and https:// indexes${isGcsIndex(url) ? ' (gs:// uses Google application default credentials)' : isS3Index(url) ? ' (s3:// uses the AWS credential chain)' : ''}`);
+    }
     const password = (await stdin()).replace(/\r?\n$/, '');
     if (password === '') throw new DiginfraError('USAGE', '--password-stdin: nothing on standard input', { hint: 'pipe the password in: echo "$PASSWORD" | diginfractl index add ...' });
     credentials = { username: opts.username, password };

@@ -7,9 +7,9 @@ export function registerIndexCommands(program: Command): void {
 
   group
     .command('add')
-    .description('fetch and validate an index, then add it to the config (https://, http://, gs://, file:// or a path)')
+    .description('fetch and validate an index, then add it to the config (https://, http://, gs://, s3://, file:// or a path)')
     .argument('<name>', 'index name, used in "index remove|update" and in NAME::ARTIFACT references')
-    .argument('<url>', 'https:// (or http://, warned) URL, gs://BUCKET/OBJECT (Google Cloud Storage), file:// URL or local path of the index file')
+    .argument('<url>', 'https:// (or http://, warned) URL, gs://BUCKET/OBJECT (Google Cloud Storage), s3://BUCKET/KEY (Amazon S3), file:// URL or local path of the index file')
     .option('--username <user>', 'user for HTTP basic auth of a private index (with --password-stdin)')
     .option('--password-stdin', 'read the basic-auth password from standard input')
     .option('--force', 'replace an index of the same name')
