@@ -195,7 +195,7 @@ export function coerceValue(def: KeyDef, raw: unknown, subject: string, problems
     }
     case 'map': {
       if (!isPlainObject(raw) || !Object.values(raw).every((v) => typeof v === 'string')) {
-        return fail(`must be a map of strings (host: value), not ${describe(raw)}`);
+        return fail(`must be a map of strings (key: value), not ${describe(raw)}`);
       }
       return checkMap(def, raw as Record<string, string>, subject, problems) ? { ok: true, value: { ...raw } } : { ok: false };
     }

@@ -529,7 +529,8 @@ export class Follower {
     const label = `${artifact.config.name} ${version}`;
     const facts = { ref, oldDigest: current?.digest, oldVersion: current?.version, newDigest: digest, newVersion: version };
 
-    const placeable = artifact.type === RULESFILE || artifact.type === PLUGIN || s.dirs[artifact.type] !== undefined;
+    // Own keys only: a type named like an Object property (`constructor`) has no directory.
+    const placeable = artifact.type === RULESFILE || artifact.type === PLUGIN || Object.hasOwn(s.dirs, artifact.type);
     if (!placeable || (s.allowedTypes.length > 0 && !s.allowedTypes.includes(artifact.type))) {
       const why = !placeable
         ? `${label} is of type "${artifact.type}", and no directory is set for that type (--dir ${artifact.type}=DIR, or follow.dirs.${artifact.type})`

@@ -82,25 +82,44 @@ export function isS3Index(url: string): boolean {
  * are none. The bucket's region is `AWS_REGION` (or `AWS_DEFAULT_REGION`, default us-east-1);
  * `AWS_ENDPOINT_URL_S3` (or `AWS_ENDPOINT_URL`) names another S3-compatible endpoint, path-style.
  */
-async function fetchS3(req: FetchIndexRequest): Promise<FetchIndexResult> {
+async function fetchS3(req: FetchIndexRequest, regionOverride?: string): Promise<FetchIndexResult> {
   const m = /^s3:\/\/([^/]+)\/(.+)$/i.exec(req.url);
   if (!m) throw new DiginfraError('USAGE', `index "${req.name}": ${req.url} must be s3://BUCKET/KEY`);
   const [, bucket, key] = m as unknown as [string, string, string];
   const env = req.env ?? process.env;
-  const { regionOf, sharedAwsSource, signV4 } = await import('../registry/auth/aws.js');
-  const region = regionOf(env);
-  const path = key.split('/').map(encodeURIComponent).join('/');
+  const { regionOf, s3PathEncode, sharedAwsSource, signV4 } = await import('../registry/auth/aws.js');
+  const region = regionOverride ?? regionOf(env);
+  // Encoded as SigV4 encodes it, so what is sent is what was signed (`(`, `!`, spaces...).
+  const path = s3PathEncode(key);
   const endpoint = (env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL)?.replace(/\/+$/, '');
   // Virtual-hosted style on AWS; path style for another endpoint and for a bucket with dots (TLS names).
   const url = endpoint ? `${endpoint}/${bucket}/${path}` : bucket.includes('.') ? `https://s3.${region}.amazonaws.com/${bucket}/${path}` : `https://${bucket}.s3.${region}.amazonaws.com/${path}`;
   const credentials = await sharedAwsSource({ env }).get(req.url);
   const authHeaders = credentials ? signV4({ method: 'GET', url: new URL(url), headers: {}, region, service: 's3', credentials }) : undefined;
-  return fetchHttp(
-    { ...req, url, ...(authHeaders && { authHeaders }) },
-    credentials
-      ? `the AWS credentials from ${credentials.source} may not read it: allow s3:GetObject on arn:aws:s3:::${bucket}/${key} (and check AWS_REGION is the bucket's, ${region} now)`
-      : `no AWS credentials were found, so the bucket was read anonymously: give this node or pod a role (IRSA, EKS Pod Identity, instance profile) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY`,
-  );
+  // Cloud credentials only: basic credentials stored under this index's name are not for AWS.
+  const { credentials: _basic, ...rest } = req;
+  try {
+    return await fetchHttp(
+      { ...rest, url, ...(authHeaders && { authHeaders }) },
+      credentials
+        ? `the AWS credentials from ${credentials.source} may not read it: allow s3:GetObject on arn:aws:s3:::${bucket}/${key} (and check AWS_REGION is the bucket's, ${region} now)`
+        : `no AWS credentials were found, so the bucket was read anonymously: give this node or pod a role (IRSA, EKS Pod Identity, instance profile) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY`,
+    );
+  } catch (err) {
+    // S3 names the bucket's region when asked in another one: once, in that region.
+    if (err instanceof WrongRegion && regionOverride === undefined && err.region !== region) return fetchS3(req, err.region);
+    throw err;
+  }
+}
+
+/** S3's answer (301, or 400 for a signature in the wrong region) naming the bucket's region. */
+class WrongRegion extends DiginfraError {
+  constructor(
+    readonly region: string,
+    message: string,
+  ) {
+    super('INDEX_FETCH_FAILED', message, { hint: `set AWS_REGION=${region}` });
+  }
 }
 
 export function isGcsIndex(url: string): boolean {
@@ -108,25 +127,66 @@ export function isGcsIndex(url: string): boolean {
 }
 
 /**
- * `gs://BUCKET/OBJECT` (falcoctl's gs backend): Cloud Storage's JSON API, `alt=media`, with a token
- * from Google's application default credentials (src/registry/auth/google.ts); on a machine with no
- * Google identity at all, anonymously (a public bucket). `STORAGE_EMULATOR_HOST` (what Google's
- * client libraries read) replaces https://storage.googleapis.com. Conditional requests as for https.
+ * `gs://BUCKET/OBJECT` (falcoctl's gs backend): Cloud Storage's JSON API, `alt=media`, with a
+ * read-only token from Google's application default credentials (src/registry/auth/google.ts); on a
+ * machine with no Google identity at all, anonymously (a public bucket). `DIGINFRACTL_GCS_ENDPOINT`
+ * replaces https://storage.googleapis.com (a Private Service Connect endpoint, say) and gets the
+ * token too; `STORAGE_EMULATOR_HOST`, as Google's client libraries read it, is an emulator: no token
+ * is sent there. Conditional requests as for https.
  */
 async function fetchGcs(req: FetchIndexRequest): Promise<FetchIndexResult> {
   const m = /^gs:\/\/([^/]+)\/(.+)$/i.exec(req.url);
   if (!m) throw new DiginfraError('USAGE', `index "${req.name}": ${req.url} must be gs://BUCKET/OBJECT`);
   const [, bucket, object] = m as unknown as [string, string, string];
   const env = req.env ?? process.env;
-  const emulator = env.STORAGE_EMULATOR_HOST;
-  const base = emulator ? (/^https?:\/\//i.test(emulator) ? emulator : `http://${emulator}`).replace(/\/+$/, '') : 'https://storage.googleapis.com';
+  const { base, authenticated } = gcsEndpoint(env);
   const url = `${base}/storage/v1/b/${encodeURIComponent(bucket)}/o/${encodeURIComponent(object)}?alt=media`;
-  const { sharedGoogleSource } = await import('../registry/auth/google.js');
-  const token = await sharedGoogleSource({ env }).tokenIfAny(req.url);
+  let token: string | undefined;
+  if (authenticated) {
+    const { STORAGE_READ_SCOPE, sharedGoogleSource } = await import('../registry/auth/google.js');
+    token = await sharedGoogleSource({ env, scope: STORAGE_READ_SCOPE }).tokenIfAny(req.url);
+  }
+  // Cloud credentials only: basic credentials stored under this index's name are not for Google.
+  const { credentials: _basic, ...rest } = req;
   return fetchHttp(
-    { ...req, url, ...(token !== undefined && { authHeaders: { authorization: `Bearer ${token}` } }) },
-    `${token === undefined ? 'this machine has no Google credentials, so the bucket was read anonymously; ' : ''}give the Google service account of this node (or GOOGLE_APPLICATION_CREDENTIALS) storage.objects.get on gs://${bucket}`,
+    { ...rest, url, ...(token !== undefined && { authHeaders: { authorization: `Bearer ${token}` } }) },
+    `${authenticated && token === undefined ? 'this machine has no Google credentials, so the bucket was read anonymously; ' : ''}give the Google service account of this node (or GOOGLE_APPLICATION_CREDENTIALS) storage.objects.get on gs://${bucket}`,
   );
+}
+
+/** Where gs:// objects are read, and whether Google credentials go there. */
+function gcsEndpoint(env: Record<string, string | undefined>): { base: string; authenticated: boolean } {
+  const emulator = env.STORAGE_EMULATOR_HOST;
+  if (emulator) return { base: (/^https?:\/\//i.test(emulator) ? emulator : `http://${emulator}`).replace(/\/+$/, ''), authenticated: false };
+  const endpoint = env.DIGINFRACTL_GCS_ENDPOINT?.replace(/\/+$/, '');
+  if (!endpoint) return { base: 'https://storage.googleapis.com', authenticated: true };
+  const u = new URL(endpoint);
+  // A token over plain HTTP only to this machine itself.
+  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && isLoopback(u.hostname))) {
+    throw new DiginfraError('USAGE', `DIGINFRACTL_GCS_ENDPOINT ${endpoint} must be https:// (Google credentials are sent to it)`);
+  }
+  return { base: endpoint, authenticated: true };
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\./.test(host);
+}
+
+/** The host a gs:// or s3:// index is actually read from (TLS settings are looked up for it); the URL's own host otherwise. */
+export function contactedHost(url: string, env: Record<string, string | undefined> = process.env): string | undefined {
+  try {
+    if (isGcsIndex(url)) return new URL(gcsEndpoint(env).base).host;
+    if (isS3Index(url)) {
+      const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL;
+      if (endpoint) return new URL(endpoint).host;
+      const bucket = /^s3:\/\/([^/]+)/i.exec(url)?.[1] ?? '';
+      const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
+      return bucket.includes('.') ? `s3.${region}.amazonaws.com` : `${bucket}.s3.${region}.amazonaws.com`;
+    }
+    return new URL(url).host;
+  } catch {
+    return undefined;
+  }
 }
 
 async function fetchFile(req: FetchIndexRequest): Promise<FetchIndexResult> {
@@ -209,6 +269,11 @@ async function fetchHttp(req: FetchIndexRequest, authHint?: string): Promise<Fet
         const v = res.headers[n];
         return Array.isArray(v) ? v[0] : v;
       };
+      const bucketRegion = header('x-amz-bucket-region');
+      if ((statusCode === 301 || statusCode === 400) && bucketRegion) {
+        await res.body.dump();
+        throw new WrongRegion(bucketRegion, `index "${req.name}": ${url} answered ${statusText(statusCode)}: the bucket is in region ${bucketRegion}`);
+      }
       if ([301, 302, 303, 307, 308].includes(statusCode)) {
         await res.body.dump();
         const location = header('location');

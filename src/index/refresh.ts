@@ -3,7 +3,7 @@
  * cached copy is replaced only after the new content validated; on any error it stays as it was.
  */
 import type { IndexConfig, RegistryConfig } from '../config/types.js';
-import { fetchIndex, isLocalIndex } from './fetch.js';
+import { contactedHost, fetchIndex, isLocalIndex } from './fetch.js';
 import { parseIndexText } from './validate.js';
 import { readCacheMeta, touchCacheMeta, writeCachedIndex } from './store.js';
 import type { IndexCacheMeta, IndexCredentials, IndexEntry } from './types.js';
@@ -36,12 +36,9 @@ export type RefreshResult =
 /** `registry.caFiles` and `registry.insecureSkipTlsVerify` apply to an https index host too. */
 export function tlsForIndex(registry: RegistryConfig, url: string): { caFile?: string; insecure?: boolean } {
   if (isLocalIndex(url)) return {};
-  let host: string;
-  try {
-    host = new URL(url).host;
-  } catch {
-    return {};
-  }
+  // For gs:// and s3://, the endpoint read from (an emulator's, MinIO's), not the bucket name.
+  const host = contactedHost(url);
+  if (host === undefined) return {};
   const caFile = registry.caFiles[host] ?? registry.caFiles['*'];
   return { ...(caFile !== undefined && { caFile }), ...(registry.insecureSkipTlsVerify.includes(host) && { insecure: true }) };
 }

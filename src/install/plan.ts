@@ -208,7 +208,8 @@ class RegistryDependencySource implements DependencySource<Node> {
 function dirFor(type: string, label: string, opts: PlanOptions): { dir: string; mode: number } {
   if (type === PLUGIN) return { dir: opts.pluginsDir, mode: 0o755 };
   if (type === RULESFILE) return { dir: opts.rulesfilesDir, mode: 0o644 };
-  const dir = opts.dirs?.[type];
+  // Own keys only: a type named like an Object property (`constructor`) has no directory.
+  const dir = opts.dirs && Object.hasOwn(opts.dirs, type) ? opts.dirs[type] : undefined;
   if (dir !== undefined) return { dir, mode: 0o644 };
   throw new DiginfraError('TYPE_NOT_ALLOWED', `${label} is of type "${type}", and no directory is set for that type`, {
     hint: `give it one (--dir ${type}=DIR, or install.dirs.${type} in the config), or pull it with \`diginfractl repo pull REF --dest DIR\`; nothing was written`,

@@ -44,6 +44,8 @@ export interface Credential {
    * docker config.json's `registrytoken`): sent as is to a Bearer challenge, without asking the realm.
    */
   registryToken?: string;
+  /** Epoch ms after which this credential (a short-lived token) must not be reused from the cache. */
+  expiresAt?: number;
 }
 
 export interface CredentialSource {
@@ -226,9 +228,13 @@ export class RegistryClient {
     const hit = this.#credentialCache.get(registry);
     if (hit && hit.until > Date.now()) return hit.value;
     const value = this.#credentials.get(registry);
-    this.#credentialCache.set(registry, { value, until: Date.now() + CREDENTIAL_TTL_MS });
+    const entry = { value, until: Date.now() + CREDENTIAL_TTL_MS };
+    this.#credentialCache.set(registry, entry);
     try {
-      return await value;
+      const cred = await value;
+      // A short-lived token (OAuth, Google) is not reused past its renewal time, whatever the TTL.
+      if (cred?.expiresAt !== undefined) entry.until = Math.min(entry.until, cred.expiresAt);
+      return cred;
     } catch (err) {
       this.#credentialCache.delete(registry);
       throw err;

@@ -86,10 +86,14 @@ export function configCredentials(registry: RegistryConfig, opts: ConfigCredenti
     async get(host) {
       const key = configHost(host);
       const source = oauth.get(key);
-      if (source) return { registryToken: await source.token() };
+      if (source) {
+        const { value, renewAt } = await source.tokenWithRenewal();
+        return { registryToken: value, expiresAt: renewAt };
+      }
       if (gcp.has(key)) {
         const google = sharedGoogleSource({ ...(opts.env !== undefined && { env: opts.env }), ...(opts.userAgent !== undefined && { userAgent: opts.userAgent }) });
-        return { username: GOOGLE_REGISTRY_USER, password: await google.token(host), origin: 'registry.auth.gcp (Google application default credentials)' };
+        const { value, renewAt } = await google.tokenWithRenewal(host);
+        return { username: GOOGLE_REGISTRY_USER, password: value, expiresAt: renewAt, origin: 'registry.auth.gcp (Google application default credentials)' };
       }
       const cred = basic.get(key);
       return cred ? { ...cred } : undefined;

@@ -1,6 +1,6 @@
 /**
- * Credentials from the config file (`registry.auth.basic`, `registry.auth.oauth`), docker's
- * `registrytoken`, and the refusal of `registry.auth.gcp`: the built CLI against real registries.
+ * Credentials from the config file (`registry.auth.basic`, `registry.auth.oauth`, `registry.auth.gcp`)
+ * and docker's `registrytoken`: the built CLI against real registries.
  */
 import { generateKeyPairSync, verify, type KeyObject } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
@@ -327,7 +327,7 @@ describe('registry.auth.gcp (Google application default credentials)', () => {
       let body = '';
       req.on('data', (d: Buffer) => (body += d.toString()));
       req.on('end', () => {
-        if (req.method === 'GET' && req.url === '/computeMetadata/v1/instance/service-accounts/default/token') {
+        if (req.method === 'GET' && req.url?.split('?')[0] === '/computeMetadata/v1/instance/service-accounts/default/token') {
           // The real server refuses requests without this header (a guard against SSRF).
           if (req.headers['metadata-flavor'] !== 'Google') return send(403, { error: 'missing Metadata-Flavor' });
           hits.metadata++;
@@ -425,7 +425,7 @@ describe('registry.auth.gcp (Google application default credentials)', () => {
     const env = await gcpEnv({}, '127.0.0.1:9');
     const push = await runCli(pushArgs(`${reg.host}/rules/gcp-none`), { env });
     expect(push.code).toBe(1);
-    expect(push.stderr).toContain(`no Google credentials for ${reg.host}: GOOGLE_APPLICATION_CREDENTIALS is not set, gcloud has no application default credentials, and the metadata server 127.0.0.1:9 did not answer`);
+    expect(push.stderr).toContain(`no Google credentials for ${reg.host}: GOOGLE_APPLICATION_CREDENTIALS is not set, gcloud has no application default credentials, and the metadata server 127.0.0.1:9 does not exist here`);
     expect(push.stderr).toContain('Workload Identity');
   });
 

@@ -1,8 +1,9 @@
 /**
  * gs://BUCKET/OBJECT indexes (falcoctl's gs backend), through the built CLI, against a stand-in that
- * speaks Cloud Storage's JSON API (STORAGE_EMULATOR_HOST, as Google's client libraries read it) and
- * Google's metadata server (GCE_METADATA_HOST): a private bucket read with the node's token, a public
- * one read anonymously on a machine with no Google identity, conditional requests as for https.
+ * speaks Cloud Storage's JSON API (at DIGINFRACTL_GCS_ENDPOINT, or as an emulator at
+ * STORAGE_EMULATOR_HOST) and Google's metadata server (GCE_METADATA_HOST): a private bucket read with
+ * the node's read-only token, a public one read anonymously on a machine with no Google identity, no
+ * token ever sent to an emulator, conditional requests as for https.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,10 +13,12 @@ import { GOOD_INDEX, deadPort, serve, type Served } from './server.js';
 const TOKEN = 'ya29.c.node-token-for-storage';
 const ETAG = '"CJjv3aLx8fkCEAE="';
 let gcs: Served;
+const scopesAsked: string[] = [];
 
 function handler(req: IncomingMessage, res: ServerResponse): void {
   const url = new URL(req.url ?? '/', 'http://x');
   if (url.pathname === '/computeMetadata/v1/instance/service-accounts/default/token') {
+    scopesAsked.push(url.searchParams.get('scopes') ?? '');
     if (req.headers['metadata-flavor'] !== 'Google') {
       res.writeHead(403).end();
       return;
@@ -52,8 +55,8 @@ afterAll(async () => {
   await gcs?.close();
 });
 
-async function env(metadata: string) {
-  const e = await cliEnv({ STORAGE_EMULATOR_HOST: gcs.base, GCE_METADATA_HOST: metadata });
+async function env(metadata: string, endpoint: Record<string, string> = { DIGINFRACTL_GCS_ENDPOINT: gcs.base }) {
+  const e = await cliEnv({ ...endpoint, GCE_METADATA_HOST: metadata });
   delete e.GOOGLE_APPLICATION_CREDENTIALS;
   delete e.CLOUDSDK_CONFIG;
   return e;
@@ -67,6 +70,8 @@ describe('gs:// indexes', () => {
     expect(add.code).toBe(0);
     const read = gcs.requests.filter((r) => r.path.startsWith('/storage/'));
     expect(read.at(-1)!.headers.authorization).toBe(`Bearer ${TOKEN}`);
+    // A read-only token: all an index needs.
+    expect(scopesAsked.at(-1)).toBe('https://www.googleapis.com/auth/devstorage.read_only');
     const search = await runCli(['artifact', 'search', 'audit', '--index', 'corp'], { env: e });
     expect(search.code).toBe(0);
     expect(search.stdout).toContain('k8saudit-rules');
@@ -90,6 +95,17 @@ describe('gs:// indexes', () => {
     expect(priv.stderr).toContain('this machine has no Google credentials, so the bucket was read anonymously; give the Google service account of this node (or GOOGLE_APPLICATION_CREDENTIALS) storage.objects.get on gs://private-bucket');
     const list = await runCli(['index', 'list'], { env: e });
     expect(list.stdout).not.toContain('private');
+  });
+
+  it("an emulator (STORAGE_EMULATOR_HOST) never gets a token, as with Google's own clients; an http:// endpoint elsewhere than this machine is refused", async () => {
+    const e = await env(new URL(gcs.base).host, { STORAGE_EMULATOR_HOST: new URL(gcs.base).host });
+    const pub = await runCli(['index', 'add', 'emulated', 'gs://public-bucket/diginfra/index.yaml'], { env: e });
+    expect(pub.code, pub.stderr).toBe(0);
+    expect(gcs.requests.at(-1)!.headers.authorization).toBeUndefined();
+    const far = await env(new URL(gcs.base).host, { DIGINFRACTL_GCS_ENDPOINT: 'http://storage.example.com' });
+    const r = await runCli(['index', 'add', 'far', 'gs://private-bucket/diginfra/index.yaml'], { env: far });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('DIGINFRACTL_GCS_ENDPOINT http://storage.example.com must be https:// (Google credentials are sent to it)');
   });
 
   it('checks the URL and refuses basic credentials for it', async () => {

@@ -16,6 +16,8 @@ import { GOOD_INDEX, deadPort, serve, type Served } from './server.js';
 /** Access key -> secret the S3 stand-in accepts (long-lived keys and the temporary ones STS and IMDS hand out). */
 const SECRETS: Record<string, string> = { AKIASTATIC: 'static-secret', ASIATEMPWEB: 'web-secret', ASIATEMPPOD: 'pod-secret', ASIATEMPIMDS: 'imds-secret', AKIAPROFILE: 'profile-secret' };
 const ETAG = '"9b2cf535f27731c974343645a3985328"';
+/** Object keys the stand-in serves (in any bucket). */
+const KEYS = new Set(['diginfra/index.yaml', "diginfra/index (v1)!'*.yaml"]);
 let aws: Served;
 /** What the stand-in saw: the access key each S3 request was signed with (`anonymous` for none). */
 const signedWith: string[] = [];
@@ -63,7 +65,7 @@ function handler(req: IncomingMessage, res: ServerResponse): void {
     }
     // S3, path style: /BUCKET/KEY.
     const m = /^\/([^/]+)\/(.+)$/.exec(url.pathname);
-    if (req.method !== 'GET' || !m || m[2] !== 'diginfra/index.yaml') {
+    if (req.method !== 'GET' || !m || !KEYS.has(decodeURIComponent(m[2]!))) {
       res.writeHead(404, { 'content-type': 'application/xml' }).end('<Error><Code>NoSuchKey</Code></Error>');
       return;
     }
@@ -79,16 +81,23 @@ function handler(req: IncomingMessage, res: ServerResponse): void {
       const key = /Credential=([^/]+)\//.exec(auth)?.[1] ?? '';
       const region = /Credential=[^/]+\/\d{8}\/([^/]+)\//.exec(auth)?.[1] ?? '';
       const token = req.headers['x-amz-security-token'] as string | undefined;
+      // S3 signs the path exactly as it arrived: a client that signs one encoding and sends another fails.
       const expected = SECRETS[key] && signV4({
         method: 'GET',
         url: new URL(`http://${req.headers.host}${req.url}`),
+        canonicalPath: (req.url ?? '/').split('?')[0]!,
         headers: {},
         region,
         service: 's3',
         credentials: { accessKeyId: key, secretAccessKey: SECRETS[key]!, ...(token !== undefined && { sessionToken: token }) },
         amzDate: req.headers['x-amz-date'] as string,
       }).authorization;
-      if (auth !== expected || region !== 'eu-west-3') {
+      if (region !== 'eu-west-3') {
+        // Signed for another region: S3 names the bucket's.
+        res.writeHead(400, { 'content-type': 'application/xml', 'x-amz-bucket-region': 'eu-west-3' }).end('<Error><Code>AuthorizationHeaderMalformed</Code></Error>');
+        return;
+      }
+      if (auth !== expected) {
         res.writeHead(403, { 'content-type': 'application/xml' }).end('<Error><Code>SignatureDoesNotMatch</Code></Error>');
         return;
       }
@@ -180,6 +189,22 @@ describe('s3:// indexes', () => {
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toContain('allow s3:GetObject on arn:aws:s3:::private-bucket/diginfra/index.yaml (and check AWS_REGION is the bucket\'s, eu-west-3 now)');
     expect(wrong.stderr).not.toContain('not-the-secret');
+  });
+
+  it("a key with characters URL encoders disagree on ( (, ), !, ', *, space ): sent as signed", async () => {
+    const e = await env({ AWS_ACCESS_KEY_ID: 'AKIASTATIC', AWS_SECRET_ACCESS_KEY: 'static-secret' });
+    const r = await runCli(['index', 'add', 'odd', "s3://private-bucket/diginfra/index (v1)!'*.yaml"], { env: e });
+    expect(r.code, r.stderr).toBe(0);
+    expect(aws.requests.at(-1)!.path).toBe('/private-bucket/diginfra/index%20%28v1%29%21%27%2A.yaml');
+  });
+
+  it('a bucket in another region than AWS_REGION: S3 names it, and the request is signed again for it', async () => {
+    const e = await env({ AWS_ACCESS_KEY_ID: 'AKIASTATIC', AWS_SECRET_ACCESS_KEY: 'static-secret', AWS_REGION: 'us-east-1' });
+    const before = aws.requests.length;
+    const r = await add(e, 'elsewhere');
+    expect(r.code, r.stderr).toBe(0);
+    const tries = aws.requests.slice(before).map((q) => /Credential=[^/]+\/\d{8}\/([^/]+)\//.exec(String(q.headers.authorization))?.[1]);
+    expect(tries).toEqual(['us-east-1', 'eu-west-3']);
   });
 
   it('checks the URL and refuses basic credentials for it', async () => {

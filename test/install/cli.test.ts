@@ -261,5 +261,11 @@ describe('artifact types other than rulesfile and plugin', () => {
     const bad = await runCli(['artifact', 'install', ref, '--dir', 'asset'], { env: n.env });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--dir "asset" must be TYPE=DIR');
+
+    // A type named like an Object property has no directory either (not Object's own).
+    await push(client, `${reg.host}/acme/odd:1.0.0`, { type: 'constructor', version: '1.0.0', name: 'odd', files: [src] });
+    const odd = await runCli(['artifact', 'install', `${reg.host}/acme/odd:1.0.0`, '--dir', `asset=${assets}`], { env: n.env });
+    expect(odd.code).toBe(1);
+    expect(odd.stderr).toContain('odd 1.0.0 is of type "constructor", and no directory is set for that type');
   });
 });

@@ -217,6 +217,18 @@ describe('other combinations of values', () => {
     }
   });
 
+  it('refuses a type directory that another mount already is (Kubernetes refuses duplicate mountPaths)', async () => {
+    const same = await helmTemplate({ setJson: ['hostPaths.dirs={"asset":"/etc/diginfra"}'] });
+    expect(same.code).not.toBe(0);
+    expect(same.stderr).toContain('hostPaths.dirs.asset is /etc/diginfra, which hostPaths.rulesfilesDir already mounts');
+    const shared = await helmTemplate({ setJson: ['hostPaths.dirs={"asset":"/x","policy":"/x"}'] });
+    expect(shared.code).not.toBe(0);
+    expect(shared.stderr).toContain('hostPaths.dirs.policy is /x, which hostPaths.dirs.asset already mounts');
+    // gs:// and s3:// indexes pass the schema.
+    const cloud = await helmTemplate({ setJson: ['indexes=[{"name":"a","url":"gs://bucket/index.yaml"},{"name":"b","url":"s3://bucket/index.yaml"}]'] });
+    expect(cloud.code, cloud.stderr).toBe(0);
+  });
+
   it('refuses a pod with nothing of ours to run', async () => {
     const r = await helmTemplate({
       set: ['artifacts.install.enabled=false', 'artifacts.follow.enabled=false'],

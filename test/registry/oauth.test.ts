@@ -294,6 +294,31 @@ describe('RegistryClient with a registry token', () => {
     expect(stub.auths).toEqual(['', 'Bearer good-token', 'Bearer good-token']);
   });
 
+  it('does not reuse a cached short-lived token past its renewal time (expiresAt), though credentials are cached 5 minutes', async () => {
+    const stub = await bearerRegistry('token-2');
+    const handed: string[] = [];
+    const client = new RegistryClient({
+      hostSettings: () => ({ plainHttp: true }),
+      credentials: {
+        get: async () => {
+          const value = `token-${handed.length + 1}`;
+          handed.push(value);
+          return { registryToken: value, expiresAt: Date.now() + 100 };
+        },
+      },
+      env: {},
+    });
+    try {
+      await expect(client.ping(stub.host)).rejects.toThrow(/refused the OAuth access token/);
+      await new Promise((r) => setTimeout(r, 150));
+      // Past expiresAt: asked again, and the new token is taken.
+      await client.ping(stub.host);
+    } finally {
+      await client.close();
+    }
+    expect(handed).toEqual(['token-1', 'token-2']);
+  });
+
   it('says the OAuth token was refused when the registry answers 401 to it', async () => {
     const stub = await bearerRegistry('good-token');
     const client = new RegistryClient({ hostSettings: () => ({ plainHttp: true }), credentials: { get: async () => ({ registryToken: 'stale-token' }) }, env: {} });

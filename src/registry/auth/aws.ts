@@ -46,6 +46,11 @@ function uriEncode(text: string, keepSlash: boolean): string {
     .join('');
 }
 
+/** An S3 object key as a URL path, encoded the way SigV4 signs it (`/` kept). */
+export function s3PathEncode(key: string): string {
+  return uriEncode(key, true);
+}
+
 export interface SignRequest {
   method: string;
   url: URL;
@@ -58,6 +63,8 @@ export interface SignRequest {
   amzDate?: string;
   /** Hex SHA-256 of the body; default the empty body's. */
   payloadHash?: string;
+  /** The canonical URI as received (a verifier's view); default: the URL's path, encoded as S3 wants it. */
+  canonicalPath?: string;
 }
 
 /** The headers to send: the given ones plus x-amz-date, x-amz-content-sha256, the session token and Authorization. */
@@ -77,7 +84,7 @@ export function signV4(req: SignRequest): Record<string, string> {
     .map(([k, v]) => `${k}=${v}`)
     .join('&');
   // S3 signs the path as sent (each segment encoded once).
-  const path = uriEncode(decodeURIComponent(req.url.pathname), true);
+  const path = req.canonicalPath ?? uriEncode(decodeURIComponent(req.url.pathname), true);
   const canonicalRequest = [req.method, path, query, ...canonical.map(([k, v]) => `${k}:${v}`), '', signedHeaders, payloadHash].join('\n');
   const scope = `${date}/${req.region}/${req.service}/aws4_request`;
   const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256(canonicalRequest)].join('\n');

@@ -24,7 +24,10 @@ import { DiginfraError, messageOf } from '../../errors.js';
 import { Transport } from '../transport.js';
 
 export const GOOGLE_REGISTRY_USER = 'oauth2accesstoken';
-const SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
+/** What a token may do: the registry needs cloud-platform (Artifact Registry has no narrower scope). */
+export const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
+/** Reading an index object is all gs:// needs. */
+export const STORAGE_READ_SCOPE = 'https://www.googleapis.com/auth/devstorage.read_only';
 const GOOGLE_TOKEN_URI = 'https://oauth2.googleapis.com/token';
 const DEFAULT_METADATA_HOST = 'metadata.google.internal';
 const MAX_REPLY_BYTES = 1024 * 1024;
@@ -32,6 +35,8 @@ const MAX_REPLY_BYTES = 1024 * 1024;
 const RENEW_MARGIN_MS = 60_000;
 
 export interface GoogleOptions {
+  /** OAuth scope of the tokens (default cloud-platform). */
+  scope?: string;
   env?: NodeJS.ProcessEnv;
   userAgent?: string;
   now?: () => number;
@@ -51,6 +56,9 @@ interface KeyFile {
 type Method = { kind: 'file'; path: string; key: KeyFile } | { kind: 'metadata'; host: string };
 
 const b64url = (data: Buffer | string) => Buffer.from(data).toString('base64url');
+
+/** Network errors that mean there is no metadata server at all. */
+const NO_SERVER = /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH/;
 
 /** No key file and no metadata server: this machine has no Google identity. */
 export class NoGoogleCredentials extends DiginfraError {
@@ -87,11 +95,17 @@ export class GoogleTokenSource {
 
   /** An access token valid for a while yet; `registry` only names what it is for in errors. */
   async token(registry: string): Promise<string> {
-    if (this.#token && this.#now() < this.#token.renewAt) return this.#token.value;
+    return (await this.tokenWithRenewal(registry)).value;
+  }
+
+  /** The token and when it is renewed (epoch ms): a cache of it must not outlive that. */
+  async tokenWithRenewal(registry: string): Promise<{ value: string; renewAt: number }> {
+    if (this.#token && this.#now() < this.#token.renewAt) return this.#token;
     this.#inflight ??= this.#fetch(registry).finally(() => {
       this.#inflight = undefined;
     });
-    return this.#inflight;
+    await this.#inflight;
+    return this.#token!;
   }
 
   async #fetch(registry: string): Promise<string> {
@@ -129,7 +143,7 @@ export class GoogleTokenSource {
       tokenUri = str(key.token_uri) ?? GOOGLE_TOKEN_URI;
       const iat = Math.floor(this.#now() / 1000);
       const header = { alg: 'RS256', typ: 'JWT', ...(str(key.private_key_id) && { kid: key.private_key_id }) };
-      const claims = { iss: email, scope: SCOPE, aud: tokenUri, iat, exp: iat + 3600 };
+      const claims = { iss: email, scope: this.#options.scope ?? CLOUD_PLATFORM_SCOPE, aud: tokenUri, iat, exp: iat + 3600 };
       const signing = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
       let signature: Buffer;
       try {
@@ -168,15 +182,16 @@ export class GoogleTokenSource {
   }
 
   async #fromMetadata(host: string, registry: string): Promise<{ token: string; expiresIn: number }> {
-    const url = `http://${host}/computeMetadata/v1/instance/service-accounts/default/token`;
+    const url = `http://${host}/computeMetadata/v1/instance/service-accounts/default/token?scopes=${encodeURIComponent(this.#options.scope ?? CLOUD_PLATFORM_SCOPE)}`;
     let reply: { status: number; body: string };
     try {
       reply = await this.#send(`the metadata server ${host}`, registry, { method: 'GET', url, headers: { 'metadata-flavor': 'Google', accept: 'application/json' } }, true);
     } catch (err) {
-      throw new NoGoogleCredentials(`no Google credentials for ${registry}: GOOGLE_APPLICATION_CREDENTIALS is not set, gcloud has no application default credentials, and the metadata server ${host} did not answer (${messageOf(err)})`, {
-        cause: err,
-        hint: 'on GKE, give the pod a Kubernetes service account bound to a Google one (Workload Identity); elsewhere set GOOGLE_APPLICATION_CREDENTIALS to a service account key file',
-      });
+      const hint = 'on GKE, give the pod a Kubernetes service account bound to a Google one (Workload Identity); elsewhere set GOOGLE_APPLICATION_CREDENTIALS to a service account key file';
+      const what = `no Google credentials for ${registry}: GOOGLE_APPLICATION_CREDENTIALS is not set, gcloud has no application default credentials, and the metadata server ${host}`;
+      // No such host, or nothing listening: not on Google Cloud. A timeout may be a server still starting (GKE's): an error.
+      if (NO_SERVER.test(messageOf(err))) throw new NoGoogleCredentials(`${what} does not exist here (${messageOf(err)})`, { cause: err, hint });
+      throw new DiginfraError('AUTH_REQUIRED', `${what} did not answer (${messageOf(err)})`, { cause: err, hint });
     }
     if (reply.status !== 200) {
       throw new DiginfraError('AUTH_REQUIRED', `the metadata server ${host} gave no token for ${registry} (HTTP ${reply.status})${errorDetail(reply.body)}`, {
@@ -223,7 +238,7 @@ async function readKeyFile(path: string, registry: string, required: boolean): P
     text = await readFile(path, 'utf8');
   } catch (err) {
     if (!required && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new DiginfraError('AUTH_REQUIRED', `cannot read Google credentials file ${path} (GOOGLE_APPLICATION_CREDENTIALS) for ${registry}: ${messageOf(err)}`, { cause: err });
+    throw new DiginfraError('AUTH_REQUIRED', `cannot read Google credentials file ${path}${required ? ' (GOOGLE_APPLICATION_CREDENTIALS)' : ''} for ${registry}: ${messageOf(err)}`, { cause: err });
   }
   try {
     const parsed: unknown = JSON.parse(text);
@@ -267,9 +282,11 @@ function parseToken(body: string, what: string, registry: string): { token: stri
   return { token, expiresIn };
 }
 
-/** One source per process: ADC is the process's own identity, and a follower keeps its token. */
-let shared: GoogleTokenSource | undefined;
+/** One source per scope and process: ADC is the process's own identity, and a follower keeps its token. */
+const shared = new Map<string, GoogleTokenSource>();
 export function sharedGoogleSource(options: GoogleOptions = {}): GoogleTokenSource {
-  shared ??= new GoogleTokenSource(options);
-  return shared;
+  const scope = options.scope ?? CLOUD_PLATFORM_SCOPE;
+  let source = shared.get(scope);
+  if (!source) shared.set(scope, (source = new GoogleTokenSource({ ...options, scope })));
+  return source;
 }

@@ -122,12 +122,18 @@ export class OAuthTokenSource {
 
   /** A token valid for a while yet: the cached one, or a fresh one. */
   async token(): Promise<string> {
-    if (this.#token && this.#now() < this.#token.renewAt) return this.#token.value;
+    return (await this.tokenWithRenewal()).value;
+  }
+
+  /** The token and when it is renewed (epoch ms): a cache of it must not outlive that. */
+  async tokenWithRenewal(): Promise<{ value: string; renewAt: number }> {
+    if (this.#token && this.#now() < this.#token.renewAt) return this.#token;
     this.#token = undefined;
     this.#inflight ??= this.#fetch().finally(() => {
       this.#inflight = undefined;
     });
-    return this.#inflight;
+    const value = await this.#inflight;
+    return this.#token ?? { value, renewAt: this.#now() };
   }
 
   /** Forget the cached token, so the next call asks for a new one. */
