@@ -174,6 +174,9 @@ try {
   await new Promise((r) => follower.once('exit', r));
   if (!swapped) throw new Error('the follower did not swap the rules file');
 
+  step('what this node has now: installed by install, kept current by follow');
+  await cli(['artifact', 'list']);
+
   step('done');
   process.stdout.write(`workspace: ${work}\n`);
 } finally {
