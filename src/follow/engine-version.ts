@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { request } from '../registry/undici.js';
 import semver from 'semver';
 import { DiginfraError, messageOf } from '../errors.js';
-import { createDispatcher } from '../registry/transport.js';
+import { createDispatcher, readBodyLimited } from '../registry/transport.js';
 
 export interface EngineVersionSource {
   /** The version, undefined when neither a version nor a URL is configured. Throws when the URL fails. */
@@ -74,17 +74,7 @@ async function readCapped(res: Awaited<ReturnType<typeof request>>, max: number,
     res.body.destroy();
     throw tooLarge();
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res.body) {
-    size += (chunk as Buffer).length;
-    if (size > max) {
-      res.body.destroy();
-      throw tooLarge();
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  return (await readBodyLimited(res, max, tooLarge)).toString('utf8');
 }
 
 export function engineVersionSource(opts: EngineVersionOptions): EngineVersionSource {

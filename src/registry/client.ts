@@ -31,6 +31,7 @@ import {
   type HttpRequest,
   type HttpResponse,
   type TransportOptions,
+  readBodyLimited,
 } from './transport.js';
 
 export interface Credential {
@@ -155,18 +156,8 @@ async function readErrorBody(res: HttpResponse): Promise<string> {
   }
 }
 
-async function readLimited(res: HttpResponse, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of res.body) {
-    total += (chunk as Buffer).length;
-    if (total > limit) {
-      res.body.destroy();
-      throw new DiginfraError('REGISTRY_ERROR', `response larger than ${limit} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+function readLimited(res: HttpResponse, limit: number): Promise<Buffer> {
+  return readBodyLimited(res, limit, () => new DiginfraError('REGISTRY_ERROR', `response larger than ${limit} bytes`));
 }
 
 /** Parses a registry's JSON answer; anything else (an HTML error page from a proxy) is named. */

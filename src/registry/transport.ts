@@ -248,3 +248,42 @@ function readCaFile(path: string): string {
     });
   }
 }
+
+/** A body read whole, refused past `limit` bytes (the request is dropped there). */
+export async function readBodyLimited(res: HttpResponse, limit: number, tooLarge: () => Error): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res.body) {
+    total += (chunk as Buffer).length;
+    if (total > limit) {
+      res.body.destroy();
+      throw tooLarge();
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+export interface SmallRequest extends Pick<HttpRequest, 'method' | 'url' | 'headers'> {
+  body?: string;
+}
+
+/**
+ * One request for a small answer (a token, credentials) through a short-lived transport, closed after
+ * the reply. `what` names the server in the error for a reply over 1 MiB.
+ */
+export async function sendSmall(
+  what: string,
+  req: SmallRequest,
+  opts: Pick<TransportOptions, 'hostSettings' | 'retry' | 'connectTimeoutMs' | 'readTimeoutMs' | 'userAgent' | 'env'>,
+): Promise<{ status: number; contentType: string; body: string }> {
+  const transport = new Transport(opts);
+  try {
+    const res = await transport.send(what, { method: req.method, url: req.url, ...(req.headers && { headers: req.headers }), ...(req.body !== undefined && { body: () => req.body! }) });
+    const body = await readBodyLimited(res, 1024 * 1024, () => new DiginfraError('REGISTRY_ERROR', `${what} sent a reply larger than 1 MiB`));
+    const type = res.headers['content-type'];
+    return { status: res.statusCode, contentType: (Array.isArray(type) ? type[0] : type) ?? '', body: body.toString('utf8') };
+  } finally {
+    await transport.close();
+  }
+}

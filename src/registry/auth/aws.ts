@@ -19,7 +19,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DiginfraError, messageOf } from '../../errors.js';
-import { Transport } from '../transport.js';
+import { sendSmall } from '../transport.js';
 
 export interface AwsCredentials {
   accessKeyId: string;
@@ -140,7 +140,7 @@ export class AwsCredentialSource {
     const region = regionOf(this.#env);
     const endpoint = (this.#env.AWS_ENDPOINT_URL_STS || this.#env.AWS_ENDPOINT_URL || `https://sts.${region}.amazonaws.com`).replace(/\/+$/, '');
     const form = new URLSearchParams({ Action: 'AssumeRoleWithWebIdentity', Version: '2011-06-15', RoleArn: roleArn, RoleSessionName: this.#env.AWS_ROLE_SESSION_NAME || 'diginfractl', WebIdentityToken: token });
-    const reply = await send(`STS ${hostOf(endpoint)}`, what, { method: 'POST', url: `${endpoint}/`, headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/xml' }, body: form.toString() }, this.#env, false);
+    const reply = await send({ method: 'POST', url: `${endpoint}/`, headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/xml' }, body: form.toString() }, this.#env, false);
     const tag = (name: string) => new RegExp(`<${name}>([^<]*)</${name}>`).exec(reply.body)?.[1];
     if (reply.status !== 200) {
       const code = tag('Code');
@@ -167,7 +167,7 @@ export class AwsCredentialSource {
         throw new DiginfraError('AUTH_REQUIRED', `cannot read ${env.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE} (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE) for ${what}: ${messageOf(err)}`, { cause: err });
       }
     }
-    const reply = await send(`the container credentials endpoint ${hostOf(url)}`, what, { method: 'GET', url, headers: { accept: 'application/json', ...(auth && { authorization: auth }) } }, this.#env, true);
+    const reply = await send({ method: 'GET', url, headers: { accept: 'application/json', ...(auth && { authorization: auth }) } }, this.#env, true);
     if (reply.status !== 200) throw new DiginfraError('AUTH_REQUIRED', `the container credentials endpoint ${hostOf(url)} answered HTTP ${reply.status} for ${what}`, { hint: 'check the pod identity association of this service account' });
     return parseJsonCredentials(reply.body, `container credentials (${hostOf(url)})`, what);
   }
@@ -205,16 +205,16 @@ export class AwsCredentialSource {
     const base = (this.#env.AWS_EC2_METADATA_SERVICE_ENDPOINT || 'http://169.254.169.254').replace(/\/+$/, '');
     let token: { status: number; body: string };
     try {
-      token = await send('IMDS', what, { method: 'PUT', url: `${base}/latest/api/token`, headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '21600' } }, this.#env, true, 1_000);
+      token = await send({ method: 'PUT', url: `${base}/latest/api/token`, headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '21600' } }, this.#env, true, 1_000);
     } catch {
       return undefined;
     }
     if (token.status !== 200) return undefined;
     const headers = { 'x-aws-ec2-metadata-token': token.body.trim() };
-    const roles = await send('IMDS', what, { method: 'GET', url: `${base}/latest/meta-data/iam/security-credentials/`, headers }, this.#env, true);
+    const roles = await send({ method: 'GET', url: `${base}/latest/meta-data/iam/security-credentials/`, headers }, this.#env, true);
     const role = roles.status === 200 ? roles.body.split('\n')[0]?.trim() : undefined;
     if (!role) return undefined; // an instance without a role
-    const creds = await send('IMDS', what, { method: 'GET', url: `${base}/latest/meta-data/iam/security-credentials/${encodeURIComponent(role)}`, headers }, this.#env, true);
+    const creds = await send({ method: 'GET', url: `${base}/latest/meta-data/iam/security-credentials/${encodeURIComponent(role)}`, headers }, this.#env, true);
     if (creds.status !== 200) throw new DiginfraError('AUTH_REQUIRED', `the instance metadata service gave no credentials for role ${role} (HTTP ${creds.status}) for ${what}`);
     return parseJsonCredentials(creds.body, `the instance role ${role}`, what);
   }
@@ -249,38 +249,20 @@ function hostOf(url: string): string {
   }
 }
 
-/** One request through a short-lived transport; link-local endpoints never through a proxy. */
-async function send(
-  what: string,
-  forWhat: string,
+/** One request; link-local endpoints never through a proxy. */
+function send(
   req: { method: 'GET' | 'POST' | 'PUT'; url: string; headers: Record<string, string>; body?: string },
   env: NodeJS.ProcessEnv,
   direct: boolean,
   connectTimeoutMs = 3_000,
 ): Promise<{ status: number; body: string }> {
-  const transport = new Transport({
+  return sendSmall(`aws:${hostOf(req.url)}`, req, {
     hostSettings: () => ({ insecureSkipTlsVerify: false }),
     retry: { attempts: direct ? 1 : 2, maxRetryAfterMs: 5_000 },
     readTimeoutMs: direct ? 5_000 : 30_000,
     connectTimeoutMs,
     env: direct ? {} : env,
   });
-  try {
-    const res = await transport.send(`aws:${hostOf(req.url)}`, { method: req.method, url: req.url, headers: req.headers, ...(req.body !== undefined && { body: () => req.body! }) });
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for await (const chunk of res.body) {
-      total += (chunk as Buffer).length;
-      if (total > 1024 * 1024) {
-        res.body.destroy();
-        throw new DiginfraError('REGISTRY_ERROR', `${what} sent a reply larger than 1 MiB for ${forWhat}`);
-      }
-      chunks.push(chunk as Buffer);
-    }
-    return { status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') };
-  } finally {
-    await transport.close();
-  }
 }
 
 let shared: AwsCredentialSource | undefined;

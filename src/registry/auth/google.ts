@@ -21,7 +21,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DiginfraError, messageOf } from '../../errors.js';
-import { Transport } from '../transport.js';
+import { sendSmall } from '../transport.js';
 
 export const GOOGLE_REGISTRY_USER = 'oauth2accesstoken';
 /** What a token may do: the registry needs cloud-platform (Artifact Registry has no narrower scope). */
@@ -30,7 +30,6 @@ export const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platf
 export const STORAGE_READ_SCOPE = 'https://www.googleapis.com/auth/devstorage.read_only';
 const GOOGLE_TOKEN_URI = 'https://oauth2.googleapis.com/token';
 const DEFAULT_METADATA_HOST = 'metadata.google.internal';
-const MAX_REPLY_BYTES = 1024 * 1024;
 /** A token is renewed this long before it expires. */
 const RENEW_MARGIN_MS = 60_000;
 
@@ -166,12 +165,8 @@ export class GoogleTokenSource {
         hint: `for ${registry}, use a service account key, or the metadata server (GKE Workload Identity)`,
       });
     }
-    const reply = await this.#send(
-      `Google token endpoint ${hostOf(tokenUri)}`,
-      registry,
-      { method: 'POST', url: tokenUri, headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, body: form.toString() },
-      false,
-    );
+    const headers = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+    const reply = await this.#send({ method: 'POST', url: tokenUri, headers, body: form.toString() }, false);
     if (reply.status !== 200) {
       const detail = errorDetail(reply.body);
       throw new DiginfraError('AUTH_REQUIRED', `Google token endpoint ${hostOf(tokenUri)} refused the credentials of ${path} for ${registry} (HTTP ${reply.status})${detail}`, {
@@ -185,7 +180,7 @@ export class GoogleTokenSource {
     const url = `http://${host}/computeMetadata/v1/instance/service-accounts/default/token?scopes=${encodeURIComponent(this.#options.scope ?? CLOUD_PLATFORM_SCOPE)}`;
     let reply: { status: number; body: string };
     try {
-      reply = await this.#send(`the metadata server ${host}`, registry, { method: 'GET', url, headers: { 'metadata-flavor': 'Google', accept: 'application/json' } }, true);
+      reply = await this.#send({ method: 'GET', url, headers: { 'metadata-flavor': 'Google', accept: 'application/json' } }, true);
     } catch (err) {
       const hint = 'on GKE, give the pod a Kubernetes service account bound to a Google one (Workload Identity); elsewhere set GOOGLE_APPLICATION_CREDENTIALS to a service account key file';
       const what = `no Google credentials for ${registry}: GOOGLE_APPLICATION_CREDENTIALS is not set, gcloud has no application default credentials, and the metadata server ${host}`;
@@ -201,9 +196,9 @@ export class GoogleTokenSource {
     return parseToken(reply.body, `the metadata server ${host}`, registry);
   }
 
-  /** One request through a short-lived transport; the metadata server is never reached through a proxy. */
-  async #send(what: string, registry: string, req: { method: 'GET' | 'POST'; url: string; headers: Record<string, string>; body?: string }, direct: boolean): Promise<{ status: number; body: string }> {
-    const transport = new Transport({
+  /** One request; the metadata server is never reached through a proxy. */
+  #send(req: { method: 'GET' | 'POST'; url: string; headers: Record<string, string>; body?: string }, direct: boolean): Promise<{ status: number; body: string }> {
+    return sendSmall(`google:${hostOf(req.url)}`, req, {
       hostSettings: () => ({ insecureSkipTlsVerify: false }),
       retry: { attempts: 2, maxRetryAfterMs: 5_000 },
       readTimeoutMs: direct ? 5_000 : 30_000,
@@ -211,22 +206,6 @@ export class GoogleTokenSource {
       ...(this.#options.userAgent !== undefined && { userAgent: this.#options.userAgent }),
       env: direct ? {} : this.#env,
     });
-    try {
-      const res = await transport.send(`google:${hostOf(req.url)}`, { method: req.method, url: req.url, headers: req.headers, ...(req.body !== undefined && { body: () => req.body! }) });
-      const chunks: Buffer[] = [];
-      let total = 0;
-      for await (const chunk of res.body) {
-        total += (chunk as Buffer).length;
-        if (total > MAX_REPLY_BYTES) {
-          res.body.destroy();
-          throw new DiginfraError('REGISTRY_ERROR', `${what} sent a reply larger than ${MAX_REPLY_BYTES} bytes when asked for a token for ${registry}`);
-        }
-        chunks.push(chunk as Buffer);
-      }
-      return { status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') };
-    } finally {
-      await transport.close();
-    }
   }
 }
 

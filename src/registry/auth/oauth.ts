@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { DiginfraError } from '../../errors.js';
-import { Transport, type HttpResponse } from '../transport.js';
+import { sendSmall } from '../transport.js';
 
 export interface OAuthClientConfig {
   clientID: string;
@@ -52,7 +52,6 @@ export interface OAuthOptions {
 export const DEFAULT_OAUTH_LIFETIME_S = 300;
 /** A token is renewed this long before it expires (at most a tenth of its lifetime). */
 const MAX_EXPIRY_MARGIN_MS = 30_000;
-const MAX_REPLY_BYTES = 1024 * 1024;
 
 type AuthStyle = 'basic' | 'form';
 
@@ -212,40 +211,26 @@ export class OAuthTokenSource {
   async #sendHttp(req: OAuthTokenRequest): Promise<OAuthTokenReply> {
     const host = hostOf(req.url);
     const caFile = this.#options.caFile;
-    const transport = new Transport({
-      hostSettings: () => ({ insecureSkipTlsVerify: false, ...(caFile !== undefined && { caFile }) }),
-      retry: { attempts: 2, maxRetryAfterMs: 5_000 },
-      readTimeoutMs: 30_000,
-      ...(this.#options.userAgent !== undefined && { userAgent: this.#options.userAgent }),
-      ...(this.#options.env !== undefined && { env: this.#options.env }),
-    });
     try {
-      let res: HttpResponse;
-      try {
-        res = await transport.send(`oauth:${host}`, { method: 'POST', url: req.url, headers: req.headers, body: () => req.body });
-      } catch (err) {
-        if (err instanceof DiginfraError) {
-          throw new DiginfraError(err.code, `cannot get an OAuth token for ${this.#registry}: ${err.message}`, {
-            cause: err,
-            ...(err.hint !== undefined && { hint: err.hint }),
-          });
-        }
-        throw err;
+      return await sendSmall(
+        `oauth:${host}`,
+        { method: 'POST', url: req.url, headers: req.headers, body: req.body },
+        {
+          hostSettings: () => ({ insecureSkipTlsVerify: false, ...(caFile !== undefined && { caFile }) }),
+          retry: { attempts: 2, maxRetryAfterMs: 5_000 },
+          readTimeoutMs: 30_000,
+          ...(this.#options.userAgent !== undefined && { userAgent: this.#options.userAgent }),
+          ...(this.#options.env !== undefined && { env: this.#options.env }),
+        },
+      );
+    } catch (err) {
+      if (err instanceof DiginfraError) {
+        throw new DiginfraError(err.code, `cannot get an OAuth token for ${this.#registry}: ${err.message}`, {
+          cause: err,
+          ...(err.hint !== undefined && { hint: err.hint }),
+        });
       }
-      const chunks: Buffer[] = [];
-      let total = 0;
-      for await (const chunk of res.body) {
-        total += (chunk as Buffer).length;
-        if (total > MAX_REPLY_BYTES) {
-          res.body.destroy();
-          throw new DiginfraError('REGISTRY_ERROR', `OAuth token endpoint ${host} sent a reply larger than ${MAX_REPLY_BYTES} bytes`);
-        }
-        chunks.push(chunk as Buffer);
-      }
-      const type = res.headers['content-type'];
-      return { status: res.statusCode, contentType: (Array.isArray(type) ? type[0] : type) ?? '', body: Buffer.concat(chunks).toString('utf8') };
-    } finally {
-      await transport.close();
+      throw err;
     }
   }
 }
