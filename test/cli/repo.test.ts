@@ -61,6 +61,18 @@ describe.each([
     expect((await stat(join(dest, 'falco_rules.yaml'))).mode & 0o777).toBe(0o644);
   });
 
+  it('records --annotation-source (falcoctl) and --annotation in the manifest', async () => {
+    const push = await runCli(['repo', 'push', `${reg.host}/rules/annotated`, RULES, '--type', 'rulesfile', '--version', '1.0.0',
+      '--annotation-source', 'https://github.com/acme/rules', '--annotation', 'org.opencontainers.image.description=Acme rules', ...flags], { env });
+    expect(push.code, push.stderr).toBe(0);
+    const manifest = await runCli(['artifact', 'manifest', `${reg.host}/rules/annotated:1.0.0`, ...flags], { env });
+    expect(JSON.parse(manifest.stdout).annotations).toMatchObject({
+      'org.opencontainers.image.source': 'https://github.com/acme/rules',
+      'org.opencontainers.image.description': 'Acme rules',
+      'org.opencontainers.image.version': '1.0.0',
+    });
+  });
+
   it('pushes a two-platform plugin and pulls each platform', async () => {
     const p = await pluginFiles();
     const push = await runCli(

@@ -1,4 +1,4 @@
-import { parseDependency, parsePlatform, parseRequirement, checkArtifactType } from '../../artifact/format.js';
+import { ANNOTATION_SOURCE, parseDependency, parsePlatform, parseRequirement, checkArtifactType } from '../../artifact/format.js';
 import { pushArtifact } from '../../artifact/push.js';
 import { DiginfraError } from '../../errors.js';
 import { formatReference, parseOciReference } from '../../reference/reference.js';
@@ -13,6 +13,7 @@ interface PushFlags extends RegistryFlagOptions {
   dependsOn?: string[];
   requires?: string[];
   annotation?: string[];
+  annotationSource?: string;
   addFloatingTags?: boolean;
   mountFrom?: string;
   signKey?: string;
@@ -46,7 +47,8 @@ export async function runPush(ctx: CliContext, refText: string, files: string[],
       ...(flags.platform && { platforms: flags.platform.map(parsePlatform) }),
       dependencies: (flags.dependsOn ?? []).map(parseDependency),
       requirements: (flags.requires ?? []).map(parseRequirement),
-      annotations: parseAnnotations(flags.annotation),
+      // falcoctl's --annotation-source: the source repository, as org.opencontainers.image.source.
+      annotations: { ...(flags.annotationSource !== undefined && { [ANNOTATION_SOURCE]: flags.annotationSource }), ...parseAnnotations(flags.annotation) },
       addFloatingTags: flags.addFloatingTags === true,
       ...(flags.mountFrom !== undefined && { mountFrom: flags.mountFrom }),
       onProgress: (e) => ctx.logger.debug({ step: e.step }, e.detail),

@@ -37,6 +37,7 @@ export function registerRepoCommands(program: Command): void {
       .option('--depends-on <name:version|alt:version>', 'dependency, with alternatives after "|" (repeat)', collect)
       .option('--requires <name:version>', 'requirement such as engine_version:0.40.0 (repeat)', collect)
       .option('--annotation <key=value>', 'manifest annotation (repeat)', collect)
+      .option('--annotation-source <url>', 'source repository of the artifact (annotation org.opencontainers.image.source, as falcoctl sets it)')
       .option('--add-floating-tags', 'also tag MAJOR.MINOR, MAJOR and latest (each unless a newer version holds it)')
       .option('--mount-from <repository>', 'repository of the same registry to mount existing blobs from')
       .option('--sign-key <file>', 'sign the pushed digest with this PEM private key, as cosign sign --key does (unencrypted PEM)')
