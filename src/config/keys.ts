@@ -111,6 +111,9 @@ export const ALIASES: ReadonlyMap<string, readonly string[]> = new Map([
   ['artifact.follow.falcoversions', ['follow.engineVersionsUrl']],
   ['artifact.follow.diginfraversions', ['follow.engineVersionsUrl']],
   ['registry.creds.config', ['registry.authFile']],
+  // An entry of a map key: falcoctl's directory for its `asset` type.
+  ['artifact.install.assetsDir', ['install.dirs.asset']],
+  ['artifact.follow.assetsDir', ['follow.dirs.asset']],
 ]);
 
 /** falcoctl keys accepted and ignored with a warning (features this tool does differently). */
@@ -119,6 +122,5 @@ export const IGNORED: ReadonlyMap<string, string> = new Map([
   ['artifact.install.noVerify', 'signatures are verified only when keys are set (registry.cosignKeys), so there is nothing to turn off'],
   ['artifact.follow.noVerify', 'signatures are verified only when keys are set (registry.cosignKeys), so there is nothing to turn off'],
   ['artifact.follow.tmpDir', 'the follower stages files beside their destination, so no temp dir is needed'],
-  ['artifact.install.assetsDir', 'set install.dirs.asset instead (a directory per artifact type)'],
-  ['artifact.follow.assetsDir', 'set follow.dirs.asset instead (a directory per artifact type)'],
+
 ]);

@@ -96,7 +96,18 @@ export function checkConfig(raw: unknown, file: string): CheckedConfig {
       return;
     }
     const targets = ALIASES.get(fileKey) ?? [fileKey];
-    const def = KEY_BY_PATH.get(targets[0]!)!;
+    const direct = KEY_BY_PATH.get(targets[0]!);
+    if (!direct) {
+      // An alias for one entry of a map key (artifact.install.assetsDir -> install.dirs.asset).
+      const cut = targets[0]!.lastIndexOf('.');
+      const mapKey = targets[0]!.slice(0, cut);
+      const coerced = coerceValue(KEY_BY_PATH.get(mapKey)!, { [targets[0]!.slice(cut + 1)]: value }, fileKey, problems);
+      if (!coerced.ok) return;
+      setPath(config, mapKey, { ...(getPath(config, mapKey) as Record<string, string>), ...(coerced.value as Record<string, string>) });
+      present.add(mapKey);
+      return;
+    }
+    const def = direct;
     const coerced = coerceValue(def, value, fileKey, problems);
     if (!coerced.ok) return;
     const weak = targets.length > 1;

@@ -129,8 +129,8 @@ describe('validateConfig', () => {
         indexes: [{ name: 'falcosecurity', url: 'https://falcosecurity.github.io/falcoctl/index.yaml', backend: 'https' }],
         artifact: {
           allowedTypes: ['rulesfile', 'plugin'],
-          install: { refs: ['falco-rules:3'], resolveDeps: true, rulesfilesDir: '/rulesfiles', pluginsDir: '/plugins' },
-          follow: { refs: ['falco-rules:3'], every: '6h', falcoversions: 'http://localhost:8765/versions', rulesfilesDir: '/rulesfiles', pluginsDir: '/plugins', tmpDir: '/tmp' },
+          install: { refs: ['falco-rules:3'], resolveDeps: true, rulesfilesDir: '/rulesfiles', pluginsDir: '/plugins', assetsDir: '/assets' },
+          follow: { refs: ['falco-rules:3'], every: '6h', falcoversions: 'http://localhost:8765/versions', rulesfilesDir: '/rulesfiles', pluginsDir: '/plugins', tmpDir: '/tmp', assetsDir: '/assets' },
         },
         registry: { creds: { config: '/root/.docker/config.json' } },
       },
@@ -143,6 +143,10 @@ describe('validateConfig', () => {
     expect(config.follow.rulesfilesDir).toBe('/rulesfiles');
     expect(config.registry.authFile).toBe('/root/.docker/config.json');
     expect(present.has('follow.engineVersionsUrl')).toBe(true);
+    // falcoctl's directory for its asset type: the asset entry of install.dirs and follow.dirs.
+    expect(config.install.dirs).toEqual({ asset: '/assets' });
+    expect(config.follow.dirs).toEqual({ asset: '/assets' });
+    expect(present.has('install.dirs')).toBe(true);
     expect(warnings).toEqual(['config /x.yaml: artifact.follow.tmpDir is ignored: the follower stages files beside their destination, so no temp dir is needed']);
   });
 
