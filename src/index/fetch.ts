@@ -91,9 +91,7 @@ async function fetchS3(req: FetchIndexRequest, regionOverride?: string): Promise
   const region = regionOverride ?? regionOf(env);
   // Encoded as SigV4 encodes it, so what is sent is what was signed (`(`, `!`, spaces...).
   const path = s3PathEncode(key);
-  const endpoint = (env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL)?.replace(/\/+$/, '');
-  // Virtual-hosted style on AWS; path style for another endpoint and for a bucket with dots (TLS names).
-  const url = endpoint ? `${endpoint}/${bucket}/${path}` : bucket.includes('.') ? `https://s3.${region}.amazonaws.com/${bucket}/${path}` : `https://${bucket}.s3.${region}.amazonaws.com/${path}`;
+  const url = s3ObjectUrl(bucket, path, region, env);
   const credentials = await sharedAwsSource({ env }).get(req.url);
   const authHeaders = credentials ? signV4({ method: 'GET', url: new URL(url), headers: {}, region, service: 's3', credentials }) : undefined;
   // Cloud credentials only: basic credentials stored under this index's name are not for AWS.
@@ -110,6 +108,13 @@ async function fetchS3(req: FetchIndexRequest, regionOverride?: string): Promise
     if (err instanceof WrongRegion && regionOverride === undefined && err.region !== region) return fetchS3(req, err.region);
     throw err;
   }
+}
+
+/** Virtual-hosted style on AWS; path style for another endpoint (AWS_ENDPOINT_URL_S3) and for a bucket with dots (TLS names). */
+function s3ObjectUrl(bucket: string, path: string, region: string, env: Record<string, string | undefined>): string {
+  const endpoint = (env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL)?.replace(/\/+$/, '');
+  if (endpoint) return `${endpoint}/${bucket}/${path}`;
+  return bucket.includes('.') ? `https://s3.${region}.amazonaws.com/${bucket}/${path}` : `https://${bucket}.s3.${region}.amazonaws.com/${path}`;
 }
 
 /** S3's answer (301, or 400 for a signature in the wrong region) naming the bucket's region. */
@@ -177,11 +182,8 @@ export function contactedHost(url: string, env: Record<string, string | undefine
   try {
     if (isGcsIndex(url)) return new URL(gcsEndpoint(env).base).host;
     if (isS3Index(url)) {
-      const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL;
-      if (endpoint) return new URL(endpoint).host;
       const bucket = /^s3:\/\/([^/]+)/i.exec(url)?.[1] ?? '';
-      const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
-      return bucket.includes('.') ? `s3.${region}.amazonaws.com` : `${bucket}.s3.${region}.amazonaws.com`;
+      return new URL(s3ObjectUrl(bucket, '', env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1', env)).host;
     }
     return new URL(url).host;
   } catch {

@@ -287,3 +287,12 @@ export async function sendSmall(
     await transport.close();
   }
 }
+
+/** `host[:port]` of a URL, for messages; `fallback` (default the text itself) when it does not parse. */
+export function hostOf(url: string, fallback: string = url): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return fallback;
+  }
+}

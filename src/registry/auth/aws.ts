@@ -19,7 +19,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DiginfraError, messageOf } from '../../errors.js';
-import { sendSmall } from '../transport.js';
+import { hostOf, sendSmall } from '../transport.js';
 
 export interface AwsCredentials {
   accessKeyId: string;
@@ -241,13 +241,6 @@ function parseJsonCredentials(body: string, source: string, what: string): AwsCr
   };
 }
 
-function hostOf(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return url;
-  }
-}
 
 /** One request; link-local endpoints never through a proxy. */
 function send(

@@ -21,7 +21,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DiginfraError, messageOf } from '../../errors.js';
-import { sendSmall } from '../transport.js';
+import { hostOf, sendSmall } from '../transport.js';
 
 export const GOOGLE_REGISTRY_USER = 'oauth2accesstoken';
 /** What a token may do: the registry needs cloud-platform (Artifact Registry has no narrower scope). */
@@ -228,13 +228,6 @@ async function readKeyFile(path: string, registry: string, required: boolean): P
   throw new DiginfraError('AUTH_REQUIRED', `Google credentials file ${path} is not a JSON object`, { hint: 'download a new key file' });
 }
 
-function hostOf(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return url;
-  }
-}
 
 /** ` (invalid_grant: ...)` from an OAuth error reply, printable and short; tokens never appear in errors. */
 function errorDetail(body: string): string {

@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { DiginfraError } from '../../errors.js';
-import { sendSmall } from '../transport.js';
+import { hostOf, sendSmall } from '../transport.js';
 
 export interface OAuthClientConfig {
   clientID: string;
@@ -60,13 +60,6 @@ function formEncode(value: string): string {
   return new URLSearchParams({ v: value }).toString().slice(2);
 }
 
-function hostOf(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return 'the token URL';
-  }
-}
 
 /** A short, printable excerpt of server text with every occurrence of `secret` masked. */
 function sanitize(text: string, secret: string): string {
@@ -179,7 +172,7 @@ export class OAuthTokenSource {
 
   /** The token and its lifetime from a reply, or an error that names the token URL's host. */
   #accept(reply: OAuthTokenReply): { value: string; lifetimeS: number } {
-    const host = hostOf(this.#config.tokenURL);
+    const host = hostOf(this.#config.tokenURL, 'the token URL');
     const registry = this.#registry;
     const body = parseBody(reply);
     if (reply.status !== 200) {
@@ -209,7 +202,7 @@ export class OAuthTokenSource {
 
   /** The default sender: one POST through a short-lived transport (closed after the reply). */
   async #sendHttp(req: OAuthTokenRequest): Promise<OAuthTokenReply> {
-    const host = hostOf(req.url);
+    const host = hostOf(req.url, 'the token URL');
     const caFile = this.#options.caFile;
     try {
       return await sendSmall(
