@@ -11,7 +11,7 @@ import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DiginfraError, messageOf } from '../errors.js';
-import type { FetchedManifest } from '../registry/client.js';
+import type { ArtifactSource, FetchedManifest } from '../registry/client.js';
 import type { Descriptor } from '../registry/media-types.js';
 import { writeFileAtomic } from '../util/atomic-fs.js';
 
@@ -142,4 +142,20 @@ export class OciLayout {
     index.manifests = [...index.manifests.filter((m) => m.annotations?.[REF_NAME] !== tag), { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, annotations: { [REF_NAME]: tag } }];
     await writeFileAtomic(join(this.dir, 'index.json'), `${JSON.stringify(index, null, 2)}\n`);
   }
+}
+
+/**
+ * A layout as an artifact source: what `resolveArtifact` and `extractArtifact` (and signature
+ * verification) read, by tag or digest; the reference's registry and repository are ignored. Every
+ * blob is checked against its digest before it is read.
+ */
+export function layoutSource(layout: OciLayout): ArtifactSource {
+  return {
+    fetchManifest: (ref) => layout.fetchManifest({ ...(ref.tag !== undefined && { tag: ref.tag }), ...(ref.digest !== undefined && { digest: ref.digest }) }),
+    readBlob: async (_ref, desc, maxBytes = 1024 * 1024) => {
+      if (desc.size > maxBytes) throw new DiginfraError('ARTIFACT_INVALID', `blob ${desc.digest} is ${desc.size} bytes, more than the ${maxBytes} allowed here`);
+      return readFile(await layout.blobFile(desc));
+    },
+    openBlob: async (_ref, desc) => createReadStream(await layout.blobFile(desc)),
+  };
 }

@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { pipeline as pipelineCb, Transform, type Readable } from 'node:stream';
 import { DiginfraError } from '../errors.js';
 import { formatReference, withDigest, type OciReference } from '../reference/reference.js';
-import type { RegistryClient } from '../registry/client.js';
+import type { ArtifactSource } from '../registry/client.js';
 import {
   formatPlatform,
   isIndexMediaType,
@@ -61,7 +61,7 @@ export function platformEntry(index: ImageIndex, platform: Platform, name: strin
  * Resolves `ref` to one artifact. An image index is narrowed to `platform`; when it has no such entry
  * the error lists what exists.
  */
-export async function resolveArtifact(client: RegistryClient, ref: OciReference, platform: Platform): Promise<ResolvedArtifact> {
+export async function resolveArtifact(client: ArtifactSource, ref: OciReference, platform: Platform): Promise<ResolvedArtifact> {
   const name = formatReference(ref);
   const top = await client.fetchManifest(ref);
   const pinned = { ...withDigest(ref, top.descriptor.digest), digest: top.descriptor.digest };
@@ -127,7 +127,7 @@ function counted(source: Readable, onBytes: (n: number) => void): Readable {
  * `layerFile` may supply a cached copy of a layer (by digest) instead of the registry.
  */
 export async function extractArtifact(
-  client: RegistryClient,
+  client: ArtifactSource,
   artifact: ResolvedArtifact,
   dest: string,
   opts: {

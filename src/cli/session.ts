@@ -5,7 +5,7 @@
 import type { DiginfraConfig } from '../config/types.js';
 import { loadConfig } from '../config/load.js';
 import type { OciReference } from '../reference/reference.js';
-import type { RegistryClient } from '../registry/client.js';
+import type { ArtifactSource, RegistryClient } from '../registry/client.js';
 import { createRegistryClient, type RegistryFlags } from '../registry/factory.js';
 import type { CliContext } from './run.js';
 
@@ -20,7 +20,7 @@ export interface RegistryFlagOptions {
  * (`--verify-key`, else registry.cosignKeys); undefined when no key is set. Keys are read now, so a
  * bad key file fails before anything is fetched.
  */
-export type Verifier = (client: RegistryClient, ref: OciReference & { digest: string }) => Promise<void>;
+export type Verifier = (client: ArtifactSource, ref: OciReference & { digest: string }) => Promise<void>;
 
 export async function verifierFor(config: DiginfraConfig, verifyKey: readonly string[] | undefined): Promise<Verifier | undefined> {
   const paths = verifyKey && verifyKey.length > 0 ? verifyKey : config.registry.cosignKeys;

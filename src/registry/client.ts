@@ -49,6 +49,12 @@ export interface Credential {
   expiresAt?: number;
 }
 
+/**
+ * What reading an artifact needs: its manifests and blobs, verified. A registry client is one; an
+ * OCI image layout on disk is another (src/artifact/oci-layout.ts, for `repo pull oci:DIR`).
+ */
+export type ArtifactSource = Pick<RegistryClient, 'fetchManifest' | 'readBlob' | 'openBlob'>;
+
 export interface CredentialSource {
   get(host: string): Promise<Credential | undefined>;
 }

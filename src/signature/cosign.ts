@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { DiginfraError, isDiginfraError, messageOf } from '../errors.js';
 import type { OciReference } from '../reference/reference.js';
-import { sha256Digest, type FetchedManifest, type RegistryClient } from '../registry/client.js';
+import { sha256Digest, type ArtifactSource, type FetchedManifest, type RegistryClient } from '../registry/client.js';
 import { DOCKER_MANIFEST, OCI_MANIFEST, type Descriptor } from '../registry/media-types.js';
 
 export const SIMPLE_SIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';
@@ -140,7 +140,7 @@ interface SignatureManifest {
   layers?: SignatureLayer[];
 }
 
-async function existingSignatures(client: RegistryClient, at: OciReference): Promise<SignatureManifest | undefined> {
+async function existingSignatures(client: ArtifactSource, at: OciReference): Promise<SignatureManifest | undefined> {
   try {
     // cosign writes OCI manifests, or Docker v2 ones with COSIGN_DOCKER_MEDIA_TYPES=1.
     return (await client.fetchManifest(at, [OCI_MANIFEST, DOCKER_MANIFEST])).json as SignatureManifest;
@@ -233,7 +233,7 @@ export function fingerprintOf(key: KeyObject): string {
  * Throws unless a cosign signature of `digest` in `repo` verifies with one of `keys`: SIGNATURE_MISSING
  * when there is none, SIGNATURE_INVALID when none of those found verifies (each one's reason is named).
  */
-export async function verifyDigest(client: RegistryClient, repo: OciReference, digest: string, keys: readonly KeyObject[]): Promise<void> {
+export async function verifyDigest(client: ArtifactSource, repo: OciReference, digest: string, keys: readonly KeyObject[]): Promise<void> {
   const tag = signatureTag(digest);
   const at: OciReference = { registry: repo.registry, repository: repo.repository, tag };
   const what = `${repo.registry}/${repo.repository}@${digest}`;

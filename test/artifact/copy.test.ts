@@ -4,7 +4,7 @@
  * verify its signature there.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -125,6 +125,38 @@ describe('repo copy (built CLI, two real registries)', () => {
     const missing = await runCli(['repo', 'copy', `oci:${disk}:9.9.9`, `${mirror.host}/gap/none`], { env });
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain(`OCI layout ${disk} has no tag 9.9.9`);
+  });
+
+  it('repo pull reads a layout directory offline (oci:DIR:TAG), each blob and the signature checked', async () => {
+    const file = join(dir, 'offline_rules.yaml');
+    await writeFile(file, '- list: offline\n  items: []\n');
+    const push = await runCli(['repo', 'push', `${upstream.host}/rules/offline:1.0.0`, file, '--type', 'rulesfile', '--version', '1.0.0', '--sign-key', key, '-o', 'json'], { env });
+    const { digest } = JSON.parse(push.stdout) as { digest: string };
+    const disk = join(dir, 'offline-disk');
+    expect((await runCli(['repo', 'copy', `${upstream.host}/rules/offline:1.0.0`, `oci:${disk}`, '--with-signatures'], { env })).code).toBe(0);
+    // Every byte comes from the directory: the reference names no registry.
+    const dest = await mkdtemp(join(dir, 'offline-'));
+    const pull = await runCli(['repo', 'pull', `oci:${disk}:1.0.0`, '--dest', dest, '--verify-key', pub], { env });
+    expect(pull.stderr).toBe('');
+    expect(pull.code).toBe(0);
+    expect(pull.stdout).toContain(`pulled oci:${disk}:1.0.0@${digest} (rulesfile offline 1.0.0)`);
+    expect(await readFile(join(dest, 'offline_rules.yaml'), 'utf8')).toBe('- list: offline\n  items: []\n');
+    // By digest too; a key that did not sign it is refused, and nothing is written.
+    const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const otherPub = join(dir, 'offline-other.pub');
+    await writeFile(otherPub, other.publicKey.export({ type: 'spki', format: 'pem' }));
+    const empty = await mkdtemp(join(dir, 'offline-none-'));
+    const refused = await runCli(['repo', 'pull', `oci:${disk}@${digest}`, '--dest', empty, '--verify-key', otherPub], { env });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/signature/i);
+    expect(await readdir(empty)).toEqual([]);
+    // A damaged blob is caught before it is extracted.
+    const manifest = JSON.parse(await readFile(join(disk, 'blobs', 'sha256', digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
+    await writeFile(join(disk, 'blobs', 'sha256', manifest.layers[0]!.digest.slice(7)), 'tampered');
+    const damaged = await runCli(['repo', 'pull', `oci:${disk}:1.0.0`, '--dest', empty], { env });
+    expect(damaged.code).toBe(1);
+    expect(damaged.stderr).toMatch(/does not hash to|bytes, expected/);
+    expect(await readdir(empty)).toEqual([]);
   });
 
   it("keeps the signatures a layout directory already has when it copies the upstream ones into it", async () => {

@@ -4,7 +4,8 @@ import { extractArtifact, resolveArtifact, type ResolvedArtifact } from '../../a
 import { loadConfig } from '../../config/load.js';
 import { selectTag } from '../../artifact/tags.js';
 import { formatReference, type OciReference } from '../../reference/reference.js';
-import type { RegistryClient } from '../../registry/client.js';
+import type { ArtifactSource } from '../../registry/client.js';
+import { OciLayout, layoutSource, parseLayoutRef } from '../../artifact/oci-layout.js';
 import { formatPlatform } from '../../registry/media-types.js';
 import { openRegistry, verifierFor, type RegistryFlagOptions } from '../session.js';
 import { refLocator } from './locate.js';
@@ -24,6 +25,13 @@ interface PullFlags extends RegistryFlagOptions {
  * each artifact is extracted in turn. A file that a later artifact also ships is overwritten, with a
  * warning.
  */
+interface Pulled {
+  artifact: ResolvedArtifact;
+  source: ArtifactSource;
+  /** How the output names it: the registry reference, or `oci:DIR[:TAG]@DIGEST`. */
+  label: string;
+}
+
 export async function runPull(ctx: CliContext, refTexts: string[], flags: PullFlags): Promise<void> {
   const format = outputFormat(flags.output);
   const platform = flags.platform ? parsePlatform(flags.platform) : hostPlatform();
@@ -34,32 +42,41 @@ export async function runPull(ctx: CliContext, refTexts: string[], flags: PullFl
   const locate = refLocator(ctx, loaded);
   const client = await openRegistry(ctx, flags, loaded.config);
   try {
-    const artifacts: ResolvedArtifact[] = [];
+    const artifacts: Pulled[] = [];
     for (const refText of refTexts) {
-      const { repo, tag, digest } = await locate(refText);
-      const ref: OciReference = digest ? { ...repo, digest } : { ...repo, tag: await selectTag(client, repo, tag) };
-      const artifact = await resolveArtifact(client, ref, platform);
+      // An OCI image layout on disk (what `repo copy ... oci:DIR` wrote): read offline, checked the same way.
+      const layout = parseLayoutRef(refText);
+      const source: ArtifactSource = layout ? layoutSource(new OciLayout(layout.dir)) : client;
+      let ref: OciReference;
+      if (layout) {
+        ref = { registry: 'oci', repository: layout.dir, ...(layout.digest !== undefined ? { digest: layout.digest } : { tag: layout.tag ?? 'latest' }) };
+      } else {
+        const { repo, tag, digest } = await locate(refText);
+        ref = digest ? { ...repo, digest } : { ...repo, tag: await selectTag(client, repo, tag) };
+      }
+      const artifact = await resolveArtifact(source, ref, platform);
       // Before anything is written: an unsigned or wrongly signed artifact leaves the destination as it was.
-      await verify?.(client, artifact.ref);
-      artifacts.push(artifact);
+      await verify?.(source, artifact.ref);
+      const label = layout ? `oci:${layout.dir}${layout.tag !== undefined ? `:${layout.tag}` : ''}@${artifact.ref.digest}` : formatReference(artifact.ref);
+      artifacts.push({ artifact, source, label });
     }
     // On a terminal, a byte counter per layer (the same as artifact install's); nothing otherwise.
     const progress = process.stderr.isTTY === true && format !== 'json' ? progressReporter(ctx, false) : undefined;
-    const pulled: { artifact: ResolvedArtifact; files: string[] }[] = [];
+    const pulled: { artifact: ResolvedArtifact; label: string; files: string[] }[] = [];
     const owner = new Map<string, string>();
-    for (const artifact of artifacts) {
+    for (const { artifact, source, label: reference } of artifacts) {
       const label = `${artifact.config.name} ${artifact.config.version}`;
-      const files = await extractOne(client, artifact, dest, label, progress);
+      const files = await extractOne(source, artifact, dest, label, progress);
       for (const f of files) {
         const earlier = owner.get(f);
         if (earlier !== undefined && earlier !== label) ctx.logger.warn(`${resolve(dest, f)} of ${earlier} was overwritten by the one of ${label}`);
         owner.set(f, label);
       }
-      pulled.push({ artifact, files });
+      pulled.push({ artifact, label: reference, files });
     }
     if (format === 'json') {
-      const out = pulled.map(({ artifact, files }) => ({
-        reference: formatReference(artifact.ref),
+      const out = pulled.map(({ artifact, label, files }) => ({
+        reference: label,
         digest: artifact.ref.digest,
         manifestDigest: artifact.manifestDigest,
         type: artifact.type,
@@ -73,8 +90,8 @@ export async function runPull(ctx: CliContext, refTexts: string[], flags: PullFl
       ctx.out(JSON.stringify(out.length === 1 ? out[0] : out, null, 2));
       return;
     }
-    for (const { artifact, files } of pulled) {
-      ctx.out(`pulled ${formatReference(artifact.ref)} (${artifact.type} ${artifact.config.name} ${artifact.config.version}${artifact.platform ? `, ${formatPlatform(artifact.platform)}` : ''})`);
+    for (const { artifact, label, files } of pulled) {
+      ctx.out(`pulled ${label} (${artifact.type} ${artifact.config.name} ${artifact.config.version}${artifact.platform ? `, ${formatPlatform(artifact.platform)}` : ''})`);
       for (const f of files) ctx.out(`  ${resolve(dest, f)}`);
     }
   } finally {
@@ -82,7 +99,7 @@ export async function runPull(ctx: CliContext, refTexts: string[], flags: PullFl
   }
 }
 
-async function extractOne(client: RegistryClient, artifact: ResolvedArtifact, dest: string, label: string, progress: ReturnType<typeof progressReporter> | undefined): Promise<string[]> {
+async function extractOne(client: ArtifactSource, artifact: ResolvedArtifact, dest: string, label: string, progress: ReturnType<typeof progressReporter> | undefined): Promise<string[]> {
   const started = new Set<string>();
   try {
     const { files } = await extractArtifact(client, artifact, dest, {

@@ -51,7 +51,7 @@ export function registerRepoCommands(program: Command): void {
     repo
       .command('pull')
       .description('pull artifacts and extract their files into a directory (every reference is resolved, and verified with --verify-key, before anything is written)')
-      .argument('<ref...>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST], NAME[:TAG] or INDEX::NAME[:TAG] (looked up in the indexes)')
+      .argument('<ref...>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST], NAME[:TAG] or INDEX::NAME[:TAG] (looked up in the indexes), or oci:DIR[:TAG|@DIGEST] (an OCI image layout, read offline)')
       .option('--dest <dir>', 'directory to extract into', '.')
       .option('--platform <os/arch>', "platform to pull from a multi-platform artifact (default: this machine's)")
       .addOption(verifyKeyOption())
