@@ -114,8 +114,9 @@ export function checkIndexUrl(value: string): string | undefined {
   } catch {
     return `"${value}" is not a URL`;
   }
-  if (url.protocol === 'gs:') return /^gs:\/\/[^/]+\/.+/i.test(value) ? undefined : `"${value}" must be gs://BUCKET/OBJECT`;
-  if (url.protocol === 's3:') return /^s3:\/\/[^/]+\/.+/i.test(value) ? undefined : `"${value}" must be s3://BUCKET/KEY`;
+  // The bucket is (part of) the host signed requests go to: the providers' naming rules, no @ ? #.
+  if (url.protocol === 'gs:') return /^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]\/.+/i.test(value) ? undefined : `"${value}" must be gs://BUCKET/OBJECT, BUCKET a valid bucket name`;
+  if (url.protocol === 's3:') return /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.+/i.test(value) ? undefined : `"${value}" must be s3://BUCKET/KEY, BUCKET a valid bucket name`;
   if (!['http:', 'https:', 'file:'].includes(url.protocol)) {
     return `"${value}" is not an https://, http://, gs://, s3:// or file:// URL, nor a local path`;
   }

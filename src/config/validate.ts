@@ -82,6 +82,8 @@ export function checkConfig(raw: unknown, file: string): CheckedConfig {
   const problems: string[] = [];
   /** canonical path -> the file key that set it, and whether a more specific key may override it */
   const setBy = new Map<string, { key: string; weak: boolean }>();
+  /** Map entries set through an alias, merged after the walk. */
+  const mapEntries: { fileKey: string; mapKey: string; entry: string; value: string }[] = [];
 
   if (raw === null || raw === undefined) return { config, present, warnings };
   if (!isPlainObject(raw)) {
@@ -98,13 +100,14 @@ export function checkConfig(raw: unknown, file: string): CheckedConfig {
     const targets = ALIASES.get(fileKey) ?? [fileKey];
     const direct = KEY_BY_PATH.get(targets[0]!);
     if (!direct) {
-      // An alias for one entry of a map key (artifact.install.assetsDir -> install.dirs.asset).
+      // An alias for one entry of a map key (artifact.install.assetsDir -> install.dirs.asset):
+      // merged once the whole file is read, whatever the order of its sections.
+      if (typeof value !== 'string' || value.trim() === '') {
+        problems.push(`${fileKey} must be a non-empty string`);
+        return;
+      }
       const cut = targets[0]!.lastIndexOf('.');
-      const mapKey = targets[0]!.slice(0, cut);
-      const coerced = coerceValue(KEY_BY_PATH.get(mapKey)!, { [targets[0]!.slice(cut + 1)]: value }, fileKey, problems);
-      if (!coerced.ok) return;
-      setPath(config, mapKey, { ...(getPath(config, mapKey) as Record<string, string>), ...(coerced.value as Record<string, string>) });
-      present.add(mapKey);
+      mapEntries.push({ fileKey, mapKey: targets[0]!.slice(0, cut), entry: targets[0]!.slice(cut + 1), value });
       return;
     }
     const def = direct;
@@ -153,6 +156,15 @@ export function checkConfig(raw: unknown, file: string): CheckedConfig {
     }
   };
   walk(raw, TREE, '');
+  for (const { fileKey, mapKey, entry, value } of mapEntries) {
+    const map = (getPath(config, mapKey) ?? {}) as Record<string, string>;
+    if (present.has(mapKey) && Object.hasOwn(map, entry) && setBy.has(mapKey)) {
+      problems.push(`${fileKey} and ${mapKey}.${entry} both set ${mapKey}.${entry}; keep one`);
+      continue;
+    }
+    setPath(config, mapKey, { ...map, [entry]: value });
+    present.add(mapKey);
+  }
 
   if (problems.length > 0) throw configError(file, problems);
   return { config, present, warnings };

@@ -72,6 +72,13 @@ export async function fetchIndex(req: FetchIndexRequest): Promise<FetchIndexResu
   return fetchHttp(req);
 }
 
+/**
+ * `s3://BUCKET/KEY` and `gs://BUCKET/OBJECT`, the bucket held to the providers' naming rules: a
+ * bucket becomes (part of) the host a signed request goes to, so `@`, `?` or `#` must never pass.
+ */
+export const S3_INDEX_RE = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.+)$/i;
+export const GCS_INDEX_RE = /^gs:\/\/([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])\/(.+)$/i;
+
 export function isS3Index(url: string): boolean {
   return /^s3:\/\//i.test(url);
 }
@@ -83,8 +90,8 @@ export function isS3Index(url: string): boolean {
  * `AWS_ENDPOINT_URL_S3` (or `AWS_ENDPOINT_URL`) names another S3-compatible endpoint, path-style.
  */
 async function fetchS3(req: FetchIndexRequest, regionOverride?: string): Promise<FetchIndexResult> {
-  const m = /^s3:\/\/([^/]+)\/(.+)$/i.exec(req.url);
-  if (!m) throw new DiginfraError('USAGE', `index "${req.name}": ${req.url} must be s3://BUCKET/KEY`);
+  const m = S3_INDEX_RE.exec(req.url);
+  if (!m) throw new DiginfraError('USAGE', `index "${req.name}": ${req.url} must be s3://BUCKET/KEY (a valid bucket name)`);
   const [, bucket, key] = m as unknown as [string, string, string];
   const env = req.env ?? process.env;
   const { regionOf, s3PathEncode, sharedAwsSource, signV4 } = await import('../registry/auth/aws.js');
@@ -114,7 +121,10 @@ async function fetchS3(req: FetchIndexRequest, regionOverride?: string): Promise
 function s3ObjectUrl(bucket: string, path: string, region: string, env: Record<string, string | undefined>): string {
   const endpoint = (env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL)?.replace(/\/+$/, '');
   if (endpoint) return `${endpoint}/${bucket}/${path}`;
-  return bucket.includes('.') ? `https://s3.${region}.amazonaws.com/${bucket}/${path}` : `https://${bucket}.s3.${region}.amazonaws.com/${path}`;
+  const url = bucket.includes('.') ? `https://s3.${region}.amazonaws.com/${bucket}/${path}` : `https://${bucket}.s3.${region}.amazonaws.com/${path}`;
+  // A backstop to the bucket rule: a signed request goes to AWS only.
+  if (!new URL(url).hostname.endsWith('.amazonaws.com')) throw new DiginfraError('USAGE', `s3://${bucket}: not a bucket name, and ${new URL(url).host} is not AWS`);
+  return url;
 }
 
 /** S3's answer (301, or 400 for a signature in the wrong region) naming the bucket's region. */
@@ -140,8 +150,8 @@ export function isGcsIndex(url: string): boolean {
  * is sent there. Conditional requests as for https.
  */
 async function fetchGcs(req: FetchIndexRequest): Promise<FetchIndexResult> {
-  const m = /^gs:\/\/([^/]+)\/(.+)$/i.exec(req.url);
-  if (!m) throw new DiginfraError('USAGE', `index "${req.name}": ${req.url} must be gs://BUCKET/OBJECT`);
+  const m = GCS_INDEX_RE.exec(req.url);
+  if (!m) throw new DiginfraError('USAGE', `index "${req.name}": ${req.url} must be gs://BUCKET/OBJECT (a valid bucket name)`);
   const [, bucket, object] = m as unknown as [string, string, string];
   const env = req.env ?? process.env;
   const { base, authenticated } = gcsEndpoint(env);
@@ -182,7 +192,8 @@ export function contactedHost(url: string, env: Record<string, string | undefine
   try {
     if (isGcsIndex(url)) return new URL(gcsEndpoint(env).base).host;
     if (isS3Index(url)) {
-      const bucket = /^s3:\/\/([^/]+)/i.exec(url)?.[1] ?? '';
+      const bucket = S3_INDEX_RE.exec(url)?.[1];
+      if (bucket === undefined) return undefined;
       return new URL(s3ObjectUrl(bucket, '', env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1', env)).host;
     }
     return new URL(url).host;

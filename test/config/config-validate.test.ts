@@ -150,6 +150,19 @@ describe('validateConfig', () => {
     expect(warnings).toEqual(['config /x.yaml: artifact.follow.tmpDir is ignored: the follower stages files beside their destination, so no temp dir is needed']);
   });
 
+  it('merges artifact.install.assetsDir into install.dirs whatever the order of sections, and refuses it set twice', () => {
+    for (const raw of [
+      { artifact: { install: { assetsDir: '/assets' } }, install: { dirs: { policy: '/policies' } } },
+      { install: { dirs: { policy: '/policies' } }, artifact: { install: { assetsDir: '/assets' } } },
+    ]) {
+      expect(validateConfig(raw, FILE).install.dirs).toEqual({ policy: '/policies', asset: '/assets' });
+    }
+    expect(() => validateConfig({ artifact: { install: { assetsDir: '/a' } }, install: { dirs: { asset: '/b' } } }, FILE)).toThrow(
+      'artifact.install.assetsDir and install.dirs.asset both set install.dirs.asset; keep one',
+    );
+    expect(() => validateConfig({ artifact: { follow: { assetsDir: '' } } }, FILE)).toThrow('artifact.follow.assetsDir must be a non-empty string');
+  });
+
   it('lets a specific key win over artifact.allowedTypes, but refuses two keys for one value', () => {
     const c = validateConfig({ artifact: { allowedTypes: ['plugin'] }, follow: { allowedTypes: ['rulesfile'] } }, FILE);
     expect(c.follow.allowedTypes).toEqual(['rulesfile']);

@@ -212,6 +212,12 @@ describe('s3:// indexes', () => {
     const noKey = await runCli(['index', 'add', 'x', 's3://bucket-only'], { env: e });
     expect(noKey.code).toBe(2);
     expect(noKey.stderr).toContain('index URL "s3://bucket-only": must be s3://BUCKET/KEY');
+    // A "bucket" that would put another host in the signed request's URL is not one.
+    for (const url of ['s3://x@3627734734?/index.yaml', 's3://attacker.example#/index.yaml', 's3://a:b@evil/index.yaml']) {
+      const bad = await runCli(['index', 'add', 'x', url], { env: { ...e, AWS_ACCESS_KEY_ID: 'AKIASTATIC', AWS_SECRET_ACCESS_KEY: 'static-secret' } });
+      expect(bad.code, url).toBe(2);
+      expect(bad.stderr, url).toContain('BUCKET a valid bucket name');
+    }
     const creds = await runCli(['index', 'add', 'x', 's3://private-bucket/diginfra/index.yaml', '--username', 'u', '--password-stdin'], { env: e, input: 'p\n' });
     expect(creds.code).toBe(2);
     expect(creds.stderr).toContain('s3:// uses the AWS credential chain');
