@@ -15,7 +15,7 @@ import { formatPlatform, isIndexMediaType, type Descriptor, type ImageIndex, typ
 import { DiginfraError } from '../../errors.js';
 import type { CliContext } from '../run.js';
 import { registryFlags, type RegistryFlagOptions } from '../session.js';
-import { locateRef } from './locate.js';
+import { refLocator } from './locate.js';
 
 export interface RawFlags extends RegistryFlagOptions {
   platform?: string;
@@ -25,7 +25,7 @@ export interface RawFlags extends RegistryFlagOptions {
 async function printRaw(ctx: CliContext, refText: string, flags: RawFlags, fetch: (client: RegistryClient, ref: OciReference) => Promise<Buffer>): Promise<void> {
   const loaded = await loadConfig(ctx.configPath === undefined ? {} : { path: ctx.configPath });
   for (const w of loaded.warnings) ctx.logger.warn(w);
-  const { repo, tag, digest } = await locateRef(ctx, loaded, refText);
+  const { repo, tag, digest } = await refLocator(ctx, loaded)(refText);
   const client = createRegistryClient(loaded.config.registry, registryFlags(flags));
   try {
     const ref: OciReference = digest ? { ...repo, digest } : { ...repo, tag: await selectTag(client, repo, tag) };

@@ -45,7 +45,3 @@ export function refLocator(ctx: CliContext, loaded: LoadedConfig): (refText: str
     };
   };
 }
-
-export async function locateRef(ctx: CliContext, loaded: LoadedConfig, refText: string): Promise<LocatedRef> {
-  return refLocator(ctx, loaded)(refText);
-}

@@ -22,6 +22,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DiginfraError, messageOf } from '../../errors.js';
 import { hostOf, sendSmall } from '../transport.js';
+import { RenewingToken } from './token-cache.js';
 
 export const GOOGLE_REGISTRY_USER = 'oauth2accesstoken';
 /** What a token may do: the registry needs cloud-platform (Artifact Registry has no narrower scope). */
@@ -70,13 +71,13 @@ export class GoogleTokenSource {
   readonly #env: NodeJS.ProcessEnv;
   readonly #options: GoogleOptions;
   readonly #now: () => number;
-  #token: { value: string; renewAt: number } | undefined;
-  #inflight: Promise<string> | undefined;
+  readonly #token: RenewingToken;
 
   constructor(options: GoogleOptions = {}) {
     this.#options = options;
     this.#env = options.env ?? process.env;
     this.#now = options.now ?? Date.now;
+    this.#token = new RenewingToken(RENEW_MARGIN_MS, this.#now);
   }
 
   /**
@@ -98,22 +99,12 @@ export class GoogleTokenSource {
   }
 
   /** The token and when it is renewed (epoch ms): a cache of it must not outlive that. */
-  async tokenWithRenewal(registry: string): Promise<{ value: string; renewAt: number }> {
-    if (this.#token && this.#now() < this.#token.renewAt) return this.#token;
-    this.#inflight ??= this.#fetch(registry).finally(() => {
-      this.#inflight = undefined;
+  tokenWithRenewal(registry: string): Promise<{ value: string; renewAt: number }> {
+    return this.#token.get(async () => {
+      const method = await this.#method(registry);
+      const reply = method.kind === 'metadata' ? await this.#fromMetadata(method.host, registry) : await this.#fromKeyFile(method.path, method.key, registry);
+      return { value: reply.token, lifetimeS: reply.expiresIn };
     });
-    await this.#inflight;
-    return this.#token!;
-  }
-
-  async #fetch(registry: string): Promise<string> {
-    const started = this.#now();
-    const method = await this.#method(registry);
-    const reply = method.kind === 'metadata' ? await this.#fromMetadata(method.host, registry) : await this.#fromKeyFile(method.path, method.key, registry);
-    const lifetimeMs = reply.expiresIn * 1000;
-    this.#token = { value: reply.token, renewAt: started + lifetimeMs - Math.min(RENEW_MARGIN_MS, lifetimeMs / 10) };
-    return reply.token;
   }
 
   /** Which source ADC uses: the first key file that exists, else the metadata server. */

@@ -16,6 +16,7 @@
 import { createHash } from 'node:crypto';
 import { DiginfraError } from '../../errors.js';
 import { hostOf, sendSmall } from '../transport.js';
+import { RenewingToken } from './token-cache.js';
 
 export interface OAuthClientConfig {
   clientID: string;
@@ -95,8 +96,7 @@ export class OAuthTokenSource {
   readonly #registry: string;
   readonly #options: OAuthOptions;
   readonly #now: () => number;
-  #token: { value: string; renewAt: number } | undefined;
-  #inflight: Promise<string> | undefined;
+  readonly #token: RenewingToken;
   #style: AuthStyle | undefined;
   #grants = 0;
 
@@ -105,6 +105,7 @@ export class OAuthTokenSource {
     this.#registry = registry;
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.#token = new RenewingToken(MAX_EXPIRY_MARGIN_MS, this.#now);
   }
 
   /** How many grants this source has received (tests, diagnostics). */
@@ -118,23 +119,16 @@ export class OAuthTokenSource {
   }
 
   /** The token and when it is renewed (epoch ms): a cache of it must not outlive that. */
-  async tokenWithRenewal(): Promise<{ value: string; renewAt: number }> {
-    if (this.#token && this.#now() < this.#token.renewAt) return this.#token;
-    this.#token = undefined;
-    this.#inflight ??= this.#fetch().finally(() => {
-      this.#inflight = undefined;
-    });
-    const value = await this.#inflight;
-    return this.#token ?? { value, renewAt: this.#now() };
+  tokenWithRenewal(): Promise<{ value: string; renewAt: number }> {
+    return this.#token.get(() => this.#fetch());
   }
 
   /** Forget the cached token, so the next call asks for a new one. */
   invalidate(): void {
-    this.#token = undefined;
+    this.#token.invalidate();
   }
 
-  async #fetch(): Promise<string> {
-    const started = this.#now();
+  async #fetch(): Promise<{ value: string; lifetimeS: number }> {
     const styles: AuthStyle[] = this.#style ? [this.#style] : ['basic', 'form'];
     let reply: OAuthTokenReply | undefined;
     let used: AuthStyle = styles[0]!;
@@ -144,12 +138,10 @@ export class OAuthTokenSource {
       // Basic refused: maybe the server only reads the client from the form (client_secret_post).
       if (!(style === 'basic' && styles.length > 1 && (reply.status === 400 || reply.status === 401))) break;
     }
-    const { value, lifetimeS } = this.#accept(reply!);
+    const accepted = this.#accept(reply!);
     this.#style = used;
     this.#grants++;
-    const lifetimeMs = lifetimeS * 1000;
-    this.#token = { value, renewAt: started + lifetimeMs - Math.min(MAX_EXPIRY_MARGIN_MS, lifetimeMs / 10) };
-    return value;
+    return accepted;
   }
 
   #post(style: AuthStyle): Promise<OAuthTokenReply> {

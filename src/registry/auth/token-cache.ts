@@ -43,3 +43,38 @@ export class TokenCache {
     this.#tokens.delete(key);
   }
 }
+
+/**
+ * One short-lived access token (OAuth client credentials, Google's): reused until its renewal time,
+ * a tenth of its lifetime (at most `marginMs`) before it expires; one fetch serves concurrent callers,
+ * and a failed fetch is not remembered.
+ */
+export class RenewingToken {
+  readonly #now: () => number;
+  readonly #marginMs: number;
+  #token: { value: string; renewAt: number } | undefined;
+  #inflight: Promise<{ value: string; renewAt: number }> | undefined;
+
+  constructor(marginMs: number, now: () => number = Date.now) {
+    this.#marginMs = marginMs;
+    this.#now = now;
+  }
+
+  get(fetch: () => Promise<{ value: string; lifetimeS: number }>): Promise<{ value: string; renewAt: number }> {
+    if (this.#token && this.#now() < this.#token.renewAt) return Promise.resolve(this.#token);
+    this.#inflight ??= (async () => {
+      const started = this.#now();
+      const { value, lifetimeS } = await fetch();
+      const lifetimeMs = lifetimeS * 1000;
+      this.#token = { value, renewAt: started + lifetimeMs - Math.min(this.#marginMs, lifetimeMs / 10) };
+      return this.#token;
+    })().finally(() => {
+      this.#inflight = undefined;
+    });
+    return this.#inflight;
+  }
+
+  invalidate(): void {
+    this.#token = undefined;
+  }
+}
