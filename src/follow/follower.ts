@@ -19,7 +19,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PLUGIN, RULESFILE } from '../artifact/format.js';
 import { DiginfraError, isDiginfraError, messageOf } from '../errors.js';
-import type { LoadedIndex } from '../index/resolve-name.js';
+import type { LoadedIndex } from '../indexes/resolve-name.js';
 import { acquireDirLocks } from '../install/dir-lock.js';
 import type { Logger } from '../log/logger.js';
 import type { CheckResult, FollowMetrics, RejectReason } from '../metrics/follow-metrics.js';
@@ -42,7 +42,7 @@ const lazy = {
   swap: () => import('./swap.js'),
   validate: () => import('./validate.js'),
   plan: () => import('../install/plan.js'),
-  names: () => import('../index/resolve-name.js'),
+  names: () => import('../indexes/resolve-name.js'),
   dependencies: () => import('./dependencies.js'),
   cosign: () => import('../signature/cosign.js'),
 };

@@ -6,7 +6,7 @@
 import { DiginfraError, isDiginfraError, messageOf } from '../errors.js';
 import { PLUGIN, RULESFILE, samePlatform, type Dependency } from '../artifact/format.js';
 import { resolveArtifact, type ResolvedArtifact } from '../artifact/pull.js';
-import { resolveIndexedName, type LoadedIndex } from '../index/resolve-name.js';
+import { resolveIndexedName, type LoadedIndex } from '../indexes/resolve-name.js';
 import { formatArtifactRef, formatReference, parseArtifactRef, type OciReference } from '../reference/reference.js';
 import type { RegistryClient } from '../registry/client.js';
 import { formatPlatform, type Platform } from '../registry/media-types.js';

@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { execFile } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CLI, NODE, ROOT, cliEnv, runCli } from '../helpers/cli.js';
-import { GOOD_INDEX, indexHandler, serve } from '../index/server.js';
+import { GOOD_INDEX, indexHandler, serve } from '../indexes/server.js';
 
 const FIXTURE = join(ROOT, 'test', 'fixtures', 'falcosecurity-index.yaml');
 let env: Awaited<ReturnType<typeof cliEnv>>;

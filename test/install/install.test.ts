@@ -6,7 +6,7 @@ import { readFile, readdir, rm, stat, utimes } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLockfile } from '../../src/install/lockfile.js';
-import type { LoadedIndex } from '../../src/index/types.js';
+import type { LoadedIndex } from '../../src/indexes/types.js';
 import type { RegistryClient } from '../../src/registry/client.js';
 import { blobPath, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { errorOf } from '../helpers/errors.js';

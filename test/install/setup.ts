@@ -9,7 +9,7 @@ import { pushArtifact, type PushOptions } from '../../src/artifact/push.js';
 import { BlobCache } from '../../src/install/cache.js';
 import { installArtifacts, type InstallOptions, type InstallResult } from '../../src/install/install.js';
 import { LOCKFILE_NAME } from '../../src/install/lockfile.js';
-import type { LoadedIndex } from '../../src/index/types.js';
+import type { LoadedIndex } from '../../src/indexes/types.js';
 import { parseOciReference } from '../../src/reference/reference.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import type { Platform } from '../../src/registry/media-types.js';

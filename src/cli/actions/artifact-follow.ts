@@ -11,7 +11,7 @@ import { DiginfraError, messageOf } from '../../errors.js';
 import { watchConfigFile, type ConfigWatcher } from '../../follow/config-watch.js';
 import { Follower, isFailure, type CheckOutcome } from '../../follow/follower.js';
 import { checkFlagConflicts, effectiveFollow, type EffectiveFollow, type FollowFlags } from '../../follow/settings.js';
-import type { LoadedIndex } from '../../index/resolve-name.js';
+import type { LoadedIndex } from '../../indexes/resolve-name.js';
 import { createFollowMetrics, type FollowMetrics } from '../../metrics/follow-metrics.js';
 import { parseListenAddr, startOpsServer, type OpsServer } from '../../metrics/server.js';
 import type { RegistryClient } from '../../registry/client.js';
@@ -34,7 +34,7 @@ function indexLoader(ctx: CliContext, config: DiginfraConfig, configPath: string
     if (!memo || Date.now() - at > INDEX_TTL_MS) {
       at = Date.now();
       // Loaded on first use: an agent following registry refs only never needs the index code.
-      const loading = import('../../index/resolve-name.js').then(({ loadIndexes }) =>
+      const loading = import('../../indexes/resolve-name.js').then(({ loadIndexes }) =>
         loadIndexes(config, cacheRoot(config), {
           credentialsPath: indexCredentialsPath(configPath),
           onFetch: (name, url) => ctx.logger.info(`fetching index "${name}" from ${url} (first use)`),

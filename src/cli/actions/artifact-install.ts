@@ -9,7 +9,7 @@ import { applyFlags } from '../../config/layers.js';
 import { loadConfig } from '../../config/load.js';
 import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
 import { DiginfraError, messageOf } from '../../errors.js';
-import { loadIndexes, type LoadedIndex } from '../../index/resolve-name.js';
+import { loadIndexes, type LoadedIndex } from '../../indexes/resolve-name.js';
 import { BlobCache, DEFAULT_CACHE_MAX_AGE_MS } from '../../install/cache.js';
 import { parseDuration } from '../../config/checks.js';
 import { installArtifacts, type InstallResult } from '../../install/install.js';

@@ -6,8 +6,8 @@
 import { DiginfraError, messageOf } from '../../errors.js';
 import { loadConfig } from '../../config/load.js';
 import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
-import { loadIndexes, loadSearchRows } from '../../index/load.js';
-import { searchIndexes, searchRows, type SearchHit } from '../../index/search.js';
+import { loadIndexes, loadSearchRows } from '../../indexes/load.js';
+import { searchIndexes, searchRows, type SearchHit } from '../../indexes/search.js';
 import { formatTable, outputFormat, type CliContext } from '../run.js';
 
 export interface SearchCliOptions {

@@ -3,10 +3,10 @@ import { DiginfraError } from '../../errors.js';
 import { checkIndexName, checkIndexUrl } from '../../config/checks.js';
 import { loadConfigFile } from '../../config/load.js';
 import { updateConfigFile } from '../../config/save.js';
-import { isGcsIndex, isLocalIndex, isS3Index, normalizeIndexUrl } from '../../index/fetch.js';
-import { downloadIndex, storeIndex, tlsForIndex } from '../../index/refresh.js';
-import { updateIndexCredentials } from '../../index/credentials.js';
-import type { IndexCredentials } from '../../index/types.js';
+import { isGcsIndex, isLocalIndex, isS3Index, normalizeIndexUrl } from '../../indexes/fetch.js';
+import { downloadIndex, storeIndex, tlsForIndex } from '../../indexes/refresh.js';
+import { updateIndexCredentials } from '../../indexes/credentials.js';
+import type { IndexCredentials } from '../../indexes/types.js';
 import type { CliContext } from '../run.js';
 import { loadIndexContext, warnPlainHttp } from './index-common.js';
 

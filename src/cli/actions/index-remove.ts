@@ -2,9 +2,9 @@
 import { DiginfraError } from '../../errors.js';
 import { loadConfigFile } from '../../config/load.js';
 import { updateConfigFile } from '../../config/save.js';
-import { notConfigured } from '../../index/load.js';
-import { removeCachedIndex } from '../../index/store.js';
-import { updateIndexCredentials } from '../../index/credentials.js';
+import { notConfigured } from '../../indexes/load.js';
+import { removeCachedIndex } from '../../indexes/store.js';
+import { updateIndexCredentials } from '../../indexes/credentials.js';
 import type { CliContext } from '../run.js';
 import { loadIndexContext } from './index-common.js';
 

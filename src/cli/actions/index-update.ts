@@ -1,8 +1,8 @@
 /** `diginfractl index update [NAME...]`: conditional GETs; a failure keeps that index's previous copy. */
 import { DiginfraError, messageOf } from '../../errors.js';
-import { notConfigured } from '../../index/load.js';
-import { refreshIndex, tlsForIndex } from '../../index/refresh.js';
-import { readIndexCredentials } from '../../index/credentials.js';
+import { notConfigured } from '../../indexes/load.js';
+import { refreshIndex, tlsForIndex } from '../../indexes/refresh.js';
+import { readIndexCredentials } from '../../indexes/credentials.js';
 import { formatTable, outputFormat, type CliContext } from '../run.js';
 import { loadIndexContext, warnPlainHttp } from './index-common.js';
 

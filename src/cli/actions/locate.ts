@@ -4,7 +4,7 @@
  */
 import type { LoadedConfig } from '../../config/load.js';
 import { indexCredentialsPath } from '../../config/paths.js';
-import type { IndexEntry, LoadedIndex } from '../../index/types.js';
+import type { IndexEntry, LoadedIndex } from '../../indexes/types.js';
 import { parseArtifactRef, type OciReference } from '../../reference/reference.js';
 import type { CliContext } from '../run.js';
 
@@ -27,7 +27,7 @@ export function refLocator(ctx: CliContext, loaded: LoadedConfig): (refText: str
     const parsed = parseArtifactRef(refText);
     if (parsed.kind === 'name') {
       // Index code loads only for a short name: a registry reference (`repo pull`) does without it.
-      const { loadIndexes, resolveIndexedName } = await import('../../index/resolve-name.js');
+      const { loadIndexes, resolveIndexedName } = await import('../../indexes/resolve-name.js');
       indexes ??= loadIndexes(loaded.config, undefined, { credentialsPath: indexCredentialsPath(loaded.path) });
       const found = resolveIndexedName(parsed.name, await indexes, type);
       if (found.shadowed.length) ctx.logger.warn(`"${parsed.name.name}" is also in: ${found.shadowed.join(', ')}; using index "${found.index}"`);

@@ -2,11 +2,11 @@ import { mkdtemp, readFile, readdir, writeFile, utimes } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { fetchIndex } from '../../src/index/fetch.js';
-import { refreshIndex } from '../../src/index/refresh.js';
-import { loadIndexes, loadSearchRows } from '../../src/index/load.js';
-import { cachePaths, readCacheMeta } from '../../src/index/store.js';
-import { updateIndexCredentials } from '../../src/index/credentials.js';
+import { fetchIndex } from '../../src/indexes/fetch.js';
+import { refreshIndex } from '../../src/indexes/refresh.js';
+import { loadIndexes, loadSearchRows } from '../../src/indexes/load.js';
+import { cachePaths, readCacheMeta } from '../../src/indexes/store.js';
+import { updateIndexCredentials } from '../../src/indexes/credentials.js';
 import { defaultConfig, type DiginfraConfig } from '../../src/config/types.js';
 import { GOOD_INDEX, deadPort, indexHandler, serve, type Served } from './server.js';
 

@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { searchIndexes, searchRows } from '../../src/index/search.js';
-import { searchFileText } from '../../src/index/store.js';
-import { parseIndexText } from '../../src/index/validate.js';
-import type { IndexEntry, LoadedIndex } from '../../src/index/types.js';
+import { searchIndexes, searchRows } from '../../src/indexes/search.js';
+import { searchFileText } from '../../src/indexes/store.js';
+import { parseIndexText } from '../../src/indexes/validate.js';
+import type { IndexEntry, LoadedIndex } from '../../src/indexes/types.js';
 
 function e(name: string, keywords: string[], description: string, type = 'plugin'): IndexEntry {
   return { name, type, registry: 'ghcr.io', repository: `x/${name}`, description, keywords };

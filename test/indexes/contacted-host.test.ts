@@ -1,6 +1,6 @@
 /** TLS settings (registry.caFiles, insecureSkipTlsVerify) of a gs:// or s3:// index are those of the endpoint read, not of the bucket name. */
 import { describe, expect, it } from 'vitest';
-import { contactedHost } from '../../src/index/fetch.js';
+import { contactedHost } from '../../src/indexes/fetch.js';
 
 describe('contactedHost', () => {
   it('names the endpoint a cloud index is read from', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { resolveIndexedName } from '../../src/index/resolve-name.js';
+import { resolveIndexedName } from '../../src/indexes/resolve-name.js';
 import { parseArtifactRef } from '../../src/reference/reference.js';
-import type { IndexEntry, LoadedIndex } from '../../src/index/types.js';
+import type { IndexEntry, LoadedIndex } from '../../src/indexes/types.js';
 import { DiginfraError } from '../../src/errors.js';
 
 function e(name: string, registry: string, repository: string): IndexEntry {

@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseIndexText } from '../../src/index/validate.js';
-import { cachePaths } from '../../src/index/store.js';
+import { parseIndexText } from '../../src/indexes/validate.js';
+import { cachePaths } from '../../src/indexes/store.js';
 
 const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'indexes.md'), 'utf8');
 
