@@ -4,7 +4,10 @@
  */
 import semver from 'semver';
 import { DiginfraError } from '../errors.js';
-import { OCI_EMPTY, type Descriptor, type ImageManifest, type Platform } from '../registry/media-types.js';
+import { OCI_EMPTY, type Descriptor, type ImageManifest } from '../registry/media-types.js';
+
+// Named here too for the module that matches platforms beside the artifact format; it lives in src/platform.
+export { samePlatform } from '../platform/index.js';
 
 export const ANNOTATION_TITLE = 'org.opencontainers.image.title';
 export const ANNOTATION_VERSION = 'org.opencontainers.image.version';
@@ -165,23 +168,4 @@ export function artifactLayers(manifest: ImageManifest): { type: string | undefi
 
 export function isEmptyConfig(desc: Descriptor): boolean {
   return desc.mediaType === OCI_EMPTY;
-}
-
-/** `linux/amd64` -> Platform. */
-export function parsePlatform(text: string): Platform {
-  const parts = text.split('/');
-  if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9_]+$/.test(p))) {
-    throw new DiginfraError('USAGE', `platform "${text}" must be OS/ARCH such as linux/amd64 or linux/arm64`);
-  }
-  return { os: parts[0]!, architecture: parts[1]!, ...(parts[2] !== undefined && { variant: parts[2] }) };
-}
-
-/** This machine's platform, in OCI's words (Node's x64 is amd64). */
-export function hostPlatform(): Platform {
-  const arch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
-  return { os: process.platform === 'win32' ? 'windows' : process.platform, architecture: arch[process.arch] ?? process.arch };
-}
-
-export function samePlatform(a: Platform, b: Platform): boolean {
-  return a.os === b.os && a.architecture === b.architecture && (!a.variant || !b.variant || a.variant === b.variant);
 }

@@ -8,18 +8,11 @@ import { pipeline as pipelineCb, Transform, type Readable } from 'node:stream';
 import { DiginfraError } from '../errors.js';
 import { formatReference, withDigest, type OciReference } from '../reference/reference.js';
 import type { ArtifactSource } from '../registry/client.js';
-import {
-  formatPlatform,
-  isIndexMediaType,
-  isManifestMediaType,
-  type Descriptor,
-  type ImageIndex,
-  type ImageManifest,
-  type Platform,
-} from '../registry/media-types.js';
+import { chooseFromIndex, type Platform } from '../platform/index.js';
+import { isIndexMediaType, isManifestMediaType, type Descriptor, type ImageIndex, type ImageManifest } from '../registry/media-types.js';
 import { placeFiles, makeStagingDir, removeDir } from '../util/atomic-fs.js';
 import { extractLayer } from './archive.js';
-import { artifactLayers, parseArtifactConfig, samePlatform, type ArtifactConfig } from './format.js';
+import { artifactLayers, parseArtifactConfig, type ArtifactConfig } from './format.js';
 
 /** Default cap on the uncompressed size of one artifact's layers. */
 export const DEFAULT_MAX_LAYER_BYTES = 2 * 1024 * 1024 * 1024;
@@ -45,18 +38,6 @@ function asManifest(json: Record<string, unknown>, where: string): ImageManifest
   return m;
 }
 
-/** The entry of an image index for `platform`; when it has none, the error lists what it has. */
-export function platformEntry(index: ImageIndex, platform: Platform, name: string): Descriptor {
-  const entries = (index.manifests ?? []).filter((m) => m.platform);
-  const match = entries.find((m) => samePlatform(m.platform!, platform));
-  if (!match) {
-    throw new DiginfraError('PLATFORM_NOT_FOUND', `${name} has no build for ${formatPlatform(platform)}; it has: ${entries.map((m) => formatPlatform(m.platform!)).join(', ') || 'no platforms'}`, {
-      hint: 'pick one of those with --platform, or ask the publisher for a build for this platform',
-    });
-  }
-  return match;
-}
-
 /**
  * Resolves `ref` to one artifact. An image index is narrowed to `platform`; when it has no such entry
  * the error lists what exists.
@@ -71,9 +52,9 @@ export async function resolveArtifact(client: ArtifactSource, ref: OciReference,
   let platforms: Platform[] | undefined;
   if (isIndexMediaType(top.descriptor.mediaType)) {
     const index = top.json as unknown as ImageIndex;
-    platforms = (index.manifests ?? []).flatMap((m) => (m.platform ? [m.platform] : []));
-    const match = platformEntry(index, platform, name);
-    chosen = match.platform!;
+    const { entry: match, offered } = chooseFromIndex(index, platform, name);
+    platforms = offered;
+    chosen = match.platform;
     const fetched = await client.fetchManifest(withDigest(ref, match.digest));
     manifestJson = fetched.json;
     manifestDigest = fetched.descriptor.digest;

@@ -4,13 +4,13 @@
  */
 import { parseArtifactRef } from '../reference/reference.js';
 import { messageOf } from '../errors.js';
+import { platformProblem } from '../platform/index.js';
 
 const HOST_RE =
   /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?$/;
 /** Index names: what `INDEX::name` accepts, and safe as a file name. */
 export const INDEX_NAME_RE = /^[a-z0-9][a-z0-9._-]*$/i;
 const TYPE_RE = /^[a-z][a-z0-9-]*$/;
-const PLATFORM_RE = /^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/;
 const SEMVER_RE = /^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
 const DURATION_PART_RE = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
 const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -75,8 +75,9 @@ export function checkType(value: string): string | undefined {
   return TYPE_RE.test(value) ? undefined : `"${value}" is not an artifact type (rulesfile, plugin, asset, ...)`;
 }
 
+/** The grammar `--platform` and image index selection use (src/platform). */
 export function checkPlatform(value: string): string | undefined {
-  return PLATFORM_RE.test(value) ? undefined : `"${value}" must be os/arch, like linux/amd64 or linux/arm64`;
+  return platformProblem(value);
 }
 
 export function checkSemver(value: string): string | undefined {

@@ -3,12 +3,13 @@
  * start-up and again on every config reload, with the same flags, so flags keep winning over the file.
  */
 import { join, resolve } from 'node:path';
-import { checkArtifactType, hostPlatform, parsePlatform } from '../artifact/format.js';
+import { checkArtifactType } from '../artifact/format.js';
 import { applyFlags, parseTypeDirs } from '../config/layers.js';
 import type { LoadedConfig } from '../config/load.js';
 import { cacheRoot } from '../config/paths.js';
 import type { DiginfraConfig, RegistryConfig } from '../config/types.js';
 import { DiginfraError } from '../errors.js';
+import { platformOrHost } from '../platform/index.js';
 import { normalizeRefs, type FollowSettings } from './follower.js';
 import { checkJitter, parseSchedule } from './schedule.js';
 
@@ -131,7 +132,7 @@ export function effectiveFollow(loaded: Pick<LoadedConfig, 'config' | 'sources'>
     ...(versionsUrl !== undefined && { engineVersionsUrl: versionsUrl }),
     ...(versionsTls !== undefined && { engineVersionsTls: versionsTls }),
     ...(f.validateCmd !== undefined && f.validateCmd.trim() !== '' && { validateCmd: f.validateCmd }),
-    platform: config.install.platform ? parsePlatform(config.install.platform) : hostPlatform(),
+    platform: platformOrHost(config.install.platform),
   };
   const verifyKeys = (flags.verifyKey?.length ? flags.verifyKey : config.registry.cosignKeys).map((p) => resolve(p));
   if (verifyKeys.length > 0) settings.verifyKeys = verifyKeys;

@@ -2,6 +2,12 @@
  * Media types of the OCI image spec and Docker's older ones.
  * https://github.com/opencontainers/image-spec/blob/main/media-types.md
  */
+import type { Platform } from '../platform/index.js';
+
+// The platform lives in src/platform; named here too for the modules that read it beside Descriptor.
+export type { Platform } from '../platform/index.js';
+export { formatPlatform } from '../platform/index.js';
+
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 export const OCI_EMPTY = 'application/vnd.oci.empty.v1+json';
@@ -17,12 +23,6 @@ export function isIndexMediaType(mediaType: string | undefined): boolean {
 
 export function isManifestMediaType(mediaType: string | undefined): boolean {
   return mediaType === OCI_MANIFEST || mediaType === DOCKER_MANIFEST;
-}
-
-export interface Platform {
-  os: string;
-  architecture: string;
-  variant?: string;
 }
 
 export interface Descriptor {
@@ -51,8 +51,4 @@ export interface ImageIndex {
   manifests: Descriptor[];
   subject?: Descriptor;
   annotations?: Record<string, string>;
-}
-
-export function formatPlatform(p: Platform): string {
-  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
 }

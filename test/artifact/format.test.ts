@@ -7,7 +7,6 @@ import {
   layerMediaType,
   parseArtifactConfig,
   parseDependency,
-  parsePlatform,
   parseRequirement,
   typeFromMediaType,
 } from '../../src/artifact/format.js';
@@ -50,12 +49,6 @@ describe('artifact format', () => {
   it('computes floating tags, none for prereleases', () => {
     expect(floatingTags('1.2.3')).toEqual(['1.2', '1']);
     expect(floatingTags('1.2.3-rc.1')).toEqual([]);
-  });
-
-  it('parses platforms', () => {
-    expect(parsePlatform('linux/arm64')).toEqual({ os: 'linux', architecture: 'arm64' });
-    expect(parsePlatform('linux/arm/v7')).toEqual({ os: 'linux', architecture: 'arm', variant: 'v7' });
-    expect(() => parsePlatform('amd64')).toThrow(/OS\/ARCH/);
   });
 
   it('finds the artifact layers of a manifest', () => {

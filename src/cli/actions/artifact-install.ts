@@ -4,7 +4,7 @@
  * runs.
  */
 import { join, resolve } from 'node:path';
-import { checkArtifactType, hostPlatform, parsePlatform } from '../../artifact/format.js';
+import { checkArtifactType } from '../../artifact/format.js';
 import { applyFlags } from '../../config/layers.js';
 import { loadConfig } from '../../config/load.js';
 import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
@@ -17,7 +17,7 @@ import { LOCKFILE_NAME } from '../../install/lockfile.js';
 import { parseTypeDirs } from '../../config/layers.js';
 import type { BlobEvent } from '../../install/stage.js';
 import { createRegistryClient } from '../../registry/factory.js';
-import { formatPlatform } from '../../registry/media-types.js';
+import { formatPlatform, platformOrHost } from '../../platform/index.js';
 import { registryFlags, verifierFor, type RegistryFlagOptions } from '../session.js';
 import type { OciReference } from '../../reference/reference.js';
 import { outputFormat, type CliContext } from '../run.js';
@@ -86,7 +86,7 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
     });
   }
   for (const t of install.allowedTypes) checkArtifactType(t);
-  const platform = install.platform ? parsePlatform(install.platform) : hostPlatform();
+  const platform = platformOrHost(install.platform);
   const rulesfilesDir = resolve(install.rulesfilesDir);
   const pluginsDir = resolve(install.pluginsDir);
   const lockfile = resolve(install.lockfile ?? join(rulesfilesDir, LOCKFILE_NAME));

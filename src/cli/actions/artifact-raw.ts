@@ -4,14 +4,13 @@
  * scripts and for a look at what `info` summarizes. `artifact manifest REF | sha256sum` gives the
  * digest the reference points at.
  */
-import { hostPlatform, parsePlatform } from '../../artifact/format.js';
-import { platformEntry } from '../../artifact/pull.js';
 import { loadConfig } from '../../config/load.js';
 import { selectTag } from '../../artifact/tags.js';
 import { formatReference, withDigest, type OciReference } from '../../reference/reference.js';
 import type { FetchedManifest, RegistryClient } from '../../registry/client.js';
 import { createRegistryClient } from '../../registry/factory.js';
-import { formatPlatform, isIndexMediaType, type Descriptor, type ImageIndex, type Platform } from '../../registry/media-types.js';
+import { chooseFromIndex, formatPlatform, parsePlatform, platformOrHost, type Platform } from '../../platform/index.js';
+import { isIndexMediaType, type Descriptor, type ImageIndex } from '../../registry/media-types.js';
 import { DiginfraError } from '../../errors.js';
 import type { CliContext } from '../run.js';
 import { registryFlags, type RegistryFlagOptions } from '../session.js';
@@ -39,7 +38,7 @@ async function printRaw(ctx: CliContext, refText: string, flags: RawFlags, fetch
 
 /** The manifest or image index the reference points at; with --platform, that platform's manifest. */
 export async function runArtifactManifest(ctx: CliContext, refText: string, flags: RawFlags): Promise<void> {
-  const platform = flags.platform !== undefined ? parsePlatform(flags.platform) : undefined;
+  const platform = flags.platform ? parsePlatform(flags.platform) : undefined;
   await printRaw(ctx, refText, flags, async (client, ref) => (await platformManifest(ctx, client, ref, platform, platform !== undefined)).bytes);
 }
 
@@ -48,9 +47,9 @@ export async function runArtifactManifest(ctx: CliContext, refText: string, flag
  * stored: not parsed nor validated, so a config diginfractl would refuse can still be looked at.
  */
 export async function runArtifactConfig(ctx: CliContext, refText: string, flags: RawFlags): Promise<void> {
-  const platform = flags.platform !== undefined ? parsePlatform(flags.platform) : undefined;
+  const platform = platformOrHost(flags.platform);
   await printRaw(ctx, refText, flags, async (client, ref) => {
-    const manifest = await platformManifest(ctx, client, ref, platform ?? hostPlatform(), platform !== undefined);
+    const manifest = await platformManifest(ctx, client, ref, platform, Boolean(flags.platform));
     const config = (manifest.json as { config?: Descriptor }).config;
     if (!config || typeof config.digest !== 'string' || typeof config.size !== 'number') {
       throw new DiginfraError('ARTIFACT_INVALID', `${formatReference(ref)} (manifest ${manifest.descriptor.digest}) has no config`);
@@ -70,6 +69,6 @@ async function platformManifest(ctx: CliContext, client: RegistryClient, ref: Oc
     if (asked) ctx.logger.warn(`${formatReference(ref)} is a single manifest, not an image index: it has no build per platform, so --platform ${formatPlatform(platform)} does not apply`);
     return top;
   }
-  const entry = platformEntry(top.json as unknown as ImageIndex, platform, formatReference(ref));
+  const { entry } = chooseFromIndex(top.json as unknown as ImageIndex, platform, formatReference(ref));
   return client.fetchManifest(withDigest(ref, entry.digest));
 }

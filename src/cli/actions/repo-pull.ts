@@ -1,12 +1,11 @@
 import { resolve } from 'node:path';
-import { hostPlatform, parsePlatform } from '../../artifact/format.js';
 import { extractArtifact, resolveArtifact, type ResolvedArtifact } from '../../artifact/pull.js';
 import { loadConfig } from '../../config/load.js';
 import { selectTag } from '../../artifact/tags.js';
 import { formatReference, type OciReference } from '../../reference/reference.js';
 import type { ArtifactSource } from '../../registry/client.js';
 import { OciLayout, layoutSource, parseLayoutRef } from '../../artifact/oci-layout.js';
-import { formatPlatform } from '../../registry/media-types.js';
+import { formatPlatform, platformOrHost } from '../../platform/index.js';
 import { openRegistry, verifierFor, type RegistryFlagOptions } from '../session.js';
 import { refLocator } from './locate.js';
 import { outputFormat, type CliContext } from '../run.js';
@@ -34,7 +33,7 @@ interface Pulled {
 
 export async function runPull(ctx: CliContext, refTexts: string[], flags: PullFlags): Promise<void> {
   const format = outputFormat(flags.output);
-  const platform = flags.platform ? parsePlatform(flags.platform) : hostPlatform();
+  const platform = platformOrHost(flags.platform);
   const dest = resolve(flags.dest);
   const loaded = await loadConfig(ctx.configPath === undefined ? {} : { path: ctx.configPath });
   for (const w of loaded.warnings) ctx.logger.warn(w);

@@ -1,4 +1,5 @@
-import { ANNOTATION_SOURCE, parseDependency, parsePlatform, parseRequirement, checkArtifactType } from '../../artifact/format.js';
+import { ANNOTATION_SOURCE, parseDependency, parseRequirement, checkArtifactType } from '../../artifact/format.js';
+import { parsePlatform } from '../../platform/index.js';
 import { pushArtifact } from '../../artifact/push.js';
 import { DiginfraError } from '../../errors.js';
 import { formatReference, parseOciReference } from '../../reference/reference.js';
