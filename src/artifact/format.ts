@@ -5,8 +5,10 @@
 import semver from 'semver';
 import { DiginfraError } from '../errors.js';
 import { OCI_EMPTY, type Descriptor, type ImageManifest } from '../registry/media-types.js';
+import type { Dependency, VersionedName } from '../resolve/index.js';
 
-// Named here too for the module that matches platforms beside the artifact format; it lives in src/platform.
+// Named here too for the modules that read them beside ArtifactConfig; they live in src/resolve and src/platform.
+export type { Dependency, VersionedName } from '../resolve/index.js';
 export { samePlatform } from '../platform/index.js';
 
 export const ANNOTATION_TITLE = 'org.opencontainers.image.title';
@@ -44,17 +46,6 @@ export function typeFromMediaType(mediaType: string | undefined): string | undef
   return CONFIG_RE.exec(mediaType)?.[1] ?? LAYER_RE.exec(mediaType)?.[1];
 }
 
-export interface VersionedName {
-  name: string;
-  /** A semver version; for a dependency, the lowest acceptable version in the same major. */
-  version: string;
-}
-
-export interface Dependency extends VersionedName {
-  /** Other artifacts that satisfy the dependency just as well (e.g. `k8saudit-eks` for `k8saudit`). */
-  alternatives?: VersionedName[];
-}
-
 /** The config blob of every artifact. */
 export interface ArtifactConfig {
   name: string;
@@ -65,28 +56,6 @@ export interface ArtifactConfig {
 }
 
 const NAME_RE = /^[a-z0-9][a-z0-9._-]*$/;
-
-function parseNameVersion(text: string, flag: string): VersionedName {
-  const colon = text.lastIndexOf(':');
-  const name = colon < 0 ? '' : text.slice(0, colon).trim();
-  const version = colon < 0 ? '' : text.slice(colon + 1).trim();
-  if (!name || !version) throw new DiginfraError('USAGE', `${flag} "${text}" must be NAME:VERSION`);
-  if (!semver.valid(version)) throw new DiginfraError('USAGE', `${flag} "${text}": "${version}" is not a semver version like 1.2.3`);
-  return { name, version };
-}
-
-/** `--depends-on "k8saudit:0.7.0|k8saudit-eks:0.2.0"`: the first is the dependency, the rest alternatives. */
-export function parseDependency(text: string): Dependency {
-  const [first, ...rest] = text.split('|').map((s) => parseNameVersion(s, '--depends-on'));
-  const dep: Dependency = { ...first! };
-  if (rest.length) dep.alternatives = rest;
-  return dep;
-}
-
-/** `--requires engine_version:0.40.0`. */
-export function parseRequirement(text: string): VersionedName {
-  return parseNameVersion(text, '--requires');
-}
 
 function field(where: string, obj: Record<string, unknown>, key: string): string {
   const v = obj[key];

@@ -14,7 +14,7 @@
  * - The same artifact asked for twice with different versions: the highest is kept, with a warning.
  */
 import { DiginfraError, isDiginfraError } from '../errors.js';
-import type { Dependency } from '../artifact/format.js';
+import type { Dependency } from './dependency.js';
 import { compareVersions, compatibleLine, dependencyRange, highestSatisfyingAll, satisfiesDependency, versionTags } from './versions.js';
 
 export interface DepNode {

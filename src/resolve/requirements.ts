@@ -3,7 +3,7 @@
  */
 import semver from 'semver';
 import { DiginfraError } from '../errors.js';
-import type { VersionedName } from '../artifact/format.js';
+import type { VersionedName } from './dependency.js';
 
 export const ENGINE_VERSION = 'engine_version';
 

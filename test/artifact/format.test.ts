@@ -6,8 +6,6 @@ import {
   floatingTags,
   layerMediaType,
   parseArtifactConfig,
-  parseDependency,
-  parseRequirement,
   typeFromMediaType,
 } from '../../src/artifact/format.js';
 
@@ -18,17 +16,6 @@ describe('artifact format', () => {
     expect(typeFromMediaType(layerMediaType('asset'))).toBe('asset');
     expect(typeFromMediaType('application/vnd.oci.image.config.v1+json')).toBeUndefined();
     expect(() => configMediaType('Rules')).toThrow(/lower-case word/);
-  });
-
-  it('parses dependencies with alternatives and requirements', () => {
-    expect(parseDependency('k8saudit:0.7.0|k8saudit-eks:0.2.0')).toEqual({
-      name: 'k8saudit',
-      version: '0.7.0',
-      alternatives: [{ name: 'k8saudit-eks', version: '0.2.0' }],
-    });
-    expect(parseRequirement('engine_version:0.40.0')).toEqual({ name: 'engine_version', version: '0.40.0' });
-    expect(() => parseDependency('k8saudit')).toThrow(/NAME:VERSION/);
-    expect(() => parseRequirement('engine_version:latest')).toThrow(/not a semver/);
   });
 
   it('validates configs read from registries and ignores unknown fields', () => {

@@ -1,5 +1,6 @@
-import { ANNOTATION_SOURCE, parseDependency, parseRequirement, checkArtifactType } from '../../artifact/format.js';
+import { ANNOTATION_SOURCE, checkArtifactType } from '../../artifact/format.js';
 import { parsePlatform } from '../../platform/index.js';
+import { parseDependency, parseRequirement } from '../../resolve/index.js';
 import { pushArtifact } from '../../artifact/push.js';
 import { DiginfraError } from '../../errors.js';
 import { formatReference, parseOciReference } from '../../reference/reference.js';
