@@ -80,3 +80,40 @@ export function parseTypeDirs(values: readonly string[]): Record<string, string>
   }
   return dirs;
 }
+
+/**
+ * The flags of `artifact install` and `artifact follow` that set a key of their section, by the name
+ * commander gives the option: `rulesfilesDir` is `--rulesfiles-dir` and sets `install.rulesfilesDir`
+ * (or `follow.rulesfilesDir`). `--dir` is not listed: it adds to the section's `dirs`.
+ */
+export const SECTION_FLAGS = {
+  install: ['rulesfilesDir', 'pluginsDir', 'resolveDeps', 'allowedTypes', 'platform', 'engineVersion', 'lockfile'],
+  follow: ['every', 'cron', 'jitter', 'rulesfilesDir', 'pluginsDir', 'stateDir', 'allowedTypes', 'engineVersion', 'engineVersionsUrl', 'validateCmd', 'metricsAddr'],
+} as const;
+
+/** `rulesfilesDir` -> `--rulesfiles-dir`: the flag as typed, undoing commander's camel case. */
+function flagOf(option: string): string {
+  return `--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/**
+ * Layers the flags of `artifact install` or `artifact follow` over their config section (flags > env >
+ * file > defaults): each option of SECTION_FLAGS sets the key of the same name, and `--dir TYPE=DIR`
+ * (repeated) adds to, or replaces entries of, the section's `dirs`. Errors name the flag as typed.
+ */
+export function applySectionFlags<S extends keyof typeof SECTION_FLAGS>(
+  loaded: { config: DiginfraConfig; sources: ConfigSources },
+  section: S,
+  flags: { readonly [option in (typeof SECTION_FLAGS)[S][number]]?: unknown } & { dir?: readonly string[] },
+): { config: DiginfraConfig; sources: ConfigSources } {
+  const options: Readonly<Record<string, unknown>> = flags;
+  const values: Record<string, unknown> = {};
+  const flagNames: Record<string, string> = {};
+  for (const option of SECTION_FLAGS[section]) {
+    values[`${section}.${option}`] = options[option];
+    flagNames[`${section}.${option}`] = flagOf(option);
+  }
+  values[`${section}.dirs`] = flags.dir !== undefined ? { ...loaded.config[section].dirs, ...parseTypeDirs(flags.dir) } : undefined;
+  flagNames[`${section}.dirs`] = '--dir';
+  return applyFlags(loaded.config, loaded.sources, values, flagNames);
+}

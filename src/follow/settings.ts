@@ -4,7 +4,7 @@
  */
 import { join, resolve } from 'node:path';
 import { checkArtifactType } from '../artifact/format.js';
-import { applyFlags, parseTypeDirs } from '../config/layers.js';
+import { applySectionFlags } from '../config/layers.js';
 import type { LoadedConfig } from '../config/load.js';
 import { cacheRoot } from '../config/paths.js';
 import type { DiginfraConfig, RegistryConfig } from '../config/types.js';
@@ -33,21 +33,6 @@ export interface FollowFlags {
   /** --verify-key (repeatable): replaces registry.cosignKeys. */
   verifyKey?: string[];
 }
-
-const FLAG_NAMES: Record<string, string> = {
-  'follow.every': '--every',
-  'follow.cron': '--cron',
-  'follow.jitter': '--jitter',
-  'follow.rulesfilesDir': '--rulesfiles-dir',
-  'follow.pluginsDir': '--plugins-dir',
-  'follow.stateDir': '--state-dir',
-  'follow.allowedTypes': '--allowed-types',
-  'follow.engineVersion': '--engine-version',
-  'follow.engineVersionsUrl': '--engine-versions-url',
-  'follow.validateCmd': '--validate-cmd',
-  'follow.metricsAddr': '--metrics-addr',
-  'follow.dirs': '--dir',
-};
 
 export interface EffectiveFollow {
   settings: FollowSettings;
@@ -87,25 +72,7 @@ function tlsForUrl(registry: RegistryConfig, url: string): { caFile?: string; in
 
 export function effectiveFollow(loaded: Pick<LoadedConfig, 'config' | 'sources'>, flags: FollowFlags, refArgs: readonly string[]): EffectiveFollow {
   checkFlagConflicts(flags);
-  const { config } = applyFlags(
-    loaded.config,
-    loaded.sources,
-    {
-      'follow.every': flags.every,
-      'follow.cron': flags.cron,
-      'follow.jitter': flags.jitter,
-      'follow.rulesfilesDir': flags.rulesfilesDir,
-      'follow.pluginsDir': flags.pluginsDir,
-      'follow.stateDir': flags.stateDir,
-      'follow.allowedTypes': flags.allowedTypes,
-      'follow.engineVersion': flags.engineVersion,
-      'follow.engineVersionsUrl': flags.engineVersionsUrl,
-      'follow.validateCmd': flags.validateCmd,
-      'follow.metricsAddr': flags.metricsAddr,
-      'follow.dirs': flags.dir !== undefined ? { ...loaded.config.follow.dirs, ...parseTypeDirs(flags.dir) } : undefined,
-    },
-    FLAG_NAMES,
-  );
+  const { config } = applySectionFlags(loaded, 'follow', flags);
   const f = config.follow;
   // A flag of a pair replaces the file's other half.
   if (flags.every !== undefined) delete f.cron;

@@ -5,7 +5,7 @@
  */
 import { join, resolve } from 'node:path';
 import { checkArtifactType } from '../../artifact/format.js';
-import { applyFlags } from '../../config/layers.js';
+import { applySectionFlags } from '../../config/layers.js';
 import { loadConfig } from '../../config/load.js';
 import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
 import { DiginfraError, messageOf } from '../../errors.js';
@@ -14,7 +14,6 @@ import { BlobCache, DEFAULT_CACHE_MAX_AGE_MS } from '../../install/cache.js';
 import { parseDuration } from '../../config/checks.js';
 import { installArtifacts, type InstallResult } from '../../install/install.js';
 import { LOCKFILE_NAME } from '../../install/lockfile.js';
-import { parseTypeDirs } from '../../config/layers.js';
 import type { BlobEvent } from '../../install/stage.js';
 import { createRegistryClient } from '../../registry/factory.js';
 import { formatPlatform, platformOrHost } from '../../platform/index.js';
@@ -39,17 +38,6 @@ export interface InstallFlags extends RegistryFlagOptions {
   output?: string;
 }
 
-const FLAG_NAMES: Record<string, string> = {
-  'install.rulesfilesDir': '--rulesfiles-dir',
-  'install.pluginsDir': '--plugins-dir',
-  'install.resolveDeps': '--resolve-deps',
-  'install.allowedTypes': '--allowed-types',
-  'install.platform': '--platform',
-  'install.engineVersion': '--engine-version',
-  'install.lockfile': '--lockfile',
-  'install.dirs': '--dir',
-};
-
 function parseSeconds(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
@@ -63,21 +51,7 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
   const lockTimeoutMs = parseSeconds(flags.lockTimeout);
   const loaded = await loadConfig(ctx.configPath === undefined ? {} : { path: ctx.configPath });
   for (const w of loaded.warnings) ctx.logger.warn(w);
-  const { config } = applyFlags(
-    loaded.config,
-    loaded.sources,
-    {
-      'install.rulesfilesDir': flags.rulesfilesDir,
-      'install.pluginsDir': flags.pluginsDir,
-      'install.resolveDeps': flags.resolveDeps,
-      'install.allowedTypes': flags.allowedTypes,
-      'install.platform': flags.platform,
-      'install.engineVersion': flags.engineVersion,
-      'install.lockfile': flags.lockfile,
-      'install.dirs': flags.dir !== undefined ? { ...loaded.config.install.dirs, ...parseTypeDirs(flags.dir) } : undefined,
-    },
-    FLAG_NAMES,
-  );
+  const { config } = applySectionFlags(loaded, 'install', flags);
   const install = config.install;
   const refs = refArgs.length > 0 ? refArgs : install.refs;
   if (refs.length === 0) {
