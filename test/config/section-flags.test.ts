@@ -1,21 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { applySectionFlags, fileSources } from '../../src/config/layers.js';
 import { checkConfig } from '../../src/config/validate.js';
-import { DiginfraError } from '../../src/errors.js';
+import { errorFrom } from '../helpers/errors.js';
 
 function fromFile(raw: unknown) {
   const { config, present } = checkConfig(raw, '/x.yaml');
   return { config, sources: fileSources(present) };
 }
 
+/** The message of the USAGE error `fn` throws. */
 function usage(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof DiginfraError && err.code === 'USAGE') return err.message;
-    throw err;
-  }
-  throw new Error('did not throw');
+  const err = errorFrom(fn);
+  expect(err.code).toBe('USAGE');
+  return err.message;
 }
 
 describe('flags of artifact install and artifact follow over their config section', () => {

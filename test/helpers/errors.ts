@@ -10,3 +10,14 @@ export async function errorOf(p: Promise<unknown>): Promise<DiginfraError> {
   }
   throw new Error('expected an error');
 }
+
+/** The DiginfraError `fn` throws; fails the test if it returns or throws something else. */
+export function errorFrom(fn: () => unknown): DiginfraError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof DiginfraError) return err;
+    throw err;
+  }
+  throw new Error('expected an error');
+}
