@@ -3,9 +3,8 @@
  * config, cache and credential dirs so the real home is never touched.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { tempDir } from './fs.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'dist/bin/diginfractl.cjs');
@@ -20,7 +19,7 @@ export interface CliResult {
 
 /** A sandbox of XDG dirs; pass its env to every run of one test. */
 export async function cliEnv(extra: NodeJS.ProcessEnv = {}): Promise<NodeJS.ProcessEnv & { HOME: string }> {
-  const home = await mkdtemp(join(tmpdir(), 'diginfractl-home-'));
+  const home = await tempDir('diginfractl-home-');
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (!k.startsWith('DIGINFRACTL_') && !k.startsWith('XDG_') && k !== 'DOCKER_CONFIG') env[k] = v;
@@ -56,3 +55,4 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: 
 export function spawnCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
   return spawn(NODE, [CLI, ...args], { env: opts.env ?? process.env, cwd: opts.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
 }
+

@@ -14,7 +14,7 @@ import { loadPrivateKey, loadPublicKeys, signatureTag, signedDigest, simpleSigni
 import { pushArtifact } from '../../src/artifact/push.js';
 import { parseOciReference } from '../../src/reference/reference.js';
 import { cliEnv, ROOT, runCli } from '../helpers/cli.js';
-import { pushClient } from '../follow/setup.js';
+import { pushClient } from '../helpers/push.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const RULES = join(ROOT, 'test/fixtures/falco_rules.yaml');
