@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DiginfraError } from '../../src/errors.js';
 import { checkAllowedTypes, checkRequirements, engineSatisfies, filterByType } from '../../src/resolve/requirements.js';
-
-function thrown(fn: () => unknown): DiginfraError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof DiginfraError) return err;
-    throw err;
-  }
-  throw new Error('did not throw');
-}
+import { errorThrownBy } from '../helpers/errors.js';
 
 describe('engine_version', () => {
   it('needs the same major and at least the required minor.patch', () => {
@@ -23,7 +13,7 @@ describe('engine_version', () => {
   });
 
   it('refuses with one message naming every violation', () => {
-    const err = thrown(() =>
+    const err = errorThrownBy(() =>
       checkRequirements(
         [
           { label: 'falco-rules 3.0.0', requirements: [{ name: 'engine_version', version: '0.42.0' }] },
@@ -51,7 +41,7 @@ describe('engine_version', () => {
   });
 
   it('rejects a bad engine version', () => {
-    expect(thrown(() => checkRequirements([], { engineVersion: 'abc' })).code).toBe('USAGE');
+    expect(errorThrownBy(() => checkRequirements([], { engineVersion: 'abc' })).code).toBe('USAGE');
   });
 });
 
@@ -63,7 +53,7 @@ describe('types', () => {
   it('allowed types also apply to dependencies', () => {
     expect(() => checkAllowedTypes(items, [])).not.toThrow();
     expect(() => checkAllowedTypes(items, ['rulesfile', 'plugin'])).not.toThrow();
-    const err = thrown(() => checkAllowedTypes(items, ['rulesfile']));
+    const err = errorThrownBy(() => checkAllowedTypes(items, ['rulesfile']));
     expect(err.code).toBe('TYPE_NOT_ALLOWED');
     expect(err.message).toContain('k8saudit 0.7.0 is a plugin (a dependency of rules 1.0.0)');
   });
