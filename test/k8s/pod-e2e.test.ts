@@ -15,8 +15,7 @@
  * Needs the built CLI (`npm test` builds first): without dist/bin/diginfractl.cjs, or with a CLI lacking
  * `artifact install` / `artifact follow`, the tests fail and say so (they are never skipped).
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
@@ -25,28 +24,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { stringify } from 'yaml';
 import type { RegistryClient } from '../../src/registry/client.js';
-import { CLI, NODE, spawnCli, runCli } from '../helpers/cli.js';
+import { requireCli, spawnCli, runCli } from '../helpers/cli.js';
 import { ensureK8sTools } from '../helpers/helm.js';
 import { freePort } from '../helpers/net.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { assembleImage, IMAGE_UID, requireImageRuntime, runInImage, startInImage, type ContainerRun, type Mount } from './image.js';
 import { checkPodInvariants, helmTemplate, parseManifests, type Container, type K8sObject, type PodSpec } from './support.js';
-
-/** Subcommands of `diginfractl artifact` in the built CLI. */
-function artifactCommands(): Set<string> {
-  const r = spawnSync(NODE, [CLI, 'artifact', '--help'], { encoding: 'utf8', timeout: 20_000 });
-  const section = r.stdout.split(/^Commands:\s*$/m)[1] ?? '';
-  return new Set([...section.matchAll(/^\s{2}(\w[\w-]*)/gm)].map((m) => m[1]!));
-}
-
-/** Fails the whole file, with what to do, when the CLI is not built or lacks a command the pod runs. */
-function requireCli(): void {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does)`);
-  const commands = artifactCommands();
-  for (const cmd of ['install', 'follow']) {
-    if (!commands.has(cmd)) throw new Error(`${CLI} has no \`artifact ${cmd}\` command: rebuild it (npm run build)`);
-  }
-}
 
 /** This machine's platform, as the CLI detects it. */
 const PLATFORM = `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`;
@@ -113,7 +96,7 @@ function asRun(c: Container): { args: string[]; env: NodeJS.ProcessEnv } {
 }
 
 beforeAll(async () => {
-  requireCli();
+  requireCli('artifact', ['install', 'follow']);
   await ensureK8sTools();
   setup = await import('../install/setup.js');
   publish = await import('../helpers/push.js');
