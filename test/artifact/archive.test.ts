@@ -12,6 +12,7 @@ import * as tar from 'tar';
 import { describe, expect, it } from 'vitest';
 import { extractLayer, packLayer } from '../../src/artifact/archive.js';
 import { DiginfraError } from '../../src/errors.js';
+import { errorOf } from '../helpers/errors.js';
 
 const RULES = join(import.meta.dirname, '../fixtures/falco_rules.yaml');
 
@@ -106,15 +107,6 @@ async function expectOnlyStaging(root: string, dir: string): Promise<void> {
   const stagingRel = relative(root, dir);
   const outside = (await tree(root)).filter((p) => !p.startsWith(`${stagingRel}/`) && !`${stagingRel}/`.startsWith(p));
   expect(outside).toEqual([]);
-}
-
-async function refused(p: Promise<unknown>): Promise<DiginfraError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DiginfraError);
-  return err as DiginfraError;
 }
 
 function sha256(data: Buffer): string {
@@ -230,11 +222,11 @@ describe('packLayer', () => {
     await writeFile(join(root, 'x', 'r.yaml'), 'a');
     await writeFile(join(root, 'y', 'r.yaml'), 'b');
     const out = join(root, 'out.tar.gz');
-    expect((await refused(packLayer([], out))).code).toBe('USAGE');
-    const dupe = await refused(packLayer([join(root, 'x', 'r.yaml'), join(root, 'y', 'r.yaml')], out));
+    expect((await errorOf(packLayer([], out))).code).toBe('USAGE');
+    const dupe = await errorOf(packLayer([join(root, 'x', 'r.yaml'), join(root, 'y', 'r.yaml')], out));
     expect(dupe.code).toBe('USAGE');
     expect(dupe.message).toContain('two files named r.yaml');
-    const isDir = await refused(packLayer([join(root, 'x')], out));
+    const isDir = await errorOf(packLayer([join(root, 'x')], out));
     expect(isDir.code).toBe('USAGE');
     expect(isDir.message).toContain('is not a regular file');
     await expect(packLayer([join(root, 'missing.yaml')], out)).rejects.toMatchObject({ code: 'ENOENT' });
@@ -272,7 +264,7 @@ describe('extractLayer refuses hostile archives and writes nothing outside stagi
     ['a fifo', [{ path: 'pipe', type: 'FIFO' }], /"pipe" is a FIFO entry/],
   ] as [string, Entry[], RegExp][])('%s', async (_name, entries, message) => {
     const { root, dir } = await staging();
-    const err = await refused(extractLayer(Readable.from(gzipSync(tarOf(entries))), dir, { maxBytes: 1 << 20 }));
+    const err = await errorOf(extractLayer(Readable.from(gzipSync(tarOf(entries))), dir, { maxBytes: 1 << 20 }));
     expect(err.code).toBe('UNSAFE_ARCHIVE');
     expect(err.message).toMatch(message);
     expect(err.hint).toBeTruthy();
@@ -288,7 +280,7 @@ describe('extractLayer refuses hostile archives and writes nothing outside stagi
       { path: 'a', data: Buffer.from('x') },
       { path: 'a/b.yaml', data: Buffer.from('y') },
     ];
-    const err = await refused(extractLayer(Readable.from(gzipSync(tarOf(fileThenDir))), dir, { maxBytes: 1 << 20 }));
+    const err = await errorOf(extractLayer(Readable.from(gzipSync(tarOf(fileThenDir))), dir, { maxBytes: 1 << 20 }));
     expect(err.code).toBe('UNSAFE_ARCHIVE');
     expect(err.message).toContain('"a/b.yaml" needs "a" to be a directory');
     const other = join(root, 'other');
@@ -297,7 +289,7 @@ describe('extractLayer refuses hostile archives and writes nothing outside stagi
       { path: 'd/', type: 'Directory' as const },
       { path: 'd', data: Buffer.from('x') },
     ];
-    const err2 = await refused(extractLayer(Readable.from(gzipSync(tarOf(dirThenFile))), other, { maxBytes: 1 << 20 }));
+    const err2 = await errorOf(extractLayer(Readable.from(gzipSync(tarOf(dirThenFile))), other, { maxBytes: 1 << 20 }));
     expect(err2.code).toBe('UNSAFE_ARCHIVE');
     expect(err2.message).toContain('"d" is a file');
   });
@@ -308,7 +300,7 @@ describe('extractLayer refuses hostile archives and writes nothing outside stagi
       { path: 'r.yaml', data: Buffer.from('one') },
       { path: './r.yaml', data: Buffer.from('two') },
     ];
-    const err = await refused(extractLayer(Readable.from(gzipSync(tarOf(entries))), dir, { maxBytes: 1 << 20 }));
+    const err = await errorOf(extractLayer(Readable.from(gzipSync(tarOf(entries))), dir, { maxBytes: 1 << 20 }));
     expect(err.code).toBe('UNSAFE_ARCHIVE');
     expect(err.message).toContain('"./r.yaml" appears twice');
   });
@@ -327,7 +319,7 @@ describe('extractLayer refuses hostile archives and writes nothing outside stagi
     const gz = Readable.from(zeros()).pipe(createGzip());
     const started = Date.now();
     const rss = process.memoryUsage().rss;
-    const err = await refused(extractLayer(gz, dir, { maxBytes: 1 << 20 }));
+    const err = await errorOf(extractLayer(gz, dir, { maxBytes: 1 << 20 }));
     expect(err.code).toBe('UNSAFE_ARCHIVE');
     expect(err.message).toContain('1048576-byte limit at "bomb.yaml"');
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -343,7 +335,7 @@ describe('extractLayer refuses hostile archives and writes nothing outside stagi
     const pieces = Array.from({ length: Math.ceil(bomb.length / 1024) }, (_, i) => bomb.subarray(i * 1024, (i + 1) * 1024));
     const started = Date.now();
     const rss = process.memoryUsage().rss;
-    const err = await refused(extractLayer(Readable.from(pieces), dir, { maxBytes: 1 << 20 }));
+    const err = await errorOf(extractLayer(Readable.from(pieces), dir, { maxBytes: 1 << 20 }));
     expect(err.code).toBe('UNSAFE_ARCHIVE');
     expect(err.message).toMatch(/decompression bomb/);
     expect(Date.now() - started).toBeLessThan(3_000);
@@ -363,7 +355,7 @@ describe('extractLayer refuses hostile archives and writes nothing outside stagi
         yield chunk;
       }
     }
-    const err = await refused(extractLayer(Readable.from(zeros()).pipe(createGzip({ level: 1 })), dir, { maxBytes: 1 << 20 }));
+    const err = await errorOf(extractLayer(Readable.from(zeros()).pipe(createGzip({ level: 1 })), dir, { maxBytes: 1 << 20 }));
     expect(err.code).toBe('UNSAFE_ARCHIVE');
     expect(produced).toBeLessThan(total / 4);
   });
@@ -378,7 +370,7 @@ describe('extractLayer refuses hostile archives and writes nothing outside stagi
       yield tarOf([{ path: 'a.yaml', data: Buffer.from('a') }]);
     }
     const started = Date.now();
-    const err = await refused(extractLayer(Readable.from(parts()).pipe(createGzip()), dir, { maxBytes: 1 << 20 }));
+    const err = await errorOf(extractLayer(Readable.from(parts()).pipe(createGzip()), dir, { maxBytes: 1 << 20 }));
     expect(err.code).toBe('UNSAFE_ARCHIVE');
     expect(Date.now() - started).toBeLessThan(5_000);
   });
@@ -389,7 +381,7 @@ describe('extractLayer refuses hostile archives and writes nothing outside stagi
       { path: 'a.yaml', data: Buffer.alloc(600) },
       { path: 'b.yaml', data: Buffer.alloc(600) },
     ];
-    const err = await refused(extractLayer(Readable.from(gzipSync(tarOf(entries))), dir, { maxBytes: 1000 }));
+    const err = await errorOf(extractLayer(Readable.from(gzipSync(tarOf(entries))), dir, { maxBytes: 1000 }));
     expect(err.code).toBe('UNSAFE_ARCHIVE');
     expect(err.message).toContain('"b.yaml"');
   });
@@ -397,7 +389,7 @@ describe('extractLayer refuses hostile archives and writes nothing outside stagi
   it('refuses too many entries', async () => {
     const { dir } = await staging();
     const entries = Array.from({ length: 20 }, (_, i) => ({ path: `f${i}.yaml`, data: Buffer.from('x') }));
-    const err = await refused(extractLayer(Readable.from(gzipSync(tarOf(entries))), dir, { maxBytes: 1 << 20, maxEntries: 10 }));
+    const err = await errorOf(extractLayer(Readable.from(gzipSync(tarOf(entries))), dir, { maxBytes: 1 << 20, maxEntries: 10 }));
     expect(err.code).toBe('UNSAFE_ARCHIVE');
     expect(err.message).toContain('more than 10 entries');
     const ok = await extractLayer(Readable.from(gzipSync(tarOf(entries.slice(0, 10)))), join(dir, '..'), { maxBytes: 1 << 20, maxEntries: 10 });
@@ -407,7 +399,7 @@ describe('extractLayer refuses hostile archives and writes nothing outside stagi
   it('reports a truncated download as an invalid archive', async () => {
     const { root, dir } = await staging();
     const full = gzipSync(tarOf([{ path: 'rules.yaml', data: Buffer.alloc(100_000, 65) }]));
-    const err = await refused(extractLayer(Readable.from(full.subarray(0, full.length / 2)), dir, { maxBytes: 1 << 20 }));
+    const err = await errorOf(extractLayer(Readable.from(full.subarray(0, full.length / 2)), dir, { maxBytes: 1 << 20 }));
     expect(err.code).toBe('ARTIFACT_INVALID');
     expect(err.message).toMatch(/not a valid tar\.gz: truncated gzip data/);
     await expectOnlyStaging(root, dir);
@@ -416,13 +408,13 @@ describe('extractLayer refuses hostile archives and writes nothing outside stagi
   it('reports a truncated tar inside valid gzip, and data that is not an archive', async () => {
     const { dir } = await staging();
     const tarBytes = tarOf([{ path: 'rules.yaml', data: Buffer.alloc(10_000, 65) }], { end: false });
-    const cut = await refused(extractLayer(Readable.from(gzipSync(tarBytes.subarray(0, 4096))), dir, { maxBytes: 1 << 20 }));
+    const cut = await errorOf(extractLayer(Readable.from(gzipSync(tarBytes.subarray(0, 4096))), dir, { maxBytes: 1 << 20 }));
     expect(cut.code).toBe('ARTIFACT_INVALID');
     expect(cut.message).toMatch(/not a valid tar archive/);
-    const junk = await refused(extractLayer(Readable.from(gzipSync(Buffer.from('hello, not a tar file\n'.repeat(100)))), join(dir, '..'), { maxBytes: 1 << 20 }));
+    const junk = await errorOf(extractLayer(Readable.from(gzipSync(Buffer.from('hello, not a tar file\n'.repeat(100)))), join(dir, '..'), { maxBytes: 1 << 20 }));
     expect(junk.code).toBe('ARTIFACT_INVALID');
     const badGzip = Buffer.concat([Buffer.from([0x1f, 0x8b]), Buffer.alloc(100, 7)]);
-    const bad = await refused(extractLayer(Readable.from(badGzip), join(dir, '../..'), { maxBytes: 1 << 20 }));
+    const bad = await errorOf(extractLayer(Readable.from(badGzip), join(dir, '../..'), { maxBytes: 1 << 20 }));
     expect(bad.code).toBe('ARTIFACT_INVALID');
     expect(bad.message).toMatch(/corrupt gzip data/);
   });
@@ -435,7 +427,7 @@ describe('extractLayer refuses hostile archives and writes nothing outside stagi
       await new Promise((r) => setTimeout(r, 20));
       throw new DiginfraError('DIGEST_MISMATCH', 'blob sha256:abc does not match its digest');
     }
-    const err = await refused(extractLayer(Readable.from(failing()), dir, { maxBytes: 1 << 20 }));
+    const err = await errorOf(extractLayer(Readable.from(failing()), dir, { maxBytes: 1 << 20 }));
     expect(err.code).toBe('DIGEST_MISMATCH');
     await rm(dir, { recursive: true });
     await new Promise((r) => setTimeout(r, 100));
@@ -509,7 +501,7 @@ describe('extractLayer writes what it accepts exactly', () => {
   it('refuses a staging path that is not a directory', async () => {
     const { root } = await staging();
     await writeFile(join(root, 'file'), '');
-    const err = await refused(extractLayer(Readable.from(gzipSync(tarOf([]))), join(root, 'file'), { maxBytes: 10 }));
+    const err = await errorOf(extractLayer(Readable.from(gzipSync(tarOf([]))), join(root, 'file'), { maxBytes: 10 }));
     expect(err.code).toBe('IO');
   });
 });

@@ -9,7 +9,9 @@ import { pathToFileURL } from 'node:url';
 import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cliEnv, runCli } from '../helpers/cli.js';
-import { GOOD_INDEX, deadPort, indexHandler, makeTlsFiles, serve, type Served } from '../indexes/server.js';
+import { deadPort } from '../helpers/net.js';
+import { makeTlsFiles } from '../helpers/tls.js';
+import { GOOD_INDEX, indexHandler, serve, type Served } from '../indexes/server.js';
 
 type Env = Awaited<ReturnType<typeof cliEnv>>;
 let env: Env;

@@ -11,7 +11,9 @@ import { bufferBlob, type RegistryClient } from '../../src/registry/client.js';
 import { parseOciReference } from '../../src/reference/reference.js';
 import { cliEnv, runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { clientFor, pushPlugin, pushRules, tempDir } from '../install/setup.js';
+import { tempDir } from '../helpers/fs.js';
+import { pushRules } from '../helpers/push.js';
+import { clientFor, pushPlugin } from '../install/setup.js';
 
 let reg: TestRegistry;
 let client: RegistryClient;

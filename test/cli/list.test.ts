@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Inventory } from '../../src/install/inventory.js';
 import { cliEnv, runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushClient, pushRules, RULES_FIXTURE, tempDir } from '../follow/setup.js';
+import { tempDir } from '../helpers/fs.js';
+import { pushClient, pushRules, RULES_FIXTURE } from '../helpers/push.js';
 
 describe('artifact list (built CLI, real registry)', () => {
   let reg: TestRegistry;
@@ -56,11 +57,12 @@ describe('artifact list (built CLI, real registry)', () => {
     expect(install.code).toBe(0);
     const client = pushClient();
     const v1 = await readFile(RULES_FIXTURE);
-    await pushRules(client, ref, '1.0.0', v1, { fileName: 'k8saudit_rules.yaml', dependencies: [{ name: 'k8saudit', version: '0.1.0' }] });
+    await pushRules(client, ref, '1.0.0', { content: v1, fileName: 'k8saudit_rules.yaml', dependencies: [{ name: 'k8saudit', version: '0.1.0' }] });
     const follow = () => runCli(['artifact', 'follow', ref, '--once', '--plain-http'], { env });
     expect((await follow()).code).toBe(0);
     // 2.0.0 needs a plugin this node lacks: follow refuses it and keeps 1.0.0.
-    await pushRules(client, ref, '2.0.0', Buffer.concat([v1, Buffer.from('\n- list: l\n  items: []\n')]), {
+    await pushRules(client, ref, '2.0.0', {
+      content: Buffer.concat([v1, Buffer.from('\n- list: l\n  items: []\n')]),
       fileName: 'k8saudit_rules.yaml',
       dependencies: [{ name: 'k8saudit', version: '0.2.0' }],
     });
@@ -99,9 +101,9 @@ describe('artifact list (built CLI, real registry)', () => {
   it("says when a file install placed now holds follow's version (the chart installs, then follows, the same ref)", async () => {
     const client = pushClient();
     const other = `${reg.host}/rules/other`;
-    await pushRules(client, `${other}:1.0.0`, '1.0.0', '- list: one\n  items: []\n', { fileName: 'other_rules.yaml', addFloatingTags: true });
+    await pushRules(client, `${other}:1.0.0`, '1.0.0', { content: '- list: one\n  items: []\n', fileName: 'other_rules.yaml', addFloatingTags: true });
     expect((await runCli(['artifact', 'install', `${other}:1`, '--plain-http'], { env })).code).toBe(0);
-    await pushRules(client, `${other}:1.1.0`, '1.1.0', '- list: two\n  items: []\n', { fileName: 'other_rules.yaml', addFloatingTags: true });
+    await pushRules(client, `${other}:1.1.0`, '1.1.0', { content: '- list: two\n  items: []\n', fileName: 'other_rules.yaml', addFloatingTags: true });
     expect((await runCli(['artifact', 'follow', `${other}:1`, '--once', '--plain-http'], { env })).code).toBe(0);
     const r = await list();
     expect(r.code).toBe(0);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { applySectionFlags, fileSources } from '../../src/config/layers.js';
 import { checkConfig } from '../../src/config/validate.js';
-import { errorFrom } from '../helpers/errors.js';
+import { errorThrownBy } from '../helpers/errors.js';
 
 function fromFile(raw: unknown) {
   const { config, present } = checkConfig(raw, '/x.yaml');
@@ -10,7 +10,7 @@ function fromFile(raw: unknown) {
 
 /** The message of the USAGE error `fn` throws. */
 function usage(fn: () => unknown): string {
-  const err = errorFrom(fn);
+  const err = errorThrownBy(fn);
   expect(err.code).toBe('USAGE');
   return err.message;
 }

@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliEnv, runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { httpGet, metricValue, pushClient, pushRules, RULES_FIXTURE, scrape, startAgent, tempDir, waitFor, type Agent } from './setup.js';
+import { tempDir } from '../helpers/fs.js';
+import { pushClient, pushRules, RULES_FIXTURE } from '../helpers/push.js';
+import { httpGet, metricValue, scrape, startAgent, waitFor, type Agent } from './setup.js';
 
 const INTERVAL_MS = 1_000;
 
@@ -53,13 +55,13 @@ describe('artifact follow (built CLI, real registry)', () => {
 
     // v1 appears, and the agent becomes ready.
     const v1 = await readFile(RULES_FIXTURE);
-    const d1 = await pushRules(client, ref, '1.0.0', v1);
+    const d1 = await pushRules(client, ref, '1.0.0', { content: v1 });
     await waitFor('v1 installed', async () => (await readFile(live).catch(() => Buffer.alloc(0))).equals(v1));
     await waitFor('/readyz 200', async () => (await httpGet(port, '/readyz')).status === 200);
 
     // v2: the bytes change within two intervals of the push.
     const v2 = Buffer.concat([v1, Buffer.from('\n- macro: follow_test_v2\n  condition: (evt.type = open)\n')]);
-    const d2 = await pushRules(client, ref, '2.0.0', v2);
+    const d2 = await pushRules(client, ref, '2.0.0', { content: v2 });
     const pushed = Date.now();
     await waitFor('v2 installed', async () => (await readFile(live)).equals(v2), 2 * INTERVAL_MS, 10);
     const seenAfter = Date.now() - pushed;
@@ -77,13 +79,13 @@ describe('artifact follow (built CLI, real registry)', () => {
     expect(swapLog).toMatchObject({ ref, oldDigest: d1, newDigest: d2, oldVersion: '1.0.0', newVersion: '2.0.0' });
 
     // v3, not YAML: rejected, v2 stays, the rejection is counted.
-    const d3a = await pushRules(client, ref, '3.0.0', '- rule: broken\n  condition: [unclosed\n  : :\n');
+    const d3a = await pushRules(client, ref, '3.0.0', { content: '- rule: broken\n  condition: [unclosed\n  : :\n' });
     await waitFor('invalid_yaml rejection', async () => metricValue(await scrape(port), 'diginfractl_follow_rejected_total', { ref, reason: 'invalid_yaml' }) >= 1, 4 * INTERVAL_MS);
     expect(await readFile(live)).toEqual(v2);
     expect(agent.logs.find((l) => l.event === 'reject' && l.newDigest === d3a)).toMatchObject({ ref, reason: 'invalid_yaml', oldDigest: d2, oldVersion: '2.0.0', newVersion: '3.0.0' });
 
     // v3, valid YAML list the validator refuses: rejected, v2 stays.
-    const d3b = await pushRules(client, ref, '3.0.1', `${v2.toString()}\n- macro: FORBIDDEN\n  condition: (evt.type = close)\n`);
+    const d3b = await pushRules(client, ref, '3.0.1', { content: `${v2.toString()}\n- macro: FORBIDDEN\n  condition: (evt.type = close)\n` });
     await waitFor('validate_cmd rejection', async () => metricValue(await scrape(port), 'diginfractl_follow_rejected_total', { ref, reason: 'validate_cmd' }) >= 1, 4 * INTERVAL_MS);
     expect(await readFile(live)).toEqual(v2);
     expect(agent.logs.find((l) => l.event === 'reject' && l.newDigest === d3b)).toMatchObject({ reason: 'validate_cmd', oldDigest: d2 });
@@ -127,7 +129,7 @@ describe('artifact follow (built CLI, real registry)', () => {
   it('--once checks every ref once and exits 0, or 1 when a ref fails', async () => {
     const client = pushClient();
     const ref = `${reg.host}/rules/once:1.0.0`;
-    await pushRules(client, ref, '1.0.0', await readFile(RULES_FIXTURE));
+    await pushRules(client, ref, '1.0.0', { content: await readFile(RULES_FIXTURE) });
     const rules = join(root, 'once/rules');
     const common = ['--rulesfiles-dir', rules, '--state-dir', join(root, 'once/state'), '--plain-http'];
     const ok = await runCli(['artifact', 'follow', ref, '--once', ...common], { env });
@@ -149,12 +151,12 @@ describe('artifact follow (built CLI, real registry)', () => {
     const client = pushClient();
     const ref = `${reg.host}/rules/once-rollback:stable`;
     const v1 = await readFile(RULES_FIXTURE);
-    await pushRules(client, ref, '1.0.0', v1);
+    await pushRules(client, ref, '1.0.0', { content: v1 });
     const rules = join(root, 'once-rollback/rules');
     const state = join(root, 'once-rollback/state');
     const common = [ref, '--once', '--rulesfiles-dir', rules, '--state-dir', state, '--plain-http'];
     expect((await runCli(['artifact', 'follow', ...common], { env })).code).toBe(0);
-    const d2 = await pushRules(client, ref, '2.0.0', Buffer.concat([v1, Buffer.from('\n- list: once_rollback_v2\n  items: []\n')]));
+    const d2 = await pushRules(client, ref, '2.0.0', { content: Buffer.concat([v1, Buffer.from('\n- list: once_rollback_v2\n  items: []\n')]) });
     expect((await runCli(['artifact', 'follow', ...common], { env })).stdout).toContain(`${ref}: updated 2.0.0`);
     expect((await runCli(['artifact', 'rollback', ref, '--state-dir', state], { env })).code).toBe(0);
 
@@ -167,7 +169,7 @@ describe('artifact follow (built CLI, real registry)', () => {
     expect(json.code).toBe(0);
     expect(await readFile(join(rules, 'falco_rules.yaml'))).toEqual(v1);
     // A new version is installed again, as usual.
-    await pushRules(client, ref, '3.0.0', Buffer.concat([v1, Buffer.from('\n- list: once_rollback_v3\n  items: []\n')]));
+    await pushRules(client, ref, '3.0.0', { content: Buffer.concat([v1, Buffer.from('\n- list: once_rollback_v3\n  items: []\n')]) });
     const next = await runCli(['artifact', 'follow', ...common], { env });
     expect(next.stdout).toContain(`${ref}: updated 3.0.0`);
     expect(next.code).toBe(0);
@@ -177,7 +179,7 @@ describe('artifact follow (built CLI, real registry)', () => {
     const client = pushClient();
     const ref = `${reg.host}/rules/swapfail:stable`;
     const v1 = await readFile(RULES_FIXTURE);
-    await pushRules(client, ref, '1.0.0', v1);
+    await pushRules(client, ref, '1.0.0', { content: v1 });
     const rules = join(root, 'swapfail/rules');
     const state = join(root, 'swapfail/state');
     // A directory where the rules file goes: its rename(2) fails (EISDIR) inside the locked swap.

@@ -5,13 +5,15 @@
  * start the added ref, keep the last good config when the new one is invalid, and stop a removed ref.
  */
 import { mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliEnv } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { httpGet, metricValue, pushClient, pushRules, scrape, startAgent, tempDir, waitFor, type Agent } from './setup.js';
+import { tempDir } from '../helpers/fs.js';
+import { freePort } from '../helpers/net.js';
+import { pushClient, pushRules } from '../helpers/push.js';
+import { httpGet, metricValue, scrape, startAgent, waitFor, type Agent } from './setup.js';
 
 /** Publishes `text` as the ConfigMap's diginfractl.yaml the way the kubelet does. */
 async function configMapUpdate(dir: string, generation: number, text: string): Promise<void> {
@@ -39,8 +41,8 @@ describe('artifact follow: live config through a ConfigMap-style symlink swap', 
     const client = pushClient();
     const a = `${reg.host}/rules/a:stable`;
     const b = `${reg.host}/rules/b:stable`;
-    await pushRules(client, a, '1.0.0', '- macro: a\n  condition: (evt.type = open)\n', { fileName: 'a_rules.yaml' });
-    await pushRules(client, b, '1.0.0', '- macro: b\n  condition: (evt.type = close)\n', { fileName: 'b_rules.yaml' });
+    await pushRules(client, a, '1.0.0', { content: '- macro: a\n  condition: (evt.type = open)\n', fileName: 'a_rules.yaml' });
+    await pushRules(client, b, '1.0.0', { content: '- macro: b\n  condition: (evt.type = close)\n', fileName: 'b_rules.yaml' });
 
     const root = await tempDir();
     const rules = join(root, 'rules');
@@ -94,12 +96,7 @@ describe('artifact follow: live config through a ConfigMap-style symlink swap', 
     const first = await agent.port();
     expect((await httpGet(first, '/healthz')).status).toBe(200);
 
-    const free = await new Promise<number>((ok) => {
-      const srv = createServer().listen(0, '127.0.0.1', () => {
-        const { port } = srv.address() as AddressInfo;
-        srv.close(() => ok(port));
-      });
-    });
+    const free = await freePort();
     await configMapUpdate(cm, 2, config(`127.0.0.1:${free}`));
     await waitFor('listening on the new port', () => agent!.logs.some((l) => l.event === 'listening' && l.port === free), 10_000);
     expect((await httpGet(free, '/healthz')).status).toBe(200);

@@ -11,7 +11,8 @@ import { INSTALL_LOCKFILE_NAME } from '../../src/follow/settings.js';
 import { LOCKFILE_NAME } from '../../src/install/lockfile.js';
 import { cliEnv, runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushClient, pushRules, RULES_FIXTURE, tempDir } from './setup.js';
+import { tempDir } from '../helpers/fs.js';
+import { pushClient, pushRules, RULES_FIXTURE } from '../helpers/push.js';
 
 describe('dependency check (pure)', () => {
   const k8saudit = { name: 'k8saudit', version: '0.7.0', alternatives: [{ name: 'k8saudit-eks', version: '0.2.0' }] };
@@ -75,7 +76,7 @@ describe('artifact follow: dependencies (built CLI, real registry)', () => {
     const ref = `${reg.host}/rules/k8saudit-rules:stable`;
     const v1 = await readFile(RULES_FIXTURE);
     const v2 = Buffer.concat([v1, Buffer.from('\n- list: needs_k8saudit_020\n  items: []\n')]);
-    await pushRules(client, ref, '1.0.0', v1, { fileName: 'k8saudit_rules.yaml', dependencies: [{ name: 'k8saudit', version: '0.1.0' }] });
+    await pushRules(client, ref, '1.0.0', { content: v1, fileName: 'k8saudit_rules.yaml', dependencies: [{ name: 'k8saudit', version: '0.1.0' }] });
     const rules = join(root, 'node/rules');
     const plugins = join(root, 'node/plugins');
     const install = (tag: string) =>
@@ -91,7 +92,8 @@ describe('artifact follow: dependencies (built CLI, real registry)', () => {
     expect(first.code).toBe(0);
 
     // 2.0.0 needs k8saudit 0.2.x (or the EKS build): refused, 1.0.0 stays, exit 1 with the reason.
-    await pushRules(client, ref, '2.0.0', v2, {
+    await pushRules(client, ref, '2.0.0', {
+      content: v2,
       fileName: 'k8saudit_rules.yaml',
       dependencies: [{ name: 'k8saudit', version: '0.2.0', alternatives: [{ name: 'k8saudit-eks', version: '0.1.0' }] }],
     });
@@ -120,7 +122,7 @@ describe('artifact follow: dependencies (built CLI, real registry)', () => {
     const client = pushClient();
     const ref = `${reg.host}/rules/nolock-rules:stable`;
     const v1 = await readFile(RULES_FIXTURE);
-    await pushRules(client, ref, '1.0.0', v1, { fileName: 'nolock_rules.yaml', dependencies: [{ name: 'k8saudit', version: '0.2.0' }] });
+    await pushRules(client, ref, '1.0.0', { content: v1, fileName: 'nolock_rules.yaml', dependencies: [{ name: 'k8saudit', version: '0.2.0' }] });
     const rules = join(root, 'nolock/rules');
     const r = await runCli(['artifact', 'follow', ref, '--once', '--rulesfiles-dir', rules, '--state-dir', join(root, 'nolock/state'), '--plain-http'], { env });
     expect(r.code).toBe(0);

@@ -2,19 +2,18 @@
  * The engine versions URL read like a registry host: a body capped at 64 KiB, the proxy variables
  * (HTTP_PROXY / NO_PROXY) and the CA bundle `registry.caFiles` names for its host.
  */
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fileSources } from '../../src/config/layers.js';
 import { defaultConfig } from '../../src/config/types.js';
 import { engineVersionFrom, engineVersionSource, MAX_VERSIONS_BYTES } from '../../src/follow/engine-version.js';
 import { effectiveFollow } from '../../src/follow/settings.js';
-import { tempDir } from './setup.js';
+import { tempDir } from '../helpers/fs.js';
+import { listenOnLoopback } from '../helpers/net.js';
+import { makeTlsFiles } from '../helpers/tls.js';
 
 const servers: Server[] = [];
 
@@ -25,8 +24,7 @@ async function listen(handler: (req: IncomingMessage, res: ServerResponse) => vo
     handler(req, res);
   });
   servers.push(server);
-  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
-  return { port: (server.address() as AddressInfo).port, seen };
+  return { port: await listenOnLoopback(server), seen };
 }
 
 afterAll(() => {
@@ -79,18 +77,12 @@ describe('engine versions URL', () => {
 
   it('trusts the CA that registry.caFiles names for the URL host', async () => {
     const dir = await tempDir();
-    const key = join(dir, 'key.pem');
-    const cert = join(dir, 'cert.pem');
-    await promisify(execFile)('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
-      '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-addext', 'basicConstraints=critical,CA:TRUE',
-    ]);
-    const server = createHttpsServer({ key: await readFile(key), cert: await readFile(cert) }, (_req, res) => {
+    const { caFile: cert, certFile, keyFile } = await makeTlsFiles(dir);
+    const server = createHttpsServer({ key: await readFile(keyFile), cert: await readFile(certFile) }, (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"engine_version":"0.43.0"}');
     });
     servers.push(server as unknown as Server);
-    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
-    const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const host = `127.0.0.1:${await listenOnLoopback(server)}`;
     const url = `https://${host}/versions`;
 
     await expect(engineVersionSource({ url }).get()).rejects.toMatchObject({ code: 'NETWORK' });

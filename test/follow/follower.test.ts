@@ -21,7 +21,9 @@ import { StateStore } from '../../src/follow/state.js';
 import { createFollowMetrics, type FollowMetrics } from '../../src/metrics/follow-metrics.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { memoryLogger, metricValue, pushClient, pushFiles, pushRules, tempDir, waitFor } from './setup.js';
+import { tempDir } from '../helpers/fs.js';
+import { pushClient, pushFiles, pushRules } from '../helpers/push.js';
+import { memoryLogger, metricValue, waitFor } from './setup.js';
 
 const RULES_V = (n: string): string => `- macro: version_${n.replace(/\W/g, '_')}\n  condition: (evt.type = open)\n`;
 
@@ -104,9 +106,9 @@ describe('Follower', () => {
 
   it('an unchanged fixed tag costs exactly one HEAD and no bytes; so does a floating tag (HEAD of the tag itself)', async () => {
     const fixed = `${reg.host}/req/fixed:stable`;
-    await pushRules(push, fixed, '1.0.0', RULES_V('1.0.0'));
+    await pushRules(push, fixed, '1.0.0', { content: RULES_V('1.0.0') });
     const floatRepo = `${reg.host}/req/float`;
-    for (const v of ['1.0.0', '1.1.0', '2.0.0']) await pushRules(push, `${floatRepo}:${v}`, v, RULES_V(v), { addFloatingTags: true, fileName: 'float_rules.yaml' });
+    for (const v of ['1.0.0', '1.1.0', '2.0.0']) await pushRules(push, `${floatRepo}:${v}`, v, { content: RULES_V(v), addFloatingTags: true, fileName: 'float_rules.yaml' });
     const r = await rig([fixed, `${floatRepo}:1`]);
     followers.push(r.follower);
     expect((await r.follower.check(fixed)).result).toBe('updated');
@@ -124,14 +126,14 @@ describe('Follower', () => {
     expect(metricValue(await r.metrics.registry.metrics(), 'diginfractl_download_bytes_total')).toBe(bytes);
 
     // 1.2.0 appears (repo push moves the tag 1): the floating ref moves to it.
-    await pushRules(push, `${floatRepo}:1.2.0`, '1.2.0', RULES_V('1.2.0'), { addFloatingTags: true, fileName: 'float_rules.yaml' });
+    await pushRules(push, `${floatRepo}:1.2.0`, '1.2.0', { content: RULES_V('1.2.0'), addFloatingTags: true, fileName: 'float_rules.yaml' });
     expect(await r.follower.check(`${floatRepo}:1`)).toMatchObject({ result: 'updated', version: '1.2.0' });
     expect(await readFile(join(r.rules, 'float_rules.yaml'), 'utf8')).toBe(RULES_V('1.2.0'));
   });
 
   it('a floating tag the repository does not have falls back to the tag list: the highest 1.x.y', async () => {
     const repo = `${reg.host}/req/nofloat`;
-    for (const v of ['1.0.0', '1.3.0', '2.0.0']) await pushRules(push, `${repo}:${v}`, v, RULES_V(v), { fileName: 'nofloat_rules.yaml' });
+    for (const v of ['1.0.0', '1.3.0', '2.0.0']) await pushRules(push, `${repo}:${v}`, v, { content: RULES_V(v), fileName: 'nofloat_rules.yaml' });
     const r = await rig([`${repo}:1`]);
     followers.push(r.follower);
     expect(await r.follower.check(`${repo}:1`)).toMatchObject({ result: 'updated', version: '1.3.0' });
@@ -161,13 +163,13 @@ describe('Follower', () => {
     await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/versions`;
     const ref = `${reg.host}/req/engine:stable`;
-    await pushRules(push, ref, '1.0.0', RULES_V('1.0.0'), { requirements: [{ name: 'engine_version', version: '0.30.0' }] });
+    await pushRules(push, ref, '1.0.0', { content: RULES_V('1.0.0'), requirements: [{ name: 'engine_version', version: '0.30.0' }] });
     const r = await rig([ref], { engineVersionsUrl: url });
     followers.push(r.follower);
     expect((await r.follower.check(ref)).result).toBe('updated');
     const live = join(r.rules, 'falco_rules.yaml');
 
-    const d2 = await pushRules(push, ref, '2.0.0', RULES_V('2.0.0'), { requirements: [{ name: 'engine_version', version: '0.40.0' }] });
+    const d2 = await pushRules(push, ref, '2.0.0', { content: RULES_V('2.0.0'), requirements: [{ name: 'engine_version', version: '0.40.0' }] });
     expect(await r.follower.check(ref)).toMatchObject({ result: 'rejected', reason: 'requirements', digest: d2 });
     expect(await readFile(live, 'utf8')).toBe(RULES_V('1.0.0'));
     expect(r.lines.find((l) => l.event === 'reject')).toMatchObject({ ref, reason: 'requirements', oldVersion: '1.0.0', newVersion: '2.0.0', newDigest: d2 });
@@ -207,7 +209,7 @@ describe('Follower', () => {
     await new Promise<void>((res) => proxy.listen(0, '127.0.0.1', res));
     const host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
     const ref = `${host}/req/limited:stable`;
-    await pushRules(push, ref, '1.0.0', RULES_V('1.0.0'));
+    await pushRules(push, ref, '1.0.0', { content: RULES_V('1.0.0') });
     const r = await rig([ref], { schedule: { kind: 'every', intervalMs: 500 } });
     followers.push(r.follower);
     r.follower.start();
@@ -283,11 +285,11 @@ describe('Follower', () => {
     await writeFile(slow, '#!/bin/sh\nsleep 5\nexit 0\n');
     await chmod(slow, 0o755);
     const ref = `${reg.host}/req/slow:stable`;
-    await pushRules(push, ref, '1.0.0', RULES_V('1.0.0'));
+    await pushRules(push, ref, '1.0.0', { content: RULES_V('1.0.0') });
     const r = await rig([ref]);
     expect((await r.follower.check(ref)).result).toBe('updated');
     r.follower.reconfigure({ ...r.settings, validateCmd: slow });
-    await pushRules(push, ref, '2.0.0', RULES_V('2.0.0'));
+    await pushRules(push, ref, '2.0.0', { content: RULES_V('2.0.0') });
     const pending = r.follower.check(ref);
     await waitFor('staging dir', async () => (await readdir(r.rules)).some((n) => n.startsWith('.diginfractl-staging')), 5_000, 5);
     const t0 = Date.now();
@@ -309,11 +311,11 @@ describe('Follower', () => {
     const holder = spawn('sleep', ['60'], { stdio: 'ignore' });
     try {
       const ref = `${reg.host}/req/locked:stable`;
-      await pushRules(push, ref, '1.0.0', RULES_V('1.0.0'));
+      await pushRules(push, ref, '1.0.0', { content: RULES_V('1.0.0') });
       const r = await rig([ref], {}, { lockTimeoutMs: 300 });
       followers.push(r.follower);
       expect((await r.follower.check(ref)).result).toBe('updated');
-      await pushRules(push, ref, '2.0.0', RULES_V('2.0.0'));
+      await pushRules(push, ref, '2.0.0', { content: RULES_V('2.0.0') });
       const lock = join(r.rules, '.diginfractl.lock');
       await writeFile(lock, JSON.stringify({ pid: holder.pid, host: hostname(), startedAt: new Date().toISOString() }));
 
@@ -351,7 +353,7 @@ describe('Follower', () => {
     await writeFile(slow, '#!/bin/sh\nsleep 1\nexit 0\n');
     await chmod(slow, 0o755);
     const ref = `${reg.host}/req/reload:stable`;
-    await pushRules(push, ref, '1.0.0', RULES_V('1.0.0'));
+    await pushRules(push, ref, '1.0.0', { content: RULES_V('1.0.0') });
     const r = await rig([ref]);
     followers.push(r.follower);
     const fresh = (): CountingClient => followClient(r.requests, r.metrics);
@@ -364,7 +366,7 @@ describe('Follower', () => {
 
     // A check running on c1 (held in its validate command): c1 stays open until it ends.
     r.follower.reconfigure({ ...r.settings, validateCmd: slow }, {});
-    await pushRules(push, ref, '2.0.0', RULES_V('2.0.0'));
+    await pushRules(push, ref, '2.0.0', { content: RULES_V('2.0.0') });
     const pending = r.follower.check(ref);
     await waitFor('staging dir', async () => (await readdir(r.rules)).some((n) => n.startsWith('.diginfractl-staging')), 5_000, 5);
     const c2 = fresh();
@@ -405,7 +407,7 @@ describe('Follower', () => {
 
   it('reads layers from the blob cache of artifact install instead of downloading them, and never adds to it', async () => {
     const ref = `${reg.host}/req/cached:stable`;
-    await pushRules(push, ref, '1.0.0', RULES_V('cached'));
+    await pushRules(push, ref, '1.0.0', { content: RULES_V('cached') });
     const cacheRoot = await tempDir('diginfractl-cache-');
     // What `artifact install` leaves: the layer under <cache>/blobs/<algorithm>/<hex>.
     const artifact = await resolveArtifact(push, parseOciReference(ref), { os: 'linux', architecture: 'amd64' });
@@ -420,7 +422,7 @@ describe('Follower', () => {
 
     // A version not in the cache is downloaded, and the cache is left as it was.
     const before = (await readdir(join(cacheRoot, 'blobs/sha256'))).sort();
-    await pushRules(push, ref, '2.0.0', RULES_V('fresh'));
+    await pushRules(push, ref, '2.0.0', { content: RULES_V('fresh') });
     expect(await r.follower.check(ref)).toMatchObject({ result: 'updated', version: '2.0.0' });
     expect(metricValue(await r.metrics.registry.metrics(), 'diginfractl_download_bytes_total')).toBeGreaterThan(0);
     expect((await readdir(join(cacheRoot, 'blobs/sha256'))).sort()).toEqual(before);
@@ -428,7 +430,7 @@ describe('Follower', () => {
 
   it('before a swap, removes staging dirs a crash left in the target dir more than 10 minutes ago, and only those', async () => {
     const ref = `${reg.host}/req/leftovers:stable`;
-    await pushRules(push, ref, '1.0.0', RULES_V('1.0.0'));
+    await pushRules(push, ref, '1.0.0', { content: RULES_V('1.0.0') });
     const r = await rig([ref]);
     followers.push(r.follower);
     await mkdir(r.rules, { recursive: true });

@@ -5,7 +5,7 @@ import { fileSources } from '../../src/config/layers.js';
 import { defaultConfig } from '../../src/config/types.js';
 import { effectiveFollow } from '../../src/follow/settings.js';
 import { filesPresent, StateStore, stateKey } from '../../src/follow/state.js';
-import { tempDir } from './setup.js';
+import { tempDir } from '../helpers/fs.js';
 
 function loaded(edit: (c: ReturnType<typeof defaultConfig>) => void = () => undefined) {
   const config = defaultConfig();

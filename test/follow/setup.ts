@@ -1,58 +1,12 @@
 /**
- * Shared setup of the follow tests: pushing rules files to the real test registry, running the built
- * CLI's `artifact follow` as a child process, and reading its JSON logs and its /metrics.
+ * Shared setup of the follow tests: running the built CLI's `artifact follow` as a child process, and
+ * reading its JSON logs and its /metrics (test/helpers/push.ts publishes what it follows).
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
 import { request } from 'undici';
-import { packLayer } from '../../src/artifact/archive.js';
-import { pushArtifact, type PushOptions } from '../../src/artifact/push.js';
-import { parseOciReference } from '../../src/reference/reference.js';
-import { RegistryClient } from '../../src/registry/client.js';
 import { spawnCli } from '../helpers/cli.js';
-
-export const RULES_FIXTURE = resolve(import.meta.dirname, '../fixtures/falco_rules.yaml');
-
-export async function tempDir(prefix = 'diginfractl-follow-'): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix));
-}
-
-export function pushClient(onResponse?: (i: { method: string; status: number | 'error' }) => void): RegistryClient {
-  return new RegistryClient({ hostSettings: () => ({ plainHttp: true }), retry: { attempts: 1, baseDelayMs: 5 }, ...(onResponse && { onResponse }) });
-}
-
-/**
- * Pushes `content` as the rules file `fileName` (default falco_rules.yaml) at `ref` with `version`.
- * The file is packed into a .tar.gz here, so content that `repo push` would refuse (not YAML) can be
- * published too: a broken publisher is what the follower must survive.
- */
-export async function pushRules(client: RegistryClient, ref: string, version: string, content: string | Buffer, opts: Partial<PushOptions> & { fileName?: string } = {}): Promise<string> {
-  const { fileName, ...rest } = opts;
-  const dir = await tempDir('diginfractl-src-');
-  const path = join(dir, fileName ?? 'falco_rules.yaml');
-  await writeFile(path, content);
-  const layer = join(dir, `${fileName ?? 'falco_rules.yaml'}.tar.gz`);
-  await packLayer([path], layer);
-  const res = await pushArtifact(client, parseOciReference(ref), { type: 'rulesfile', version, files: [layer], ...rest });
-  return res.ref.digest;
-}
-
-/** Pushes several files as one rules artifact. */
-export async function pushFiles(client: RegistryClient, ref: string, version: string, files: Record<string, string>, opts: Partial<PushOptions> = {}): Promise<string> {
-  const dir = await tempDir('diginfractl-src-');
-  const paths: string[] = [];
-  for (const [name, content] of Object.entries(files)) {
-    const p = join(dir, name);
-    await writeFile(p, content);
-    paths.push(p);
-  }
-  const res = await pushArtifact(client, parseOciReference(ref), { type: 'rulesfile', version, files: paths, ...opts });
-  return res.ref.digest;
-}
 
 /** A logger that keeps every line as parsed JSON (in-process follower tests). */
 export function memoryLogger(): { logger: Logger; lines: Record<string, unknown>[] } {

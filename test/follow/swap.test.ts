@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { stageFromDir, swapFiles, removeDir, sweepStaging } from '../../src/follow/swap.js';
 import { NODE } from '../helpers/cli.js';
-import { RULES_FIXTURE, tempDir } from './setup.js';
+import { tempDir } from '../helpers/fs.js';
+import { RULES_FIXTURE } from '../helpers/push.js';
 
 /** Reads `file` as fast as it can until `stop` appears; prints counts of each outcome as JSON. */
 const READER = `

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliEnv, runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushClient, pushFiles, tempDir } from './setup.js';
+import { tempDir } from '../helpers/fs.js';
+import { pushClient, pushFiles } from '../helpers/push.js';
 
 describe('artifact follow: other artifact types (built CLI, real registry)', () => {
   let reg: TestRegistry;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { engineVersionFrom, engineVersionSource } from '../../src/follow/engine-version.js';
 import { checkRulesFiles, isRulesYaml, runValidateCmd } from '../../src/follow/validate.js';
-import { tempDir } from './setup.js';
+import { tempDir } from '../helpers/fs.js';
 
 describe('rules file checks', () => {
   it('accepts a YAML list, refuses other YAML, broken YAML and empty files (in a worker thread)', async () => {

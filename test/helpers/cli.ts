@@ -2,10 +2,11 @@
  * Runs the built CLI (the bundled bin dist/bin/diginfractl.cjs) as a user would: a child process on Node 24, with its own
  * config, cache and credential dirs so the real home is never touched.
  */
-import { execFile, spawn } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { tempDir } from './fs.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'dist/bin/diginfractl.cjs');
@@ -20,7 +21,7 @@ export interface CliResult {
 
 /** A sandbox of XDG dirs; pass its env to every run of one test. */
 export async function cliEnv(extra: NodeJS.ProcessEnv = {}): Promise<NodeJS.ProcessEnv & { HOME: string }> {
-  const home = await mkdtemp(join(tmpdir(), 'diginfractl-home-'));
+  const home = await tempDir('diginfractl-home-');
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (!k.startsWith('DIGINFRACTL_') && !k.startsWith('XDG_') && k !== 'DOCKER_CONFIG') env[k] = v;
@@ -55,4 +56,25 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: 
 /** Starts a long-running CLI process (follow); the caller stops it. */
 export function spawnCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
   return spawn(NODE, [CLI, ...args], { env: opts.env ?? process.env, cwd: opts.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Subcommands of `diginfractl GROUP`, read from the built CLI's help. */
+export function subcommandsOf(group: string): Set<string> {
+  // A bare environment: no user config or XDG dirs of this machine's change what help prints.
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmpdir(), NO_COLOR: '1' };
+  const r = spawnSync(NODE, [CLI, group, '--help'], { encoding: 'utf8', timeout: 20_000, env });
+  const section = r.stdout.split(/^Commands:\s*$/m)[1] ?? '';
+  return new Set([...section.matchAll(/^\s{2}(\w[\w-]*)/gm)].map((m) => m[1]!));
+}
+
+/**
+ * Fails the calling test file, saying what to do, when the CLI is not built or lacks one of the
+ * `GROUP COMMAND`s it runs: such tests fail rather than skip.
+ */
+export function requireCli(group: string, commands: string[]): void {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does)`);
+  const found = subcommandsOf(group);
+  for (const cmd of commands) {
+    if (!found.has(cmd)) throw new Error(`${CLI} has no \`${group} ${cmd}\` command: rebuild it (npm run build)`);
+  }
 }

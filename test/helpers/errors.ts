@@ -1,3 +1,4 @@
+/** What a call under test failed with: the DiginfraError, for tests to check its code and message. */
 import { DiginfraError } from '../../src/errors.js';
 
 /** The DiginfraError a promise rejects with; fails the test if it resolves or throws something else. */
@@ -12,7 +13,7 @@ export async function errorOf(p: Promise<unknown>): Promise<DiginfraError> {
 }
 
 /** The DiginfraError `fn` throws; fails the test if it returns or throws something else. */
-export function errorFrom(fn: () => unknown): DiginfraError {
+export function errorThrownBy(fn: () => unknown): DiginfraError {
   try {
     fn();
   } catch (err) {

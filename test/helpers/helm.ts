@@ -37,7 +37,8 @@ function layerZipPath(): string {
   return join(dirname(pkgJson), 'lib', 'layer.zip');
 }
 
-async function exists(path: string): Promise<boolean> {
+/** A half-extracted binary (empty) counts as missing. */
+async function isNonEmptyFile(path: string): Promise<boolean> {
   try {
     const s = await stat(path);
     return s.isFile() && s.size > 0;
@@ -109,7 +110,7 @@ async function layerStamp(): Promise<string> {
 }
 
 async function upToDate(): Promise<boolean> {
-  if (!(await exists(HELM_BIN)) || !(await exists(KUBECTL_BIN))) return false;
+  if (!(await isNonEmptyFile(HELM_BIN)) || !(await isNonEmptyFile(KUBECTL_BIN))) return false;
   try {
     return (await readFile(join(K8S_TOOLS_DIR, STAMP), 'utf8')) === (await layerStamp());
   } catch {

@@ -6,20 +6,20 @@
  * Certificates come from the `openssl` CLI; htpasswd entries from bcryptjs; the token variant runs a
  * small Docker-token-protocol issuer in this process that signs ES256 JWTs with node:crypto.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID, sign, timingSafeEqual, X509Certificate } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import bcrypt from 'bcryptjs';
 import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
+import { tempDir } from './fs.js';
+import { freePort, listenOnLoopback } from './net.js';
+import { makeTlsFiles, openssl, type TlsFiles } from './tls.js';
 
 export interface TestRegistry {
   /** `127.0.0.1:PORT`: what goes in a reference. */
@@ -57,8 +57,6 @@ const READY_DEADLINE_MS = 10_000;
 const STOP_GRACE_MS = 2_000;
 const PORT_ATTEMPTS = 5;
 
-const execFileAsync = promisify(execFile);
-
 /** Registries still running and temp dirs not yet removed: cleaned up if the test process exits first. */
 const live = new Set<ChildProcess>();
 const liveDirs = new Set<string>();
@@ -77,7 +75,7 @@ export function blobPath(reg: TestRegistry, digest: string): string {
 export async function startRegistry(opts: StartOptions = {}): Promise<TestRegistry> {
   const auth = opts.auth ?? 'none';
   const tls = opts.tls ?? false;
-  const dir = await mkdtemp(join(tmpdir(), 'diginfractl-registry-'));
+  const dir = await tempDir('diginfractl-registry-');
   liveDirs.add(dir);
   const cleanups: Array<() => Promise<void>> = [];
   const cleanUp = async (): Promise<void> => {
@@ -142,38 +140,6 @@ export async function startRegistry(opts: StartOptions = {}): Promise<TestRegist
     await cleanUp();
     throw err;
   }
-}
-
-interface TlsFiles {
-  caFile: string;
-  certFile: string;
-  keyFile: string;
-}
-
-async function openssl(cwd: string, args: string[]): Promise<void> {
-  await execFileAsync('openssl', args, { cwd });
-}
-
-/** A throwaway CA and a server certificate it signed for 127.0.0.1 and localhost. */
-async function makeTlsFiles(dir: string): Promise<TlsFiles> {
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await openssl(dir, [
-    'req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2',
-    '-subj', '/CN=diginfractl test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  await openssl(dir, ['req', '-new', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost']);
-  await writeFile(
-    join(dir, 'server.ext'),
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' +
-      'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n',
-  );
-  await openssl(dir, [
-    'x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
-    '-out', 'server.pem', '-days', '2', '-extfile', 'server.ext',
-  ]);
-  return { caFile: join(dir, 'ca.pem'), certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') };
 }
 
 interface TokenIssuer {
@@ -255,11 +221,7 @@ async function startTokenIssuer(
   const server: Server = tlsFiles
     ? createHttpsServer({ cert: await readFile(tlsFiles.certFile), key: await readFile(tlsFiles.keyFile) }, handle)
     : createHttpServer(handle);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   return {
     realm: `${tlsFiles ? 'https' : 'http'}://127.0.0.1:${port}/token`,
     certFile,
@@ -294,18 +256,6 @@ function signJwt(header: object, claims: object, keyPem: string): string {
 
 function reply(res: ServerResponse, status: number, body: object): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-}
-
-/** A loopback port that was free a moment ago (the registry must bind it itself). */
-async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** The environment without REGISTRY_* variables, which the registry reads as config overrides. */

@@ -8,7 +8,8 @@ import { loadIndexes, loadSearchRows } from '../../src/indexes/load.js';
 import { cachePaths, readCacheMeta } from '../../src/indexes/store.js';
 import { updateIndexCredentials } from '../../src/indexes/credentials.js';
 import { defaultConfig, type DiginfraConfig } from '../../src/config/types.js';
-import { GOOD_INDEX, deadPort, indexHandler, serve, type Served } from './server.js';
+import { deadPort } from '../helpers/net.js';
+import { GOOD_INDEX, indexHandler, serve, type Served } from './server.js';
 
 let dir: string;
 const servers: Served[] = [];

@@ -8,7 +8,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliEnv, runCli } from '../helpers/cli.js';
-import { GOOD_INDEX, deadPort, serve, type Served } from './server.js';
+import { deadPort } from '../helpers/net.js';
+import { GOOD_INDEX, serve, type Served } from './server.js';
 
 const TOKEN = 'ya29.c.node-token-for-storage';
 const ETAG = '"CJjv3aLx8fkCEAE="';

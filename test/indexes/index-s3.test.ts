@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signV4 } from '../../src/registry/auth/aws.js';
 import { cliEnv, runCli } from '../helpers/cli.js';
-import { GOOD_INDEX, deadPort, serve, type Served } from './server.js';
+import { deadPort } from '../helpers/net.js';
+import { GOOD_INDEX, serve, type Served } from './server.js';
 
 /** Access key -> secret the S3 stand-in accepts (long-lived keys and the temporary ones STS and IMDS hand out). */
 const SECRETS: Record<string, string> = { AKIASTATIC: 'static-secret', ASIATEMPWEB: 'web-secret', ASIATEMPPOD: 'pod-secret', ASIATEMPIMDS: 'imds-secret', AKIAPROFILE: 'profile-secret' };

@@ -1,11 +1,9 @@
 /** A real HTTP server on 127.0.0.1 for index tests; records every request it sees. */
-import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { listenOnLoopback } from '../helpers/net.js';
+import type { TlsFiles } from '../helpers/tls.js';
 
 export interface SeenRequest {
   method: string;
@@ -28,8 +26,7 @@ export async function serve(handler: (req: IncomingMessage, res: ServerResponse)
     handler(req, res);
   };
   const server = tls ? createHttpsServer({ cert: await readFile(tls.certFile), key: await readFile(tls.keyFile) }, handle) : createServer(handle);
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   return {
     base: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     requests,
@@ -39,32 +36,6 @@ export async function serve(handler: (req: IncomingMessage, res: ServerResponse)
         server.close(() => ok());
       }),
   };
-}
-
-export interface TlsFiles {
-  caFile: string;
-  certFile: string;
-  keyFile: string;
-}
-
-/** A throwaway CA (openssl CLI) and a server certificate it signed for 127.0.0.1. */
-export async function makeTlsFiles(dir: string): Promise<TlsFiles> {
-  const openssl = (args: string[]) => promisify(execFile)('openssl', args, { cwd: dir });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=index test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  await openssl(['req', '-new', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1']);
-  await writeFile(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n');
-  await openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'server.ext']);
-  return { caFile: join(dir, 'ca.pem'), certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') };
-}
-
-/** A port with nothing listening on it. */
-export async function deadPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((ok) => s.listen(0, '127.0.0.1', ok));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((ok) => s.close(() => ok()));
-  return port;
 }
 
 export const GOOD_INDEX = `- name: k8saudit

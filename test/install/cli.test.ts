@@ -12,7 +12,9 @@ import { readLockfile } from '../../src/install/lockfile.js';
 import type { RegistryClient } from '../../src/registry/client.js';
 import { CLI, cliEnv, runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { RULES_FIXTURE, clientFor, fakePlugin, modeOf, push, pushPlugin, pushRules, tempDir } from './setup.js';
+import { tempDir } from '../helpers/fs.js';
+import { RULES_FIXTURE, push, pushRules } from '../helpers/push.js';
+import { clientFor, fakePlugin, modeOf, pushPlugin } from './setup.js';
 
 let reg: TestRegistry;
 let client: RegistryClient;

@@ -1,17 +1,11 @@
 import { spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
-import { mkdtemp, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DIR_LOCK_NAME, acquireDirLocks, currentOwner } from '../../src/install/dir-lock.js';
-
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
-}
+import { exists } from '../helpers/fs.js';
 
 describe('install lock', () => {
   it('is exclusive, waits, then times out with LOCKED', async () => {

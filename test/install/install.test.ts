@@ -10,30 +10,21 @@ import type { LoadedIndex } from '../../src/indexes/types.js';
 import type { RegistryClient } from '../../src/registry/client.js';
 import { blobPath, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { errorOf } from '../helpers/errors.js';
+import { exists, tempFile } from '../helpers/fs.js';
+import { RULES_FIXTURE, push, pushRules } from '../helpers/push.js';
 import {
   AMD64,
   ARM64,
-  RULES_FIXTURE,
   clientFor,
   counter,
   dirs,
   fakePlugin,
-  file,
   install,
   modeOf,
-  push,
   pushPlugin,
-  pushRules,
   seed,
   snapshot,
 } from './setup.js';
-
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
-}
 
 let reg: TestRegistry;
 let client: RegistryClient;
@@ -246,8 +237,8 @@ describe('atomicity', () => {
   it('a blob missing after the first file leaves both directories unchanged', async () => {
     // A rules file, then a plugin whose second layer is gone from the registry's storage.
     await pushRules(client, `${host}/acme/good-rules:1.0.0`, '1.0.0', { name: 'good-rules', content: '- list: good\n  items: []\n', fileName: 'good_rules.yaml' });
-    const a = await file('liba.so', fakePlugin('two', '1.0.0', 'a'));
-    const b = await file('libb.so', fakePlugin('two', '1.0.0', 'b'));
+    const a = await tempFile('liba.so', fakePlugin('two', '1.0.0', 'a'));
+    const b = await tempFile('libb.so', fakePlugin('two', '1.0.0', 'b'));
     await push(client, `${host}/acme/two:1.0.0`, { type: 'plugin', version: '1.0.0', name: 'two', files: [a, b] });
     const resolved = await client.fetchManifest({ registry: host, repository: 'acme/two', tag: '1.0.0' });
     const layers = (resolved.json as { layers: { digest: string }[] }).layers;
@@ -279,17 +270,17 @@ describe('atomicity', () => {
 
   it("a failure placing the second artifact's files leaves both directories and the lock file as they were", async () => {
     // v1: a rules file (two files) and a plugin; v2 of both: new bytes, and the plugin gains a file.
-    const r1 = await file('atom.yaml', 'atom v1\n');
-    const r1b = await file('atom_extra.yaml', 'extra v1\n');
-    const r2 = await file('atom.yaml', 'atom v2\n');
+    const r1 = await tempFile('atom.yaml', 'atom v1\n');
+    const r1b = await tempFile('atom_extra.yaml', 'extra v1\n');
+    const r2 = await tempFile('atom.yaml', 'atom v2\n');
     await push(client, `${host}/acme/atom-rules:1.0.0`, { type: 'rulesfile', version: '1.0.0', name: 'atom-rules', files: [r1, r1b] });
     await push(client, `${host}/acme/atom-rules:2.0.0`, { type: 'rulesfile', version: '2.0.0', name: 'atom-rules', files: [r2] });
-    await push(client, `${host}/acme/atom-plug:1.0.0`, { type: 'plugin', version: '1.0.0', name: 'atom-plug', files: [await file('libatom.so', fakePlugin('atom', '1.0.0', 'any'))] });
+    await push(client, `${host}/acme/atom-plug:1.0.0`, { type: 'plugin', version: '1.0.0', name: 'atom-plug', files: [await tempFile('libatom.so', fakePlugin('atom', '1.0.0', 'any'))] });
     await push(client, `${host}/acme/atom-plug:2.0.0`, {
       type: 'plugin',
       version: '2.0.0',
       name: 'atom-plug',
-      files: [await file('libatom.so', fakePlugin('atom', '2.0.0', 'any')), await file('libatom2.so', fakePlugin('atom2', '2.0.0', 'any'))],
+      files: [await tempFile('libatom.so', fakePlugin('atom', '2.0.0', 'any')), await tempFile('libatom2.so', fakePlugin('atom2', '2.0.0', 'any'))],
     });
     const d = await dirs();
     const v1 = await install(client, d, [`${host}/acme/atom-rules:1.0.0`, `${host}/acme/atom-plug:1.0.0`]);
@@ -368,8 +359,8 @@ describe('atomicity', () => {
   });
 
   it('deletes files that the previous version shipped and the new one does not', async () => {
-    const one = await file('one.yaml', 'one\n');
-    const two = await file('two.yaml', 'two\n');
+    const one = await tempFile('one.yaml', 'one\n');
+    const two = await tempFile('two.yaml', 'two\n');
     await push(client, `${host}/acme/split:1.0.0`, { type: 'rulesfile', version: '1.0.0', name: 'split', files: [one, two] });
     await push(client, `${host}/acme/split:2.0.0`, { type: 'rulesfile', version: '2.0.0', name: 'split', files: [one] });
     const d = await dirs();

@@ -2,20 +2,19 @@
  * Shared setup of the install tests: a real registry with a rules file (the real falco_rules.yaml)
  * that depends on a two-platform plugin published beside it, and small generated "plugins".
  */
-import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { pushArtifact, type PushOptions } from '../../src/artifact/push.js';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { PushOptions } from '../../src/artifact/push.js';
 import { BlobCache } from '../../src/install/cache.js';
 import { installArtifacts, type InstallOptions, type InstallResult } from '../../src/install/install.js';
 import { LOCKFILE_NAME } from '../../src/install/lockfile.js';
 import type { LoadedIndex } from '../../src/indexes/types.js';
-import { parseOciReference } from '../../src/reference/reference.js';
-import { RegistryClient } from '../../src/registry/client.js';
+import type { RegistryClient } from '../../src/registry/client.js';
 import type { Platform } from '../../src/registry/media-types.js';
+import { tempDir, tempFile } from '../helpers/fs.js';
+import { push, pushClient } from '../helpers/push.js';
 import type { TestRegistry } from '../helpers/registry.js';
 
-export const RULES_FIXTURE = resolve(import.meta.dirname, '../fixtures/falco_rules.yaml');
 export const AMD64: Platform = { os: 'linux', architecture: 'amd64' };
 export const ARM64: Platform = { os: 'linux', architecture: 'arm64' };
 
@@ -24,12 +23,9 @@ export interface Counter {
   reset(): void;
 }
 
+/** pushClient() for `reg`, counting its requests in `counter`. */
 export function clientFor(reg: TestRegistry, counter?: Counter): RegistryClient {
-  return new RegistryClient({
-    hostSettings: () => ({ plainHttp: true }),
-    retry: { attempts: 1, baseDelayMs: 5 },
-    ...(counter && { onResponse: (i: { method: string; status: number | 'error' }) => void counter.requests.push({ method: i.method, status: i.status }) }),
-  });
+  return pushClient(counter && ((i) => void counter.requests.push({ method: i.method, status: i.status })));
 }
 
 export function counter(): Counter {
@@ -42,41 +38,17 @@ export function counter(): Counter {
   return c;
 }
 
-export async function tempDir(prefix = 'diginfractl-install-'): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix));
-}
-
-/** Writes `content` to a fresh file named `name` and returns its path. */
-export async function file(name: string, content: string | Buffer): Promise<string> {
-  const dir = await tempDir('diginfractl-src-');
-  const path = join(dir, name);
-  await writeFile(path, content);
-  return path;
-}
-
 /** A fake plugin: an ELF-looking header and bytes that name its version and platform. */
 export function fakePlugin(name: string, version: string, platform: string): Buffer {
   return Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46]), Buffer.from(`\n${name} ${version} ${platform}\n`)]);
 }
 
-export async function push(client: RegistryClient, ref: string, opts: PushOptions): Promise<string> {
-  const res = await pushArtifact(client, parseOciReference(ref), opts);
-  return res.ref.digest;
-}
-
 /** Pushes plugin `name` at `version` for amd64 and arm64 under `host/repo`. */
 export async function pushPlugin(client: RegistryClient, host: string, repo: string, name: string, version: string, extra: Partial<PushOptions> = {}): Promise<string> {
   const so = `lib${name}.so`;
-  const amd = await file(so, fakePlugin(name, version, 'linux/amd64'));
-  const arm = await file(so, fakePlugin(name, version, 'linux/arm64'));
+  const amd = await tempFile(so, fakePlugin(name, version, 'linux/amd64'));
+  const arm = await tempFile(so, fakePlugin(name, version, 'linux/arm64'));
   return push(client, `${host}/${repo}:${version}`, { type: 'plugin', version, name, files: [amd, arm], platforms: [AMD64, ARM64], ...extra });
-}
-
-/** A rules file named `name`.yaml holding `content`. */
-export async function pushRules(client: RegistryClient, ref: string, version: string, opts: Partial<PushOptions> & { content?: string | Buffer; fileName?: string } = {}): Promise<string> {
-  const { content, fileName, ...rest } = opts;
-  const path = content === undefined ? RULES_FIXTURE : await file(fileName ?? 'rules.yaml', content);
-  return push(client, ref, { type: 'rulesfile', version, files: [path], ...rest });
 }
 
 export interface Dirs {
@@ -87,7 +59,7 @@ export interface Dirs {
 }
 
 export async function dirs(): Promise<Dirs> {
-  const root = await tempDir();
+  const root = await tempDir('diginfractl-install-');
   const d = { rules: join(root, 'etc/diginfra'), plugins: join(root, 'usr/share/diginfra/plugins'), cache: join(root, 'cache') };
   return { ...d, lockfile: join(d.rules, LOCKFILE_NAME) };
 }

@@ -6,13 +6,13 @@
  * Needs the built CLI (`npm run build`, which `npm test` runs first): without dist/bin/diginfractl.cjs, or
  * with a CLI lacking `config show` / `config validate`, the tests fail and say so (never skipped).
  */
-import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHART_DIR, DEPLOY_DIR, REPO_ROOT, ensureK8sTools, kubectl } from '../helpers/helm.js';
+import { requireCli, runCli } from '../helpers/cli.js';
+import { CHART_DIR, DEPLOY_DIR, ensureK8sTools, kubectl } from '../helpers/helm.js';
 import { parse as parseYaml } from 'yaml';
 import { helmTemplate, parseManifests } from './support.js';
 
@@ -29,17 +29,6 @@ function get(v: any, path: string[]): unknown {
   return path.reduce((o, k) => (o && typeof o === 'object' ? o[k] : undefined), v);
 }
 
-const MAIN = join(REPO_ROOT, 'dist', 'bin', 'diginfractl.cjs');
-
-/** Subcommands of `diginfractl config`, from its help. */
-function configSubcommands(): Set<string> {
-  const r = spawnSync(process.execPath, [MAIN, 'config', '--help'], { encoding: 'utf8', timeout: 20_000, env: isolatedEnv(tmpdir()) });
-  const found = new Set<string>();
-  const commands = r.stdout.split(/^Commands:\s*$/m)[1] ?? '';
-  for (const m of commands.matchAll(/^\s{2}(\w[\w-]*)/gm)) found.add(m[1]!);
-  return found;
-}
-
 function isolatedEnv(home: string): NodeJS.ProcessEnv {
   return {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -50,21 +39,12 @@ function isolatedEnv(home: string): NodeJS.ProcessEnv {
   };
 }
 
-/** Fails the whole file, with what to do, when the CLI is not built or lacks a command used here. */
-function requireCli(): void {
-  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first (npm test does)`);
-  const subcommands = configSubcommands();
-  for (const cmd of ['show', 'validate']) {
-    if (!subcommands.has(cmd)) throw new Error(`${MAIN} has no \`config ${cmd}\` command: rebuild it (npm run build)`);
-  }
-}
-
 /** name -> config file text, from every rendering. */
 const configs = new Map<string, string>();
 let dir = '';
 
 beforeAll(async () => {
-  requireCli();
+  requireCli('config', ['show', 'validate']);
   await ensureK8sTools();
   dir = await mkdtemp(join(tmpdir(), 'diginfractl-config-show-'));
   for (const file of readdirSync(join(CHART_DIR, 'ci')).filter((f) => f.endsWith('.yaml'))) {
@@ -84,14 +64,6 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-function runCli(args: string[], home: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((ok) => {
-    execFile(process.execPath, [MAIN, ...args], { env: isolatedEnv(home), timeout: 20_000 }, (err, stdout, stderr) => {
-      ok({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-
 const NAMES = [
   ...readdirSync(join(CHART_DIR, 'ci'))
     .filter((f) => f.endsWith('.yaml'))
@@ -106,12 +78,12 @@ describe('diginfractl config show accepts the rendered ConfigMap', () => {
     expect(text, name).toBeDefined();
     const file = join(dir, `${name.replace(/[^\w.-]+/g, '_')}.yaml`);
     await writeFile(file, text!);
-    const show = await runCli(['config', 'show', '--config', file], dir);
+    const show = await runCli(['config', 'show', '--config', file], { env: isolatedEnv(dir), timeoutMs: 20_000 });
     expect(show.code, `config show --config ${name}:\n${show.stderr}`).toBe(0);
     // It read our file, not a default: the refs from the ConfigMap appear in what it prints.
     expect(show.stdout).toContain('diginfra-rules:3');
     // Machine-readable: every value we wrote is taken from the file as written, none ignored or renamed.
-    const json = await runCli(['config', 'show', '-o', 'json', '--config', file], dir);
+    const json = await runCli(['config', 'show', '-o', 'json', '--config', file], { env: isolatedEnv(dir), timeoutMs: 20_000 });
     expect(json.code, json.stderr).toBe(0);
     const shown = JSON.parse(json.stdout);
     expect(shown.exists).toBe(true);
@@ -125,7 +97,7 @@ describe('diginfractl config show accepts the rendered ConfigMap', () => {
       else if (!(top in written)) expect(src, `${name}: source of ${key}`).not.toBe('file');
     }
     expect(show.stderr + json.stderr, 'no warning about the config file').not.toMatch(/"level":\s*[4-9]0|warn/i);
-    const validate = await runCli(['config', 'validate', file], dir);
+    const validate = await runCli(['config', 'validate', file], { env: isolatedEnv(dir), timeoutMs: 20_000 });
     expect(validate.code, `config validate ${name}:\n${validate.stderr}`).toBe(0);
     expect(validate.stderr, 'no warning about the config file').not.toMatch(/"level":\s*[4-9]0|warn/i);
   });

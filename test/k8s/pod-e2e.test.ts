@@ -15,10 +15,8 @@
  * Needs the built CLI (`npm test` builds first): without dist/bin/diginfractl.cjs, or with a CLI lacking
  * `artifact install` / `artifact follow`, the tests fail and say so (they are never skipped).
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,28 +24,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { stringify } from 'yaml';
 import type { RegistryClient } from '../../src/registry/client.js';
-import { CLI, NODE, spawnCli, runCli } from '../helpers/cli.js';
+import { requireCli, spawnCli, runCli } from '../helpers/cli.js';
 import { ensureK8sTools } from '../helpers/helm.js';
+import { freePort } from '../helpers/net.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { parseOciReference } from '../../src/reference/reference.js';
 import { assembleImage, IMAGE_UID, requireImageRuntime, runInImage, startInImage, type ContainerRun, type Mount } from './image.js';
 import { checkPodInvariants, helmTemplate, parseManifests, type Container, type K8sObject, type PodSpec } from './support.js';
-
-/** Subcommands of `diginfractl artifact` in the built CLI. */
-function artifactCommands(): Set<string> {
-  const r = spawnSync(NODE, [CLI, 'artifact', '--help'], { encoding: 'utf8', timeout: 20_000 });
-  const section = r.stdout.split(/^Commands:\s*$/m)[1] ?? '';
-  return new Set([...section.matchAll(/^\s{2}(\w[\w-]*)/gm)].map((m) => m[1]!));
-}
-
-/** Fails the whole file, with what to do, when the CLI is not built or lacks a command the pod runs. */
-function requireCli(): void {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does)`);
-  const commands = artifactCommands();
-  for (const cmd of ['install', 'follow']) {
-    if (!commands.has(cmd)) throw new Error(`${CLI} has no \`artifact ${cmd}\` command: rebuild it (npm run build)`);
-  }
-}
 
 /** This machine's platform, as the CLI detects it. */
 const PLATFORM = `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`;
@@ -56,9 +38,9 @@ const RULES_V2 = '- list: diginfra_e2e_v2\n  items: [a, b]\n';
 const RULES_FILE = 'diginfra_e2e_rules.yaml';
 const GEO_DATA = Buffer.from([0x00, 0xff, 0x47, 0x45, 0x4f, 0x0a]);
 
-/** test/install/setup.ts and the pusher, loaded only when the test runs (they pull in the CLI's source). */
+/** test/install/setup.ts and test/helpers/push.ts, loaded only when the test runs (they pull in the CLI's source). */
 let setup: typeof import('../install/setup.js');
-let pushArtifact: typeof import('../../src/artifact/push.js').pushArtifact;
+let publish: typeof import('../helpers/push.js');
 let reg: TestRegistry;
 let client: RegistryClient;
 let root: string;
@@ -78,19 +60,11 @@ async function source(name: string, content: string | Buffer): Promise<string> {
 }
 
 /** Pushes the rules file at `version`, moving the floating tags (`1`, `1.x`). */
-async function pushRules(version: string, content: string): Promise<void> {
+async function pushE2eRules(version: string, content: string): Promise<void> {
   const file = await source(`${version}/${RULES_FILE}`, content);
-  await pushArtifact(client, parseOciReference(`${reg.host}/acme/diginfra-rules:${version}`), {
+  await publish.push(client, `${reg.host}/acme/diginfra-rules:${version}`, {
     type: 'rulesfile', version, name: 'diginfra-rules', files: [file], addFloatingTags: true,
   });
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((ok) => srv.listen(0, '127.0.0.1', ok));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((ok) => srv.close(() => ok()));
-  return port;
 }
 
 /** A path inside the container -> the path on this machine. */
@@ -122,24 +96,24 @@ function asRun(c: Container): { args: string[]; env: NodeJS.ProcessEnv } {
 }
 
 beforeAll(async () => {
-  requireCli();
+  requireCli('artifact', ['install', 'follow']);
   await ensureK8sTools();
   setup = await import('../install/setup.js');
-  ({ pushArtifact } = await import('../../src/artifact/push.js'));
+  publish = await import('../helpers/push.js');
   root = await mkdtemp(join(tmpdir(), 'diginfractl-pod-e2e-'));
   reg = await startRegistry();
   client = setup.clientFor(reg);
-  await pushRules('1.0.0', RULES_V1);
+  await pushE2eRules('1.0.0', RULES_V1);
   // A plugin with a build per platform (an image index): each node must get its own.
   const amd = await source('amd64/libjson.so', setup.fakePlugin('json', '0.7.0', 'linux/amd64'));
   const arm = await source('arm64/libjson.so', setup.fakePlugin('json', '0.7.0', 'linux/arm64'));
-  await pushArtifact(client, parseOciReference(`${reg.host}/acme/json:0.7.0`), {
+  await publish.push(client, `${reg.host}/acme/json:0.7.0`, {
     type: 'plugin', version: '0.7.0', name: 'json', files: [amd, arm], platforms: [setup.AMD64, setup.ARM64], addFloatingTags: true,
   });
 
   // An artifact of another type, placed in the directory the chart's hostPaths.dirs gives it.
   const geo = await source('geo/geo.mmdb', GEO_DATA);
-  await pushArtifact(client, parseOciReference(`${reg.host}/acme/geo:1.0.0`), { type: 'asset', version: '1.0.0', name: 'geo', files: [geo] });
+  await publish.push(client, `${reg.host}/acme/geo:1.0.0`, { type: 'asset', version: '1.0.0', name: 'geo', files: [geo] });
 
   host = {
     rules: join(root, 'host/etc/diginfra'),
@@ -357,7 +331,7 @@ describe('the rendered pod, run as the kubelet would run it', () => {
       await waitFor('/readyz', async () => ((await get(follow.readinessProbe.httpGet.path)).status === 200 ? true : undefined));
       expect((await get(follow.livenessProbe.httpGet.path)).status).toBe(200);
 
-      await pushRules('1.1.0', RULES_V2);
+      await pushE2eRules('1.1.0', RULES_V2);
       await waitFor('the swap to 1.1.0', async () => ((await readFile(join(host.rules, RULES_FILE), 'utf8')) === RULES_V2 ? true : undefined));
       // The metrics follow the swap (they are updated right after the rename).
       const updated = /^diginfractl_follow_updates_total\{[^}]*ref="[^"]*diginfra-rules:1"[^}]*\} [1-9]/m;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { errorFrom } from '../helpers/errors.js';
+import { errorThrownBy } from '../helpers/errors.js';
 import { checkPlatform } from '../../src/config/checks.js';
 import {
   chooseFromIndex,
@@ -34,7 +34,7 @@ describe('OS/ARCH[/VARIANT]', () => {
   it.each(['amd64', 'linux', 'linux/', '/amd64', 'linux/amd64/v8/x', 'Linux/amd64', 'linux/AMD64', 'linux/amd-64', 'linux amd64', ''])(
     'refuses %j with USAGE, naming the form',
     (text) => {
-      const err = errorFrom(() => parsePlatform(text));
+      const err = errorThrownBy(() => parsePlatform(text));
       expect(err.code).toBe('USAGE');
       expect(err.message).toBe(`platform "${text}" must be OS/ARCH such as linux/amd64 or linux/arm64`);
     },
@@ -80,7 +80,7 @@ describe('this machine', () => {
     expect(platformOrHost(undefined)).toEqual(hostPlatform());
     expect(platformOrHost('')).toEqual(hostPlatform());
     expect(platformOrHost('linux/arm/v7')).toEqual(ARM_V7);
-    expect(errorFrom(() => platformOrHost('arm')).code).toBe('USAGE');
+    expect(errorThrownBy(() => platformOrHost('arm')).code).toBe('USAGE');
   });
 });
 
@@ -118,7 +118,7 @@ describe('choosing from an image index', () => {
     [{ manifests: [{ digest: 'sha256:attestation' }] }, AMD64, 'acme/json:1.0.0 has no build for linux/amd64; it has: no platforms'],
     [{}, AMD64, 'acme/json:1.0.0 has no build for linux/amd64; it has: no platforms'],
   ])('fails with PLATFORM_NOT_FOUND listing what the index has (%#)', (idx, platform, message) => {
-    const err = errorFrom(() => chooseFromIndex(idx, platform, 'acme/json:1.0.0'));
+    const err = errorThrownBy(() => chooseFromIndex(idx, platform, 'acme/json:1.0.0'));
     expect(err.code).toBe('PLATFORM_NOT_FOUND');
     expect(err.message).toBe(message);
     expect(err.hint).toMatch(/--platform/);

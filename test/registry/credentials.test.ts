@@ -2,8 +2,8 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DiginfraError } from '../../src/errors.js';
 import { CredentialStore } from '../../src/registry/auth/credentials.js';
+import { errorOf } from '../helpers/errors.js';
 
 /** A fake home: every default path of the store points inside it, never at the real home. */
 async function sandbox() {
@@ -31,15 +31,6 @@ const b64 = (s: string): string => Buffer.from(s).toString('base64');
 async function writeJson(path: string, value: unknown): Promise<void> {
   await mkdir(join(path, '..'), { recursive: true });
   await writeFile(path, JSON.stringify(value));
-}
-
-async function failure(p: Promise<unknown>): Promise<DiginfraError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DiginfraError);
-  return err as DiginfraError;
 }
 
 describe('CredentialStore paths', () => {
@@ -108,18 +99,18 @@ describe('CredentialStore.save / remove', () => {
   it('refuses what docker\'s format cannot hold, without echoing the secret', async () => {
     const { env } = await sandbox();
     const store = new CredentialStore({ env });
-    const colon = await failure(store.save('r.io', { username: 'a:b', password: 'hunter2' }));
+    const colon = await errorOf(store.save('r.io', { username: 'a:b', password: 'hunter2' }));
     expect(colon.code).toBe('USAGE');
     expect(colon.message).not.toContain('hunter2');
-    expect((await failure(store.save('r.io', { username: 'a' }))).code).toBe('USAGE');
-    expect((await failure(store.save('', { username: 'a', password: 'b' }))).code).toBe('USAGE');
+    expect((await errorOf(store.save('r.io', { username: 'a' }))).code).toBe('USAGE');
+    expect((await errorOf(store.save('', { username: 'a', password: 'b' }))).code).toBe('USAGE');
   });
 
   it('does not overwrite a corrupt file it cannot read', async () => {
     const { env, own } = await sandbox();
     await mkdir(join(own, '..'), { recursive: true });
     await writeFile(own, '{"auths": {');
-    const err = await failure(new CredentialStore({ env }).save('r.io', { username: 'a', password: 'b' }));
+    const err = await errorOf(new CredentialStore({ env }).save('r.io', { username: 'a', password: 'b' }));
     expect(err.code).toBe('CONFIG_INVALID');
     expect(await readFile(own, 'utf8')).toBe('{"auths": {');
   });
@@ -180,7 +171,7 @@ describe('CredentialStore.get', () => {
   it('names the file and key of an auth that is not user:password, never its value', async () => {
     const { env, docker } = await sandbox();
     await writeJson(docker, { auths: { 'r.io': { auth: b64('no-colon-secret') } } });
-    const err = await failure(new CredentialStore({ env }).get('r.io'));
+    const err = await errorOf(new CredentialStore({ env }).get('r.io'));
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.message).toContain(docker);
     expect(err.message).toContain('"r.io"');
@@ -249,16 +240,16 @@ describe('CredentialStore with credential helpers', () => {
     await helper(home, 'nosecret', 'echo "{\\"Username\\":\\"u\\"}"');
     await writeJson(docker, { credHelpers: { 'x.io': 'missing', 'b.io': 'broken', 'g.io': 'garbage', 'n.io': 'nosecret' } });
     const store = new CredentialStore({ env });
-    const missing = await failure(store.get('x.io'));
+    const missing = await errorOf(store.get('x.io'));
     expect(missing.code).toBe('AUTH_REQUIRED');
     expect(missing.message).toContain('credential helper docker-credential-missing is not on PATH');
     expect(missing.message).toContain(docker);
     expect(missing.hint).toContain('docker-credential-missing');
-    const broken = await failure(store.get('b.io'));
+    const broken = await errorOf(store.get('b.io'));
     expect(broken.message).toContain('docker-credential-broken failed (exit status 7)');
-    const garbage = await failure(store.get('g.io'));
+    const garbage = await errorOf(store.get('g.io'));
     expect(garbage.message).toContain('docker-credential-garbage answered something other than JSON');
-    const nosecret = await failure(store.get('n.io'));
+    const nosecret = await errorOf(store.get('n.io'));
     expect(nosecret.message).toContain('without a "Secret"');
     for (const err of [broken, garbage]) {
       expect(err.message).not.toContain('SUPERSECRET');
@@ -279,7 +270,7 @@ describe('CredentialStore with credential helpers', () => {
   it('refuses a helper name that is a path', async () => {
     const { env, docker } = await sandbox();
     await writeJson(docker, { credHelpers: { 'r.io': '../../tmp/evil' } });
-    const err = await failure(new CredentialStore({ env }).get('r.io'));
+    const err = await errorOf(new CredentialStore({ env }).get('r.io'));
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.message).toContain('credHelpers["r.io"] is not a helper name');
   });
@@ -289,7 +280,7 @@ describe('CredentialStore with credential helpers', () => {
     await helper(home, 'slow', 'sleep 60');
     await writeJson(docker, { credsStore: 'slow' });
     const started = Date.now();
-    const err = await failure(new CredentialStore({ env }).get('r.io'));
+    const err = await errorOf(new CredentialStore({ env }).get('r.io'));
     expect(err.code).toBe('AUTH_REQUIRED');
     expect(err.message).toContain('docker-credential-slow did not answer within 10 s');
     expect(Date.now() - started).toBeGreaterThanOrEqual(9_500);
@@ -307,7 +298,7 @@ describe('CredentialStore with corrupt files', () => {
   ])('names the file and never quotes its content (%s)', async (_name, text) => {
     const { env, docker } = await sandbox();
     await writeFile(docker, text);
-    const err = await failure(new CredentialStore({ env }).get('r.io'));
+    const err = await errorOf(new CredentialStore({ env }).get('r.io'));
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.message).toContain(docker);
     expect(err.message).toContain('is not valid JSON');
@@ -325,7 +316,7 @@ describe('CredentialStore with corrupt files', () => {
     const { env, own } = await sandbox();
     await mkdir(join(own, '..'), { recursive: true });
     await writeFile(own, text);
-    const err = await failure(new CredentialStore({ env }).get('r.io'));
+    const err = await errorOf(new CredentialStore({ env }).get('r.io'));
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.message).toContain(own);
     expect(err.message).toContain(message);
@@ -341,6 +332,6 @@ describe('CredentialStore with corrupt files', () => {
     const { rm } = await import('node:fs/promises');
     await rm(own);
     await mkdir(own);
-    expect((await failure(new CredentialStore({ env }).get('r.io'))).code).toBe('CONFIG_INVALID');
+    expect((await errorOf(new CredentialStore({ env }).get('r.io'))).code).toBe('CONFIG_INVALID');
   });
 });

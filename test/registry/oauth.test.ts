@@ -14,6 +14,7 @@ import { DEFAULT_OAUTH_LIFETIME_S, OAuthTokenSource, type OAuthTokenReply, type 
 import { RegistryClient } from '../../src/registry/client.js';
 import { configCredentials, credentialsFor } from '../../src/registry/factory.js';
 import { defaultConfig } from '../../src/config/types.js';
+import { errorOf } from '../helpers/errors.js';
 
 const SECRET = 'sup3r-s3cret-value';
 const CONFIG = { clientID: 'my client', clientSecret: SECRET, tokenURL: 'https://auth.example.com/oauth2/token', scopes: ['read:a', 'write:b'] };
@@ -32,15 +33,6 @@ function fakeSend(answer: (req: OAuthTokenRequest, n: number) => OAuthTokenReply
       return answer(req, requests.length);
     },
   };
-}
-
-async function caught(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('OAuthTokenSource', () => {
@@ -136,7 +128,7 @@ describe('OAuthTokenSource', () => {
 
   it('reports refused client credentials naming the token host and the registry, never the secret', async () => {
     const fake = fakeSend(() => json(401, { error: 'invalid_client', error_description: `client secret ${SECRET} is wrong` }));
-    const err = await caught(new OAuthTokenSource(CONFIG, 'registry.example.com', { send: fake.send }).token());
+    const err = await errorOf(new OAuthTokenSource(CONFIG, 'registry.example.com', { send: fake.send }).token());
     expect(isDiginfraError(err, 'AUTH_REQUIRED')).toBe(true);
     expect(err.message).toContain('OAuth token endpoint auth.example.com refused the client credentials for registry.example.com');
     expect(err.message).toContain('invalid_client');
@@ -146,10 +138,10 @@ describe('OAuthTokenSource', () => {
   });
 
   it('reports a server error and a reply without access_token', async () => {
-    const e500 = await caught(new OAuthTokenSource(CONFIG, 'r', { send: fakeSend(() => json(500, {})).send }).token());
+    const e500 = await errorOf(new OAuthTokenSource(CONFIG, 'r', { send: fakeSend(() => json(500, {})).send }).token());
     expect(isDiginfraError(e500, 'REGISTRY_ERROR')).toBe(true);
     expect(e500.message).toContain('OAuth token endpoint auth.example.com answered 500');
-    const empty = await caught(new OAuthTokenSource(CONFIG, 'r', { send: fakeSend(() => ({ status: 200, contentType: 'text/html', body: '<html>' })).send }).token());
+    const empty = await errorOf(new OAuthTokenSource(CONFIG, 'r', { send: fakeSend(() => ({ status: 200, contentType: 'text/html', body: '<html>' })).send }).token());
     expect(isDiginfraError(empty, 'REGISTRY_ERROR')).toBe(true);
     expect(empty.message).toContain('sent no access_token');
   });
@@ -195,7 +187,7 @@ describe('OAuthTokenSource over HTTP', () => {
     const url = await listen(() => ({ status: 200, body: {} }));
     await new Promise<void>((r) => server!.close(() => r()));
     server = undefined;
-    const err = await caught(new OAuthTokenSource({ clientID: 'id', clientSecret: SECRET, tokenURL: url }, 'reg.example', { env: {} }).token());
+    const err = await errorOf(new OAuthTokenSource({ clientID: 'id', clientSecret: SECRET, tokenURL: url }, 'reg.example', { env: {} }).token());
     expect(isDiginfraError(err, 'NETWORK')).toBe(true);
     expect(err.message).toContain('cannot get an OAuth token for reg.example');
     expect(err.message).toContain(new URL(url).host);
@@ -323,7 +315,7 @@ describe('RegistryClient with a registry token', () => {
     const stub = await bearerRegistry('good-token');
     const client = new RegistryClient({ hostSettings: () => ({ plainHttp: true }), credentials: { get: async () => ({ registryToken: 'stale-token' }) }, env: {} });
     try {
-      const err = await caught(client.ping(stub.host));
+      const err = await errorOf(client.ping(stub.host));
       expect(isDiginfraError(err, 'AUTH_REQUIRED')).toBe(true);
       expect(err.message).toBe(`${stub.host} refused the OAuth access token (a registry bearer token) it was sent`);
       expect(err.message).not.toContain('stale-token');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { errorFrom } from '../helpers/errors.js';
+import { errorThrownBy } from '../helpers/errors.js';
 import { parseDependency, parseRequirement } from '../../src/resolve/index.js';
 
 describe('dependencies and requirements on the command line', () => {
@@ -19,7 +19,7 @@ describe('dependencies and requirements on the command line', () => {
       [parseDependency, '--depends-on'],
       [parseRequirement, '--requires'],
     ] as const) {
-      expect(errorFrom(() => parse(':1.0.0'))).toMatchObject({ code: 'USAGE', message: `${flag} ":1.0.0" must be NAME:VERSION` });
+      expect(errorThrownBy(() => parse(':1.0.0'))).toMatchObject({ code: 'USAGE', message: `${flag} ":1.0.0" must be NAME:VERSION` });
     }
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DiginfraError } from '../../src/errors.js';
 import { dedupeRoots, resolveDependencies, type DepNode, type DependencySource } from '../../src/resolve/deps.js';
+import { errorOf } from '../helpers/errors.js';
 
 /** name -> version -> node; calls are counted. */
 function fakeSource(catalog: Record<string, DepNode[]>): DependencySource<DepNode> & { calls: string[] } {
@@ -24,16 +25,6 @@ function fakeSource(catalog: Record<string, DepNode[]>): DependencySource<DepNod
 
 const plugin = (name: string, version: string, deps: DepNode['dependencies'] = []): DepNode => ({ name, version, type: 'plugin', dependencies: deps });
 const rules = (name: string, version: string, deps: DepNode['dependencies'] = []): DepNode => ({ name, version, type: 'rulesfile', dependencies: deps });
-
-async function rejects(p: Promise<unknown>): Promise<DiginfraError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof DiginfraError) return err;
-    throw err;
-  }
-  throw new Error('did not reject');
-}
 
 const catalog = {
   k8saudit: [plugin('k8saudit', '0.6.0'), plugin('k8saudit', '0.7.0'), plugin('k8saudit', '0.7.4'), plugin('k8saudit', '0.8.1')],
@@ -66,7 +57,7 @@ describe('resolveDependencies', () => {
   });
 
   it('conflict: names every requirer and what it asked for', async () => {
-    const err = await rejects(
+    const err = await errorOf(
       resolveDependencies(
         [rules('a-rules', '1.0.0', [{ name: 'k8saudit', version: '0.7.0' }]), rules('b-rules', '2.0.0', [{ name: 'k8saudit', version: '0.8.0' }])],
         fakeSource(catalog),
@@ -78,7 +69,7 @@ describe('resolveDependencies', () => {
   });
 
   it('conflict when no published version satisfies all even in one line', async () => {
-    const err = await rejects(
+    const err = await errorOf(
       resolveDependencies(
         [rules('a', '1.0.0', [{ name: 'k8saudit', version: '0.7.0' }]), rules('b', '1.0.0', [{ name: 'k8saudit', version: '0.7.9' }])],
         fakeSource(catalog),
@@ -93,7 +84,7 @@ describe('resolveDependencies', () => {
     expect(ok.map((o) => `${o.node.name}@${o.node.version}`)).toEqual(['r@1.0.0', 'k8saudit@0.7.0']);
     expect(ok[1]!.requested).toBe(true);
     expect(ok[1]!.requiredBy).toEqual(['r 1.0.0']);
-    const err = await rejects(resolveDependencies([rules('r', '1.0.0', [{ name: 'k8saudit', version: '0.7.0' }]), plugin('k8saudit', '0.6.0')], fakeSource(catalog)));
+    const err = await errorOf(resolveDependencies([rules('r', '1.0.0', [{ name: 'k8saudit', version: '0.7.0' }]), plugin('k8saudit', '0.6.0')], fakeSource(catalog)));
     expect(err.code).toBe('DEPENDENCY_CONFLICT');
     expect(err.message).toContain('the command line needs k8saudit ^0.6.0');
     expect(err.message).toContain('r 1.0.0 needs k8saudit ^0.7.0');
@@ -114,7 +105,7 @@ describe('resolveDependencies', () => {
   });
 
   it('a missing dependency fails with the lookup error', async () => {
-    const err = await rejects(resolveDependencies([rules('r', '1.0.0', [{ name: 'nope', version: '1.0.0' }])], fakeSource(catalog)));
+    const err = await errorOf(resolveDependencies([rules('r', '1.0.0', [{ name: 'nope', version: '1.0.0' }])], fakeSource(catalog)));
     expect(err.code).toBe('NOT_FOUND');
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { errorFrom } from '../helpers/errors.js';
 import { checkAllowedTypes, checkRequirements, engineSatisfies, filterByType } from '../../src/resolve/requirements.js';
+import { errorThrownBy } from '../helpers/errors.js';
 
 describe('engine_version', () => {
   it('needs the same major and at least the required minor.patch', () => {
@@ -13,7 +13,7 @@ describe('engine_version', () => {
   });
 
   it('refuses with one message naming every violation', () => {
-    const err = errorFrom(() =>
+    const err = errorThrownBy(() =>
       checkRequirements(
         [
           { label: 'falco-rules 3.0.0', requirements: [{ name: 'engine_version', version: '0.42.0' }] },
@@ -41,7 +41,7 @@ describe('engine_version', () => {
   });
 
   it('rejects a bad engine version', () => {
-    expect(errorFrom(() => checkRequirements([], { engineVersion: 'abc' })).code).toBe('USAGE');
+    expect(errorThrownBy(() => checkRequirements([], { engineVersion: 'abc' })).code).toBe('USAGE');
   });
 });
 
@@ -53,7 +53,7 @@ describe('types', () => {
   it('allowed types also apply to dependencies', () => {
     expect(() => checkAllowedTypes(items, [])).not.toThrow();
     expect(() => checkAllowedTypes(items, ['rulesfile', 'plugin'])).not.toThrow();
-    const err = errorFrom(() => checkAllowedTypes(items, ['rulesfile']));
+    const err = errorThrownBy(() => checkAllowedTypes(items, ['rulesfile']));
     expect(err.code).toBe('TYPE_NOT_ALLOWED');
     expect(err.message).toContain('k8saudit 0.7.0 is a plugin (a dependency of rules 1.0.0)');
   });

@@ -14,8 +14,9 @@ import { loadPrivateKey, loadPublicKeys, signatureTag, signedDigest, simpleSigni
 import { pushArtifact } from '../../src/artifact/push.js';
 import { parseOciReference } from '../../src/reference/reference.js';
 import { cliEnv, ROOT, runCli } from '../helpers/cli.js';
-import { pushClient } from '../follow/setup.js';
+import { pushClient } from '../helpers/push.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { errorThrownBy } from '../helpers/errors.js';
 
 const RULES = join(ROOT, 'test/fixtures/falco_rules.yaml');
 
@@ -29,15 +30,6 @@ async function keyPair(dir: string, name: string): Promise<{ priv: string; pub: 
 }
 
 /** What `fn` throws (it must throw). */
-function thrown(fn: () => unknown): Error & { code?: string; hint?: string } {
-  try {
-    fn();
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected an error');
-}
-
 describe('cosign format', () => {
   const digest = `sha256:${'ab'.repeat(32)}`;
 
@@ -60,18 +52,18 @@ describe('cosign format', () => {
   it('names a bad key file and says what to give instead', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'keys-'));
     await writeFile(join(dir, 'garbage.pub'), 'hello');
-    expect(thrown(() => loadPublicKeys([join(dir, 'garbage.pub')]))).toMatchObject({ code: 'USAGE', message: expect.stringContaining(`${join(dir, 'garbage.pub')} is not a PEM public key`) });
-    expect(thrown(() => loadPublicKeys([join(dir, 'missing.pub')]))).toMatchObject({ code: 'USAGE', message: expect.stringContaining('cannot read the verification key') });
+    expect(errorThrownBy(() => loadPublicKeys([join(dir, 'garbage.pub')]))).toMatchObject({ code: 'USAGE', message: expect.stringContaining(`${join(dir, 'garbage.pub')} is not a PEM public key`) });
+    expect(errorThrownBy(() => loadPublicKeys([join(dir, 'missing.pub')]))).toMatchObject({ code: 'USAGE', message: expect.stringContaining('cannot read the verification key') });
     // A private key is not a verification key (it would end up in a ConfigMap); other key types are refused by name.
     const { privateKey, publicKey } = generateKeyPairSync('x25519');
     await writeFile(join(dir, 'private.pem'), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
     await writeFile(join(dir, 'x25519.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
     await writeFile(join(dir, 'x25519.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    expect(thrown(() => loadPublicKeys([join(dir, 'private.pem')])).message).toContain('holds a private key; a verification key is the public half');
-    expect(thrown(() => loadPublicKeys([join(dir, 'x25519.pub')])).message).toContain('is a x25519 key; cosign signatures use ECDSA (P-256), RSA or Ed25519 keys');
-    expect(thrown(() => loadPrivateKey(join(dir, 'x25519.pem'))).message).toContain('is a x25519 key');
+    expect(errorThrownBy(() => loadPublicKeys([join(dir, 'private.pem')])).message).toContain('holds a private key; a verification key is the public half');
+    expect(errorThrownBy(() => loadPublicKeys([join(dir, 'x25519.pub')])).message).toContain('is a x25519 key; cosign signatures use ECDSA (P-256), RSA or Ed25519 keys');
+    expect(errorThrownBy(() => loadPrivateKey(join(dir, 'x25519.pem'))).message).toContain('is a x25519 key');
     await writeFile(join(dir, 'cosign.key'), '-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nabc\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n');
-    const err = thrown(() => loadPrivateKey(join(dir, 'cosign.key')));
+    const err = errorThrownBy(() => loadPrivateKey(join(dir, 'cosign.key')));
     expect(err).toMatchObject({ code: 'USAGE', message: expect.stringContaining("cosign's encrypted key format") });
     expect(err.hint).toContain('cosign sign --key');
   });

@@ -1,12 +1,10 @@
 import { existsSync } from 'node:fs';
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, stat, symlink, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, lstat, mkdir, readdir, readFile, readlink, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DiginfraError } from '../../src/errors.js';
 import { fsyncDir, makeStagingDir, placeFileSets, placeFiles, removeDir, sameContent, sweepStaleStaging, writeFileAtomic } from '../../src/util/atomic-fs.js';
-
-const tmp = (prefix: string): Promise<string> => mkdtemp(join(tmpdir(), prefix));
+import { tempDir } from '../helpers/fs.js';
 
 async function withUmask<T>(mask: number, fn: () => Promise<T>): Promise<T> {
   const old = process.umask(mask);
@@ -19,7 +17,7 @@ async function withUmask<T>(mask: number, fn: () => Promise<T>): Promise<T> {
 
 describe('writeFileAtomic', () => {
   it('replaces a file with the mode asked and leaves no temp file', async () => {
-    const dir = await tmp('atomic-');
+    const dir = await tempDir('atomic-');
     const file = join(dir, 'config.json');
     await writeFile(file, 'old', { mode: 0o644 });
     await writeFileAtomic(file, 'new', { mode: 0o600 });
@@ -29,7 +27,7 @@ describe('writeFileAtomic', () => {
   });
 
   it('creates missing parents, writes bytes, and gives 0644 by default whatever the umask', async () => {
-    const dir = await tmp('atomic-');
+    const dir = await tempDir('atomic-');
     const file = join(dir, 'a', 'b', 'data.bin');
     await withUmask(0o077, () => writeFileAtomic(file, new Uint8Array([0, 1, 2, 255])));
     expect([...(await readFile(file))]).toEqual([0, 1, 2, 255]);
@@ -37,7 +35,7 @@ describe('writeFileAtomic', () => {
   });
 
   it('fails with the path named and leaves no temp file behind', async () => {
-    const dir = await tmp('atomic-');
+    const dir = await tempDir('atomic-');
     const target = join(dir, 'rules.yaml');
     // A non-empty directory where the file should go: the final rename must fail.
     await mkdir(join(target, 'inner'), { recursive: true });
@@ -50,7 +48,7 @@ describe('writeFileAtomic', () => {
   });
 
   it('never shows a reader a partial file', async () => {
-    const dir = await tmp('atomic-');
+    const dir = await tempDir('atomic-');
     const file = join(dir, 'rules.yaml');
     const a = 'a'.repeat(2 * 1024 * 1024);
     const b = 'b'.repeat(3 * 1024 * 1024);
@@ -72,7 +70,7 @@ describe('writeFileAtomic', () => {
   });
 
   it('uses a dot-named temp file in the same directory (never *.yaml)', async () => {
-    const dir = await tmp('atomic-');
+    const dir = await tempDir('atomic-');
     const file = join(dir, 'rules.yaml');
     // Make the rename fail after the temp file exists, and catch its name on the way out.
     await mkdir(join(file, 'x'), { recursive: true });
@@ -93,7 +91,7 @@ describe('writeFileAtomic', () => {
 
 describe('fsyncDir', () => {
   it('syncs a directory and names a missing one', async () => {
-    const dir = await tmp('fsync-');
+    const dir = await tempDir('fsync-');
     await expect(fsyncDir(dir)).resolves.toBeUndefined();
     await expect(fsyncDir(join(dir, 'missing'))).rejects.toMatchObject({ code: 'IO', message: expect.stringContaining(join(dir, 'missing')) });
   });
@@ -101,7 +99,7 @@ describe('fsyncDir', () => {
 
 describe('sameContent', () => {
   it('compares bytes, not names or times', async () => {
-    const dir = await tmp('same-');
+    const dir = await tempDir('same-');
     await writeFile(join(dir, 'a'), 'x'.repeat(100_000));
     await writeFile(join(dir, 'b'), 'x'.repeat(100_000));
     await writeFile(join(dir, 'c'), `${'x'.repeat(99_999)}y`);
@@ -115,7 +113,7 @@ describe('sameContent', () => {
   });
 
   it('says false for directories and empty files are equal', async () => {
-    const dir = await tmp('same-');
+    const dir = await tempDir('same-');
     await mkdir(join(dir, 'd1'));
     await mkdir(join(dir, 'd2'));
     await writeFile(join(dir, 'e1'), '');
@@ -125,7 +123,7 @@ describe('sameContent', () => {
   });
 
   it('compares large files in constant memory, finding a difference in the last byte', async () => {
-    const dir = await tmp('same-');
+    const dir = await tempDir('same-');
     const size = 48 * 1024 * 1024;
     const big = Buffer.alloc(size, 0x5a);
     await writeFile(join(dir, 'a'), big);
@@ -142,7 +140,7 @@ describe('sameContent', () => {
 
 describe('makeStagingDir / removeDir', () => {
   it('makes a dot-named 0700 dir inside the destination (created when missing), and removes trees', async () => {
-    const root = await tmp('staging-');
+    const root = await tempDir('staging-');
     const dest = join(root, 'rules.d');
     const staging = await makeStagingDir(dest);
     expect(join(staging, '..')).toBe(dest);
@@ -161,7 +159,7 @@ describe('makeStagingDir / removeDir', () => {
   });
 
   it('names the destination when it cannot be created', async () => {
-    const root = await tmp('staging-');
+    const root = await tempDir('staging-');
     await writeFile(join(root, 'file'), '');
     await expect(makeStagingDir(join(root, 'file', 'sub'))).rejects.toMatchObject({ code: 'IO', message: expect.stringContaining(join(root, 'file', 'sub')) });
   });
@@ -169,7 +167,7 @@ describe('makeStagingDir / removeDir', () => {
 
 describe('placeFiles', () => {
   it('moves staged files in, skips identical ones, and sets modes', async () => {
-    const dest = await tmp('place-');
+    const dest = await tempDir('place-');
     await writeFile(join(dest, 'same.yaml'), 'same\n', { mode: 0o600 });
     await writeFile(join(dest, 'changed.yaml'), 'v1\n');
     const staging = await makeStagingDir(dest);
@@ -201,7 +199,7 @@ describe('placeFiles', () => {
   });
 
   it('replaces identical files too without skipIdentical', async () => {
-    const dest = await tmp('place-');
+    const dest = await tempDir('place-');
     await writeFile(join(dest, 'r.yaml'), 'same');
     const before = (await stat(join(dest, 'r.yaml'))).ino;
     const staging = await makeStagingDir(dest);
@@ -211,7 +209,7 @@ describe('placeFiles', () => {
   });
 
   it('creates subdirectories for nested files', async () => {
-    const dest = await tmp('place-');
+    const dest = await tempDir('place-');
     const staging = await makeStagingDir(dest);
     await mkdir(join(staging, 'plugins', 'x'), { recursive: true });
     await writeFile(join(staging, 'plugins', 'x', 'libx.so'), 'ELF');
@@ -222,7 +220,7 @@ describe('placeFiles', () => {
   });
 
   it('on a failure midway keeps the files already placed complete, the rest old, and names the file', async () => {
-    const dest = await tmp('place-');
+    const dest = await tempDir('place-');
     await writeFile(join(dest, 'a.yaml'), 'old a');
     await writeFile(join(dest, 'c.yaml'), 'old c');
     // b.yaml cannot be renamed over: a non-empty directory holds its name.
@@ -241,7 +239,7 @@ describe('placeFiles', () => {
   });
 
   it('says nothing changed when the first file fails', async () => {
-    const dest = await tmp('place-');
+    const dest = await tempDir('place-');
     const staging = await makeStagingDir(dest);
     const err = (await placeFiles(staging, [{ rel: 'missing.yaml', mode: 0o644 }], dest, { skipIdentical: false }).catch((e: unknown) => e)) as DiginfraError;
     expect(err.message).toContain('missing.yaml');
@@ -249,7 +247,7 @@ describe('placeFiles', () => {
   });
 
   it.each(['../escape', '/etc/passwd', 'a/../../escape', '', '.'])('refuses to place %j outside the destination', async (rel) => {
-    const dest = await tmp('place-');
+    const dest = await tempDir('place-');
     const staging = await makeStagingDir(dest);
     await expect(placeFiles(staging, [{ rel, mode: 0o644 }], dest, { skipIdentical: false })).rejects.toMatchObject({ code: 'UNSAFE_ARCHIVE' });
     expect(await readdir(join(dest, '..'))).toContain(basename(dest));
@@ -259,8 +257,8 @@ describe('placeFiles', () => {
     ['different', 'changed'],
     ['identical', 'same'],
   ])('replaces a symlinked destination (%s content) by a real file, leaving its target alone', async (_kind, content) => {
-    const dest = await tmp('place-');
-    const elsewhere = await tmp('elsewhere-');
+    const dest = await tempDir('place-');
+    const elsewhere = await tempDir('elsewhere-');
     await writeFile(join(elsewhere, 'r.yaml'), 'same', { mode: 0o600 });
     await symlink(join(elsewhere, 'r.yaml'), join(dest, 'r.yaml'));
     const staging = await makeStagingDir(dest);
@@ -299,7 +297,7 @@ async function age(path: string, ms: number): Promise<void> {
 
 describe('sweepStaleStaging', () => {
   it('removes staging dirs and writeFileAtomic temp files older than the threshold, and nothing else', async () => {
-    const dir = await tmp('sweep-');
+    const dir = await tempDir('sweep-');
     const oldStaging = await makeStagingDir(dir);
     await mkdir(join(oldStaging, 'sub'));
     await writeFile(join(oldStaging, 'sub', 'f.yaml'), 'x');
@@ -322,7 +320,7 @@ describe('sweepStaleStaging', () => {
   });
 
   it('keeps entries younger than 10 minutes by default; a missing dir gives nothing', async () => {
-    const dir = await tmp('sweep-');
+    const dir = await tempDir('sweep-');
     const young = await makeStagingDir(dir);
     await age(young, 5 * 60 * 1000);
     const old = await makeStagingDir(dir);
@@ -336,7 +334,7 @@ describe('sweepStaleStaging', () => {
 describe('placeFileSets (all or nothing)', () => {
   /** Two destinations, and `stage` to make a staging dir in one holding `files` (name -> content). */
   async function setup() {
-    const root = await tmp('sets-');
+    const root = await tempDir('sets-');
     const destA = join(root, 'rules');
     const destB = join(root, 'plugins');
     const stage = async (dest: string, files: Record<string, string>) => {
