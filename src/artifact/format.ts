@@ -4,7 +4,7 @@
  */
 import semver from 'semver';
 import { DiginfraError } from '../errors.js';
-import { OCI_EMPTY, type Descriptor, type ImageManifest, type Platform } from '../registry/media-types.js';
+import { type Descriptor, type ImageManifest, OCI_EMPTY, type Platform } from '../registry/index.js';
 
 export const ANNOTATION_TITLE = 'org.opencontainers.image.title';
 export const ANNOTATION_VERSION = 'org.opencontainers.image.version';

@@ -14,12 +14,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveArtifact } from '../../src/artifact/pull.js';
 import { Follower, isFailure, type FollowSettings } from '../../src/follow/follower.js';
-import { BlobCache } from '../../src/install/cache.js';
+import { BlobCache } from '../../src/content/index.js';
 import { parseOciReference } from '../../src/reference/reference.js';
 import { rollbackRef } from '../../src/follow/rollback.js';
 import { StateStore } from '../../src/follow/state.js';
 import { createFollowMetrics, type FollowMetrics } from '../../src/metrics/follow-metrics.js';
-import { RegistryClient } from '../../src/registry/client.js';
+import { RegistryClient } from '../../src/registry/index.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { memoryLogger, metricValue, pushClient, pushFiles, pushRules, tempDir, waitFor } from './setup.js';
 

@@ -6,13 +6,12 @@ import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pushArtifact, type PushOptions } from '../../src/artifact/push.js';
-import { BlobCache } from '../../src/install/cache.js';
+import { BlobCache } from '../../src/content/index.js';
 import { installArtifacts, type InstallOptions, type InstallResult } from '../../src/install/install.js';
 import { LOCKFILE_NAME } from '../../src/install/lockfile.js';
 import type { LoadedIndex } from '../../src/indexes/types.js';
 import { parseOciReference } from '../../src/reference/reference.js';
-import { RegistryClient } from '../../src/registry/client.js';
-import type { Platform } from '../../src/registry/media-types.js';
+import { type Platform, RegistryClient } from '../../src/registry/index.js';
 import type { TestRegistry } from '../helpers/registry.js';
 
 export const RULES_FIXTURE = resolve(import.meta.dirname, '../fixtures/falco_rules.yaml');

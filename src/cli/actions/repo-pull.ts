@@ -4,9 +4,8 @@ import { extractArtifact, resolveArtifact, type ResolvedArtifact } from '../../a
 import { loadConfig } from '../../config/load.js';
 import { selectTag } from '../../artifact/tags.js';
 import { formatReference, type OciReference } from '../../reference/reference.js';
-import type { ArtifactSource } from '../../registry/client.js';
+import { type ArtifactSource, formatPlatform } from '../../registry/index.js';
 import { OciLayout, layoutSource, parseLayoutRef } from '../../artifact/oci-layout.js';
-import { formatPlatform } from '../../registry/media-types.js';
 import { openRegistry, verifierFor, type RegistryFlagOptions } from '../session.js';
 import { refLocator } from './locate.js';
 import { outputFormat, type CliContext } from '../run.js';
