@@ -49,7 +49,8 @@ export async function openBlob(session: AuthSession, ref: OciReference, desc: Pi
   if (res.statusCode !== 200) throw await statusError(res, ref, `blob ${desc.digest}`);
   const length = Number(header(res, 'content-length'));
   if (Number.isFinite(length) && length !== desc.size) {
-    res.body.destroy();
+    // Refused before a byte of the body is read: the connection is dropped rather than drained.
+    abandon(res.body);
     throw new DiginfraError('SIZE_MISMATCH', `blob ${desc.digest} is ${length} bytes, manifest says ${desc.size}`);
   }
   const verifier = new VerifyingStream(desc, `blob ${desc.digest}`);
@@ -66,4 +67,13 @@ export async function readBlob(session: AuthSession, ref: OciReference, desc: Pi
   const chunks: Buffer[] = [];
   for await (const chunk of await openBlob(session, ref, desc)) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+/**
+ * Drops a response body nobody will read. Destroying an undici body makes it emit 'error'
+ * (UND_ERR_ABORTED, a tick later when nothing read it yet); without a listener that ends the process.
+ */
+function abandon(body: Readable): void {
+  body.on('error', () => undefined);
+  body.destroy();
 }
