@@ -47,7 +47,7 @@ export async function setup(count, opts = {}) {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing; run "npm run build" first`);
   const { startRegistry } = await import('../test/helpers/registry.ts');
   const { pushArtifact } = await import('../dist/artifact/push.js');
-  const { RegistryClient } = await import('../dist/registry/client.js');
+  const { RegistryClient } = await import('../dist/registry/index.js');
   const { parseOciReference } = await import('../dist/reference/reference.js');
   const reg = await startRegistry();
   const work = await mkdtemp(join(tmpdir(), 'diginfractl-bench-follow-'));

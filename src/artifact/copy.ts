@@ -9,10 +9,9 @@
  */
 import { createReadStream } from 'node:fs';
 import { DiginfraError, isDiginfraError } from '../errors.js';
-import type { BlobCache } from '../install/cache.js';
+import type { BlobCache } from '../content/index.js';
 import { formatReference, withDigest, withTag, type OciReference } from '../reference/reference.js';
-import { bufferBlob, type FetchedManifest, type RegistryClient } from '../registry/client.js';
-import { isIndexMediaType, type Descriptor } from '../registry/media-types.js';
+import { bufferBlob, type Descriptor, type FetchedManifest, isIndexMediaType, type RegistryClient } from '../registry/index.js';
 import { signatureManifest, signatureTag, type SignatureLayer } from '../signature/cosign.js';
 import { OciLayout, type LayoutRef } from './oci-layout.js';
 

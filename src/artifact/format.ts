@@ -4,7 +4,7 @@
  */
 import semver from 'semver';
 import { DiginfraError } from '../errors.js';
-import { OCI_EMPTY, type Descriptor, type ImageManifest } from '../registry/media-types.js';
+import { OCI_EMPTY, type Descriptor, type ImageManifest } from '../registry/index.js';
 import type { Dependency, VersionedName } from '../resolve/index.js';
 
 // Named here too for the modules that read them beside ArtifactConfig; they live in src/resolve and src/platform.

@@ -4,8 +4,7 @@
  */
 import { DiginfraError } from '../errors.js';
 import { formatReference, withDigest, type OciReference } from '../reference/reference.js';
-import type { RegistryClient } from '../registry/client.js';
-import { isIndexMediaType, type ImageIndex, type ImageManifest, type Platform } from '../registry/media-types.js';
+import { type ImageIndex, type ImageManifest, isIndexMediaType, type Platform, type RegistryClient } from '../registry/index.js';
 import { artifactLayers, parseArtifactConfig, type ArtifactConfig } from './format.js';
 
 export interface ArtifactSummary {

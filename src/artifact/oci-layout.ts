@@ -11,8 +11,7 @@ import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DiginfraError, messageOf } from '../errors.js';
-import type { ArtifactSource, FetchedManifest } from '../registry/client.js';
-import type { Descriptor } from '../registry/media-types.js';
+import type { ArtifactSource, Descriptor, FetchedManifest } from '../registry/index.js';
 import { writeFileAtomic } from '../util/atomic-fs.js';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';

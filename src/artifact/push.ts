@@ -10,8 +10,7 @@ import semver from 'semver';
 import { parse as parseYaml } from 'yaml';
 import { DiginfraError } from '../errors.js';
 import { formatReference, withDigest, withTag, type OciReference } from '../reference/reference.js';
-import { bufferBlob, fileBlob, type RegistryClient } from '../registry/client.js';
-import { OCI_INDEX, OCI_MANIFEST, formatPlatform, type Descriptor, type ImageIndex, type Platform } from '../registry/media-types.js';
+import { bufferBlob, type Descriptor, fileBlob, formatPlatform, type ImageIndex, OCI_INDEX, OCI_MANIFEST, type Platform, type RegistryClient } from '../registry/index.js';
 import { packLayer } from './archive.js';
 import {
   ANNOTATION_CREATED,

@@ -6,7 +6,7 @@
 import semver from 'semver';
 import { DiginfraError, isDiginfraError } from '../errors.js';
 import type { OciReference } from '../reference/reference.js';
-import type { RegistryClient } from '../registry/client.js';
+import type { RegistryClient } from '../registry/index.js';
 import { repositoryKey } from '../resolve/locate.js';
 import { highest, isFloatingTag, resolveFloatingTag, versionTags } from '../resolve/versions.js';
 

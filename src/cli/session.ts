@@ -5,8 +5,7 @@
 import type { DiginfraConfig } from '../config/types.js';
 import { loadConfig } from '../config/load.js';
 import type { OciReference } from '../reference/reference.js';
-import type { ArtifactSource, RegistryClient } from '../registry/client.js';
-import { createRegistryClient, type RegistryFlags } from '../registry/factory.js';
+import { type ArtifactSource, createRegistryClient, type RegistryClient, type RegistryFlags } from '../registry/index.js';
 import type { CliContext } from './run.js';
 
 export interface RegistryFlagOptions {

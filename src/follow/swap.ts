@@ -16,10 +16,9 @@ import { pipeline, Transform, type Readable } from 'node:stream';
 import { DiginfraError, messageOf } from '../errors.js';
 import { extractLayer } from '../artifact/archive.js';
 import { DEFAULT_MAX_LAYER_BYTES, type ResolvedArtifact } from '../artifact/pull.js';
-import { BlobCache } from '../install/cache.js';
+import { BlobCache } from '../content/index.js';
 import { RESERVED } from '../install/stage.js';
-import type { RegistryClient } from '../registry/client.js';
-import type { Descriptor } from '../registry/media-types.js';
+import type { Descriptor, RegistryClient } from '../registry/index.js';
 import { fsyncDir, makeStagingDir, placeFiles, removeDir, sweepStaleStaging } from '../util/atomic-fs.js';
 
 export interface StagedFile {

@@ -8,8 +8,7 @@ import { PLUGIN, RULESFILE, samePlatform, type Dependency } from '../artifact/fo
 import { resolveArtifact, type ResolvedArtifact } from '../artifact/pull.js';
 import { resolveIndexedName, type LoadedIndex } from '../indexes/resolve-name.js';
 import { formatArtifactRef, formatReference, parseArtifactRef, type OciReference } from '../reference/reference.js';
-import type { RegistryClient } from '../registry/client.js';
-import { formatPlatform, type Platform } from '../registry/media-types.js';
+import { formatPlatform, type Platform, type RegistryClient } from '../registry/index.js';
 import { selectTag } from '../artifact/tags.js';
 import { dedupeRoots, labelOf, resolveDependencies, type DependencySource } from '../resolve/deps.js';
 import { repositoryKey, siblingRepository } from '../resolve/locate.js';

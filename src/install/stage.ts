@@ -12,7 +12,7 @@ import { DEFAULT_MAX_LAYER_BYTES, type ResolvedArtifact } from '../artifact/pull
 import type { RegistryClient } from '../registry/client.js';
 import type { Descriptor } from '../registry/media-types.js';
 import { makeStagingDir, placeFiles, placeFileSets, removeDir, type PlaceFileSetsOptions } from '../util/atomic-fs.js';
-import type { BlobCache } from './cache.js';
+import type { BlobCache } from '../content/index.js';
 import { DIR_LOCK_NAME } from './dir-lock.js';
 import { LOCKFILE_NAME } from './lockfile.js';
 

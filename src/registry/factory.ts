@@ -6,7 +6,8 @@ import type { RegistryConfig } from '../config/types.js';
 import { CredentialStore } from './auth/credentials.js';
 import { GOOGLE_REGISTRY_USER, sharedGoogleSource } from './auth/google.js';
 import { sharedOAuthSource, type OAuthTokenSource } from './auth/oauth.js';
-import { RegistryClient, type Credential, type CredentialSource } from './client.js';
+import type { Credential, CredentialSource } from './auth/session.js';
+import { RegistryClient } from './client.js';
 import type { HostSettings, TransportOptions } from './transport.js';
 
 export interface RegistryFlags {

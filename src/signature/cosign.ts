@@ -19,8 +19,7 @@ import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { DiginfraError, isDiginfraError, messageOf } from '../errors.js';
 import type { OciReference } from '../reference/reference.js';
-import { sha256Digest, type ArtifactSource, type FetchedManifest, type RegistryClient } from '../registry/client.js';
-import { DOCKER_MANIFEST, OCI_MANIFEST, type Descriptor } from '../registry/media-types.js';
+import { type ArtifactSource, type Descriptor, DOCKER_MANIFEST, type FetchedManifest, OCI_MANIFEST, type RegistryClient, sha256Digest } from '../registry/index.js';
 
 export const SIMPLE_SIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';
 export const SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { bufferBlob, type RegistryClient } from '../../src/registry/client.js';
+import { bufferBlob, type RegistryClient } from '../../src/registry/index.js';
 import { parseOciReference } from '../../src/reference/reference.js';
 import { cliEnv, runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -87,7 +87,7 @@ describe('artifact info', () => {
 
   it('lists manifests that refer to the artifact (a signature pushed with a subject)', async () => {
     const { parseOciReference } = await import('../../src/reference/reference.js');
-    const { bufferBlob, sha256Digest } = await import('../../src/registry/client.js');
+    const { bufferBlob, sha256Digest } = await import('../../src/registry/index.js');
     const ref = parseOciReference(`${reg.host}/acme/k8saudit:0.7.0`);
     const subject = await client.resolve(ref);
     const empty = bufferBlob(Buffer.from('{}'));

@@ -5,12 +5,12 @@
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PushOptions } from '../../src/artifact/push.js';
-import { BlobCache } from '../../src/install/cache.js';
+import { BlobCache } from '../../src/content/index.js';
 import { installArtifacts, type InstallOptions, type InstallResult } from '../../src/install/install.js';
 import { LOCKFILE_NAME } from '../../src/install/lockfile.js';
 import type { LoadedIndex } from '../../src/indexes/types.js';
-import type { RegistryClient } from '../../src/registry/client.js';
-import type { Platform } from '../../src/registry/media-types.js';
+import type { RegistryClient } from '../../src/registry/index.js';
+import type { Platform } from '../../src/platform/index.js';
 import { tempDir, tempFile } from '../helpers/fs.js';
 import { push, pushClient } from '../helpers/push.js';
 import type { TestRegistry } from '../helpers/registry.js';

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ingestBlob } from '../../src/content/index.js';
 import { parseOciReference } from '../../src/reference/reference.js';
-import { RegistryClient, bufferBlob, sha256Digest, type CredentialSource } from '../../src/registry/client.js';
-import { OCI_MANIFEST } from '../../src/registry/media-types.js';
+import { bufferBlob, type CredentialSource, OCI_MANIFEST, RegistryClient, sha256Digest } from '../../src/registry/index.js';
 import { blobPath, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { errorOf } from '../helpers/errors.js';
 
@@ -132,7 +132,7 @@ describe('registry client details', () => {
     const blob = { digest: sha256Digest(data), size: data.length, open: () => Readable.from([data.subarray(0, 300_000), data.subarray(300_000)]) };
     expect(await client.pushBlob(ref, blob)).toBe('uploaded');
     const dir = await mkdtemp(join(tmpdir(), 'dl-'));
-    await client.downloadBlob(ref, blob, join(dir, 'out'));
+    await ingestBlob(client, ref, blob, join(dir, 'out'));
     expect((await readFile(join(dir, 'out'))).equals(data)).toBe(true);
     await client.close();
   });
@@ -159,7 +159,7 @@ describe('registry client details', () => {
     tampered[10] = tampered[10]! ^ 0xff;
     await writeFile(path, tampered);
     const dir = await mkdtemp(join(tmpdir(), 'dl-'));
-    const err = await errorOf(client.downloadBlob(ref, blob, join(dir, 'out')));
+    const err = await errorOf(ingestBlob(client, ref, blob, join(dir, 'out')));
     expect(err.code).toBe('DIGEST_MISMATCH');
     expect(err.message).toContain(blob.digest);
     expect(await readdir(dir)).toEqual([]);

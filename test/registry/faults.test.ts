@@ -10,10 +10,10 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import nock from 'nock';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ingestBlob } from '../../src/content/index.js';
 import { DiginfraError } from '../../src/errors.js';
 import { parseOciReference } from '../../src/reference/reference.js';
-import { RegistryClient, sha256Digest } from '../../src/registry/client.js';
-import { OCI_MANIFEST } from '../../src/registry/media-types.js';
+import { OCI_MANIFEST, RegistryClient, sha256Digest } from '../../src/registry/index.js';
 
 const REGISTRY = 'https://reg.example';
 const ref = parseOciReference('reg.example/team/rules:1.0.0');
@@ -136,7 +136,7 @@ describe('blob downloads', () => {
     nock(REGISTRY).get(`/v2/team/rules/blobs/${desc.digest}`).reply(200, data, { 'content-length': String(data.length) });
     const dir = await mkdtemp(join(tmpdir(), 'faults-'));
     const c = client();
-    await c.downloadBlob(ref, desc, join(dir, 'blob'));
+    await ingestBlob(c, ref, desc, join(dir, 'blob'));
     expect((await readFile(join(dir, 'blob'))).equals(data)).toBe(true);
     expect(await readdir(dir)).toEqual(['blob']);
     await c.close();
@@ -155,7 +155,7 @@ describe('blob downloads', () => {
       .reply(200, data, { 'content-length': String(data.length) });
     const c = client({ credentials: { get: async () => ({ username: 'alice', password: 's3cret' }) } });
     const dir = await mkdtemp(join(tmpdir(), 'faults-'));
-    await c.downloadBlob(ref, desc, join(dir, 'blob'));
+    await ingestBlob(c, ref, desc, join(dir, 'blob'));
     expect((await readFile(join(dir, 'blob'))).equals(data)).toBe(true);
     await c.close();
   });
@@ -169,7 +169,7 @@ describe('blob downloads', () => {
     });
     const dir = await mkdtemp(join(tmpdir(), 'faults-'));
     const c = client({ hostSettings: () => ({ plainHttp: true }) });
-    const err = (await c.downloadBlob(parseOciReference(`${server.host}/team/rules:1`), desc, join(dir, 'blob')).catch((e: unknown) => e)) as DiginfraError;
+    const err = (await ingestBlob(c, parseOciReference(`${server.host}/team/rules:1`), desc, join(dir, 'blob')).catch((e: unknown) => e)) as DiginfraError;
     expect(err.code).toBe('SIZE_MISMATCH');
     expect(await readdir(dir)).toEqual([]);
     await c.close();

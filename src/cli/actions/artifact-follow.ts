@@ -14,8 +14,7 @@ import { checkFlagConflicts, effectiveFollow, type EffectiveFollow, type FollowF
 import type { LoadedIndex } from '../../indexes/resolve-name.js';
 import { createFollowMetrics, type FollowMetrics } from '../../metrics/follow-metrics.js';
 import { parseListenAddr, startOpsServer, type OpsServer } from '../../metrics/server.js';
-import type { RegistryClient } from '../../registry/client.js';
-import { createRegistryClient } from '../../registry/factory.js';
+import { createRegistryClient, type RegistryClient } from '../../registry/index.js';
 import { outputFormat, type CliContext } from '../run.js';
 import { registryFlags, type RegistryFlagOptions } from '../session.js';
 

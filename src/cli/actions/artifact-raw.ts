@@ -7,10 +7,8 @@
 import { loadConfig } from '../../config/load.js';
 import { selectTag } from '../../artifact/tags.js';
 import { formatReference, withDigest, type OciReference } from '../../reference/reference.js';
-import type { FetchedManifest, RegistryClient } from '../../registry/client.js';
-import { createRegistryClient } from '../../registry/factory.js';
+import { createRegistryClient, type Descriptor, type FetchedManifest, type ImageIndex, isIndexMediaType, type RegistryClient } from '../../registry/index.js';
 import { chooseFromIndex, formatPlatform, parsePlatform, platformOrHost, type Platform } from '../../platform/index.js';
-import { isIndexMediaType, type Descriptor, type ImageIndex } from '../../registry/media-types.js';
 import { DiginfraError } from '../../errors.js';
 import type { CliContext } from '../run.js';
 import { registryFlags, type RegistryFlagOptions } from '../session.js';

@@ -1,7 +1,7 @@
 import { copyArtifact, type Place } from '../../artifact/copy.js';
 import { parseLayoutRef } from '../../artifact/oci-layout.js';
 import { cacheRoot } from '../../config/paths.js';
-import { BlobCache } from '../../install/cache.js';
+import { BlobCache } from '../../content/index.js';
 import { parseOciReference } from '../../reference/reference.js';
 import { outputFormat, type CliContext } from '../run.js';
 import { loadCliConfig, openRegistry, type RegistryFlagOptions } from '../session.js';

@@ -1,7 +1,5 @@
 import { DiginfraError } from '../../errors.js';
-import { CredentialStore } from '../../registry/auth/credentials.js';
-import { RegistryClient } from '../../registry/client.js';
-import { hostSettingsFor } from '../../registry/factory.js';
+import { CredentialStore, hostSettingsFor, RegistryClient } from '../../registry/index.js';
 import { loadCliConfig, registryFlags, type RegistryFlagOptions } from '../session.js';
 import type { CliContext } from '../run.js';
 

@@ -3,7 +3,7 @@ import { extractArtifact, resolveArtifact, type ResolvedArtifact } from '../../a
 import { loadConfig } from '../../config/load.js';
 import { selectTag } from '../../artifact/tags.js';
 import { formatReference, type OciReference } from '../../reference/reference.js';
-import type { ArtifactSource } from '../../registry/client.js';
+import type { ArtifactSource } from '../../registry/index.js';
 import { OciLayout, layoutSource, parseLayoutRef } from '../../artifact/oci-layout.js';
 import { formatPlatform, platformOrHost } from '../../platform/index.js';
 import { openRegistry, verifierFor, type RegistryFlagOptions } from '../session.js';

@@ -1,5 +1,5 @@
 import { formatReference, parseOciReference, type OciReference } from '../../reference/reference.js';
-import type { RegistryClient } from '../../registry/client.js';
+import type { RegistryClient } from '../../registry/index.js';
 import { loadPrivateKey, loadPublicKeys, signDigest, verifyDigest } from '../../signature/cosign.js';
 import { outputFormat, type CliContext } from '../run.js';
 import { openRegistry, type RegistryFlagOptions } from '../session.js';

@@ -19,7 +19,7 @@ import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { DiginfraError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/atomic-fs.js';
-import type { Credential, CredentialSource } from '../client.js';
+import type { Credential, CredentialSource } from './session.js';
 
 export type { Credential };
 

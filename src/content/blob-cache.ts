@@ -1,7 +1,7 @@
 /**
  * The blob cache: layers by digest under `<cache root>/blobs/<algorithm>/<hex>`, where the cache root
  * is the config's `cacheDir` or `$XDG_CACHE_HOME/diginfractl`. A blob is written through a temp file
- * and renamed (RegistryClient.downloadBlob), so a cached file is always complete; it is still checked
+ * and renamed (ingest.ts, util/atomic-fs.ts), so a cached file is always complete; it is still checked
  * against its digest before use, and re-downloaded when it does not match.
  *
  * A cached file's mtime is its last use (set when it is written and each time it is found), so the
@@ -10,15 +10,13 @@
  * ever installed.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { lstat, readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
 import { DiginfraError } from '../errors.js';
-import { STALE_STAGING_MS } from '../util/atomic-fs.js';
+import { STALE_STAGING_MS, writeFileAtomic } from '../util/atomic-fs.js';
 import type { OciReference } from '../reference/reference.js';
-import type { FetchedManifest, RegistryClient } from '../registry/client.js';
-import { MANIFEST_ACCEPT, type Descriptor } from '../registry/media-types.js';
+import { type Descriptor, digestParts, fileDigest } from '../registry/index.js';
+import { ingestBlob, type BlobReader } from './ingest.js';
 
 const DIGEST_RE = /^(sha256|sha512):([a-f0-9]{64}|[a-f0-9]{128})$/;
 /** The name of a cached entry in a blobs/<algorithm> dir: the hex of its digest. */
@@ -31,8 +29,11 @@ async function touch(path: string): Promise<void> {
   const now = new Date();
   await utimes(path, now, now).catch(() => undefined);
 }
-/** Temp files of unfinished writes in a blobs/<algorithm> dir: downloadBlob's and put()'s. */
-const TEMP_RE = /^(\.[a-f0-9]+\.partial-\d+-[a-z0-9]+|[a-f0-9]+\.\d+\.[a-z0-9]+\.tmp)$/;
+/**
+ * Temp files of unfinished writes in a blobs/<algorithm> dir: the atomic writers' `.<hex>.tmp-<12 hex>`,
+ * and the names earlier versions used (`.<hex>.partial-<pid>-<random>`, `<hex>.<pid>.<random>.tmp`).
+ */
+const TEMP_RE = /^(\.[a-f0-9]+\.tmp-[0-9a-f]{12}|\.[a-f0-9]+\.partial-\d+-[a-z0-9]+|[a-f0-9]+\.\d+\.[a-z0-9]+\.tmp)$/;
 
 export interface BlobFetch {
   path: string;
@@ -68,14 +69,13 @@ export class BlobCache {
     } catch {
       return undefined;
     }
-    const [algorithm, hex] = desc.digest.split(':');
-    const hash = createHash(algorithm!);
+    let actual: string;
     try {
-      await pipeline(createReadStream(path), hash);
+      actual = await fileDigest(path, digestParts(desc.digest).algorithm);
     } catch {
       return undefined;
     }
-    if (hash.digest('hex') !== hex) {
+    if (actual !== desc.digest) {
       await rm(path, { force: true });
       return undefined;
     }
@@ -99,30 +99,15 @@ export class BlobCache {
     return data;
   }
 
-  /** Stores small content under its digest (temp file, fsync, rename). Best effort: errors are ignored. */
+  /** Stores small content under its digest (util/atomic-fs.ts's writeFileAtomic). Best effort: errors are ignored. */
   async put(digest: string, data: Buffer): Promise<void> {
-    const path = this.path(digest);
-    const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    try {
-      await mkdir(dirname(path), { recursive: true });
-      const fh = await open(tmp, 'wx', 0o644);
-      try {
-        await fh.writeFile(data);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, path);
-    } catch {
-      await rm(tmp, { force: true }).catch(() => undefined);
-    }
+    await writeFileAtomic(this.path(digest), data).catch(() => undefined);
   }
 
   /**
-   * Removes the temp files of writes that never finished (a crash, a kill): the download temp files
-   * (`.<hex>.partial-<pid>-<random>`, RegistryClient.downloadBlob) and put()'s (`<hex>.<pid>.<random>.tmp`)
-   * not modified for `olderThanMs` (default 10 min; a download in progress keeps its file's mtime
-   * fresh). Best effort; returns the paths removed.
+   * Removes the temp files of writes that never finished (a crash, a kill): downloads' and put()'s
+   * (TEMP_RE) not modified for `olderThanMs` (default 10 min; a download in progress keeps its file's
+   * mtime fresh). Best effort; returns the paths removed.
    */
   async sweepTemp(olderThanMs: number = STALE_STAGING_MS): Promise<string[]> {
     const removed: string[] = [];
@@ -176,53 +161,11 @@ export class BlobCache {
   }
 
   /** The cached copy, or a fresh download (verified while streaming) into the cache. */
-  async fetch(client: RegistryClient, ref: OciReference, desc: Pick<Descriptor, 'digest' | 'size'>, onBytes?: (n: number) => void): Promise<BlobFetch> {
+  async fetch(client: BlobReader, ref: OciReference, desc: Pick<Descriptor, 'digest' | 'size'>, onBytes?: (n: number) => void): Promise<BlobFetch> {
     const cached = await this.lookup(desc);
     if (cached) return { path: cached, downloaded: false };
     const path = this.path(desc.digest);
-    await client.downloadBlob(ref, desc, path, onBytes);
+    await ingestBlob(client, ref, desc, path, onBytes);
     return { path, downloaded: true };
   }
-}
-
-/**
- * The client as `resolveArtifact` sees it, with content-addressed reads going through the cache:
- * manifests fetched by digest and config blobs come from the cache when present, and whatever is
- * fetched is kept. A manifest fetched by tag always asks the registry (the tag may have moved), so a
- * re-install costs one manifest request per artifact, and a `--frozen` re-install none at all.
- */
-export function withManifestCache(client: RegistryClient, cache: BlobCache): RegistryClient {
-  const fetchManifest = async (ref: OciReference, accept: string[] = MANIFEST_ACCEPT): Promise<FetchedManifest> => {
-    if (ref.digest) {
-      const bytes = await cache.get(ref.digest);
-      if (bytes) {
-        try {
-          const json = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
-          if (typeof json.mediaType === 'string' && accept.includes(json.mediaType)) {
-            return { descriptor: { mediaType: json.mediaType, digest: ref.digest, size: bytes.length }, bytes, json };
-          }
-        } catch {
-          // not JSON: ask the registry
-        }
-      }
-    }
-    const fetched = await client.fetchManifest(ref, accept);
-    await cache.put(fetched.descriptor.digest, fetched.bytes);
-    return fetched;
-  };
-  const readBlob = async (ref: OciReference, desc: Pick<Descriptor, 'digest' | 'size'>, maxBytes?: number): Promise<Buffer> => {
-    const cached = await cache.get(desc.digest);
-    if (cached && cached.length === desc.size) return cached;
-    const data = await client.readBlob(ref, desc, maxBytes);
-    await cache.put(desc.digest, data);
-    return data;
-  };
-  return new Proxy(client, {
-    get(target, prop) {
-      if (prop === 'fetchManifest') return fetchManifest;
-      if (prop === 'readBlob') return readBlob;
-      const value = Reflect.get(target, prop, target) as unknown;
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
 }

@@ -1,0 +1,45 @@
+/**
+ * Ingest of a registry blob into a local file (the blob cache's): streamed from the registry, verified
+ * while it flows (size and digest, RegistryClient.openBlob), written atomically. A dropped connection
+ * starts the download over, as the client retries its requests.
+ */
+import { Transform, pipeline, type Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { OciReference } from '../reference/reference.js';
+import { backoffDelay, isRetryableNetworkError, networkError, type Descriptor, type RegistryClient } from '../registry/index.js';
+import { writeStreamAtomic } from './atomic-stream.js';
+
+/** What ingest needs of a client: verified blob streams, and its retry policy. */
+export type BlobReader = Pick<RegistryClient, 'openBlob' | 'transport'>;
+
+/**
+ * Downloads a blob into `dest`, which is either absent or complete and verified afterwards.
+ * `onBytes` is told of every chunk received (a retried download counts again).
+ */
+export async function ingestBlob(client: BlobReader, ref: OciReference, desc: Pick<Descriptor, 'digest' | 'size'>, dest: string, onBytes?: (n: number) => void): Promise<void> {
+  const policy = client.transport.retryPolicy;
+  const open = async (): Promise<Readable> => {
+    const body = await client.openBlob(ref, desc);
+    // pipeline (not pipe) so that an error of `body` reaches the counter, and so the file.
+    return onBytes ? pipeline(body, counter(onBytes), () => undefined) : body;
+  };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await writeStreamAtomic(dest, open);
+      return;
+    } catch (err) {
+      if (!isRetryableNetworkError(err)) throw err;
+      if (attempt + 1 >= policy.attempts) throw networkError(ref.registry, err);
+      await sleep(backoffDelay(attempt, policy));
+    }
+  }
+}
+
+function counter(onBytes: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      onBytes(chunk.length);
+      cb(null, chunk);
+    },
+  });
+}

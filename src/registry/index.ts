@@ -1,0 +1,13 @@
+/**
+ * The registry folder's public surface: the client facade and what its callers pass to it or get
+ * back. Modules inside the folder import each other directly; code outside imports from here.
+ */
+export { RegistryClient, type ArtifactSource, type FetchedManifest, type RegistryClientOptions } from './client.js';
+export type { Credential, CredentialSource } from './auth/session.js';
+export { CredentialStore } from './auth/credentials.js';
+export { createRegistryClient, configCredentials, credentialsFor, hostSettingsFor, type RegistryFlags } from './factory.js';
+export { bufferBlob, fileBlob, type BlobSource } from './upload.js';
+export { digestParts, fileDigest, sha256Digest } from './digest.js';
+export * from './media-types.js';
+/** For downloads that outlive one request (content ingest): the client's retry decisions. */
+export { backoffDelay, isRetryableNetworkError, networkError } from './transport.js';
