@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { DiginfraError, messageOf } from '../errors.js';
 import type { ArtifactSource, FetchedManifest } from '../registry/client.js';
 import type { Descriptor } from '../registry/media-types.js';
-import { writeFileAtomic } from '../util/atomic-fs.js';
+import { writeFileAtomic } from '../util/index.js';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json';

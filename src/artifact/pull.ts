@@ -17,7 +17,7 @@ import {
   type ImageManifest,
   type Platform,
 } from '../registry/media-types.js';
-import { placeFiles, makeStagingDir, removeDir } from '../util/atomic-fs.js';
+import { placeFiles, makeStagingDir, removeDir } from '../util/index.js';
 import { extractLayer } from './archive.js';
 import { artifactLayers, parseArtifactConfig, samePlatform, type ArtifactConfig } from './format.js';
 

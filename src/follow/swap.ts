@@ -20,7 +20,7 @@ import { BlobCache } from '../install/cache.js';
 import { RESERVED } from '../install/stage.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { Descriptor } from '../registry/media-types.js';
-import { fsyncDir, makeStagingDir, placeFiles, removeDir, sweepStaleStaging } from '../util/atomic-fs.js';
+import { fsyncDir, makeStagingDir, placeFiles, removeDir, sweepStaleStaging } from '../util/index.js';
 
 export interface StagedFile {
   /** Path relative to the target dir (and to the staging dir). */
@@ -175,7 +175,7 @@ export async function swapFiles(staged: Staged, obsolete: readonly string[] = []
 
 /**
  * Under the install lock of `dir`, before a swap: removes the staging dirs (and temp files) a crashed
- * run left there more than 10 minutes ago (util/atomic-fs.ts sweepStaleStaging, shared with `artifact
+ * run left there more than 10 minutes ago (util sweepStaleStaging, shared with `artifact
  * install`). `live` are staging dirs this process is still using (a slow download or validation of
  * another ref into the same dir): their mtime is refreshed first, so they are never taken for
  * leftovers. Never throws; returns the paths removed.

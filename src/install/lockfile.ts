@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { DiginfraError, messageOf } from '../errors.js';
-import { writeFileAtomic } from '../util/atomic-fs.js';
+import { writeFileAtomic } from '../util/index.js';
 
 export const LOCKFILE_NAME = 'diginfractl.lock';
 export const LOCKFILE_VERSION = 1;

@@ -11,7 +11,7 @@ import { extractLayer } from '../artifact/archive.js';
 import { DEFAULT_MAX_LAYER_BYTES, type ResolvedArtifact } from '../artifact/pull.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { Descriptor } from '../registry/media-types.js';
-import { makeStagingDir, placeFiles, placeFileSets, removeDir, type PlaceFileSetsOptions } from '../util/atomic-fs.js';
+import { makeStagingDir, placeFiles, placeFileSets, removeDir, type PlaceFileSetsOptions } from '../util/index.js';
 import type { BlobCache } from './cache.js';
 import { DIR_LOCK_NAME } from './dir-lock.js';
 import { LOCKFILE_NAME } from './lockfile.js';
