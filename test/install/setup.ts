@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { pushArtifact, type PushOptions } from '../../src/artifact/push.js';
 import { BlobCache } from '../../src/install/cache.js';
 import { installArtifacts, type InstallOptions, type InstallResult } from '../../src/install/install.js';
-import { LOCKFILE_NAME } from '../../src/install/lockfile.js';
+import { lockfilePath } from '../../src/install/lockfile.js';
 import type { LoadedIndex } from '../../src/indexes/types.js';
 import { parseOciReference } from '../../src/reference/reference.js';
 import { RegistryClient } from '../../src/registry/client.js';
@@ -89,7 +89,7 @@ export interface Dirs {
 export async function dirs(): Promise<Dirs> {
   const root = await tempDir();
   const d = { rules: join(root, 'etc/diginfra'), plugins: join(root, 'usr/share/diginfra/plugins'), cache: join(root, 'cache') };
-  return { ...d, lockfile: join(d.rules, LOCKFILE_NAME) };
+  return { ...d, lockfile: lockfilePath(d.rules) };
 }
 
 export async function install(
