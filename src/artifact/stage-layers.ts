@@ -13,7 +13,7 @@ import type { OciReference } from '../reference/reference.js';
 import type { ArtifactSource } from '../registry/client.js';
 import type { Descriptor } from '../registry/media-types.js';
 import { makeStagingDir, removeDir, type StagedFile } from '../util/index.js';
-import { extractLayer } from './archive.js';
+import { extractLayer } from './extract-layer.js';
 
 /** Default cap on the uncompressed size of one artifact's layers. */
 export const DEFAULT_MAX_LAYER_BYTES = 2 * 1024 * 1024 * 1024;
