@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DiginfraError, messageOf } from '../errors.js';
 import type { ArtifactSource, Descriptor, FetchedManifest } from '../registry/index.js';
-import { writeFileAtomic } from '../util/atomic-fs.js';
+import { writeFileAtomic } from '../util/index.js';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json';

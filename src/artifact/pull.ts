@@ -2,20 +2,14 @@
  * Reading artifacts: resolve a reference to the manifest for one platform, read its config, and
  * extract its layers safely into a directory.
  */
-import { createReadStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { pipeline as pipelineCb, Transform, type Readable } from 'node:stream';
 import { DiginfraError } from '../errors.js';
 import { formatReference, withDigest, type OciReference } from '../reference/reference.js';
 import type { ArtifactSource } from '../registry/client.js';
 import { chooseFromIndex, type Platform } from '../platform/index.js';
 import { isIndexMediaType, isManifestMediaType, type Descriptor, type ImageIndex, type ImageManifest } from '../registry/media-types.js';
-import { placeFiles, makeStagingDir, removeDir } from '../util/atomic-fs.js';
-import { extractLayer } from './archive.js';
+import { placeFiles, removeDir } from '../util/index.js';
 import { artifactLayers, parseArtifactConfig, type ArtifactConfig } from './format.js';
-
-/** Default cap on the uncompressed size of one artifact's layers. */
-export const DEFAULT_MAX_LAYER_BYTES = 2 * 1024 * 1024 * 1024;
+import { stageLayers } from './stage-layers.js';
 
 export interface ResolvedArtifact {
   /** The reference as asked, pinned to the digest of what the tag pointed at (index or manifest). */
@@ -88,20 +82,6 @@ export async function resolveArtifact(client: ArtifactSource, ref: OciReference,
   };
 }
 
-/** `source` passed through unchanged, reporting the running byte count; errors of either side reach the result. */
-function counted(source: Readable, onBytes: (n: number) => void): Readable {
-  let n = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      n += chunk.length;
-      onBytes(n);
-      cb(null, chunk);
-    },
-  });
-  pipelineCb(source, counter, () => {});
-  return counter;
-}
-
 /**
  * Extracts every layer into a staging dir inside `dest`, then moves the files in. A digest mismatch,
  * an unsafe archive or a network failure leaves `dest` exactly as it was.
@@ -115,7 +95,8 @@ export async function extractArtifact(
     maxBytes?: number;
     skipIdentical?: boolean;
     layerFile?: (layer: Descriptor) => Promise<string | undefined>;
-    mode?: (rel: string) => number | undefined;
+    /** Mode of every file; default: the mode in the archive. */
+    mode?: number;
     /**
      * Progress of each downloaded layer (not of cached ones): the bytes so far, then `done` once the
      * layer is verified and extracted.
@@ -123,24 +104,17 @@ export async function extractArtifact(
     onProgress?: (layer: Descriptor, bytes: number, done: boolean) => void;
   } = {},
 ): Promise<{ files: string[]; placed: string[]; unchanged: string[] }> {
-  await mkdir(dest, { recursive: true });
-  const staging = await makeStagingDir(dest);
+  const progress = opts.onProgress;
+  const { staging, files } = await stageLayers(client, artifact, dest, {
+    maxBytes: opts.maxBytes,
+    mode: opts.mode,
+    layerFile: opts.layerFile,
+    ...(progress && {
+      onBytes: (layer, _chunk, total) => progress(layer, total, false),
+      onDownloaded: (layer) => progress(layer, layer.size, true),
+    }),
+  });
   try {
-    const files: { rel: string; mode: number }[] = [];
-    let budget = opts.maxBytes ?? DEFAULT_MAX_LAYER_BYTES;
-    for (const layer of artifact.layers) {
-      const cached = await opts.layerFile?.(layer);
-      let stream: Readable = cached ? createReadStream(cached) : await client.openBlob(artifact.ref, layer);
-      const progress = cached ? undefined : opts.onProgress;
-      if (progress) stream = counted(stream, (n) => progress(layer, n, false));
-      const extracted = await extractLayer(stream, staging, { maxBytes: budget });
-      progress?.(layer, layer.size, true);
-      for (const f of extracted) {
-        budget -= f.size;
-        const mode = opts.mode?.(f.rel) ?? f.mode;
-        files.push({ rel: f.rel, mode });
-      }
-    }
     const result = await placeFiles(staging, files, dest, { skipIdentical: opts.skipIdentical ?? true });
     return { files: files.map((f) => f.rel), ...result };
   } finally {

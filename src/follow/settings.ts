@@ -2,19 +2,20 @@
  * From config (defaults < file < environment) and flags to FollowSettings. Pure: the CLI calls it at
  * start-up and again on every config reload, with the same flags, so flags keep winning over the file.
  */
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { checkArtifactType } from '../artifact/format.js';
 import { applySectionFlags } from '../config/layers.js';
 import type { LoadedConfig } from '../config/load.js';
 import { cacheRoot } from '../config/paths.js';
 import type { DiginfraConfig, RegistryConfig } from '../config/types.js';
 import { DiginfraError } from '../errors.js';
+import { lockfilePath } from '../install/lockfile-path.js';
 import { platformOrHost } from '../platform/index.js';
 import { normalizeRefs, type FollowSettings } from './follower.js';
 import { checkJitter, parseSchedule } from './schedule.js';
 
-/** LOCKFILE_NAME of src/install/lockfile.ts, not imported: the agent loads install code only when it needs it. */
-export const INSTALL_LOCKFILE_NAME = 'diginfractl.lock';
+/** The lock file name follow looks for (the install's own: one definition, in install/lockfile-path.ts). */
+export { LOCKFILE_NAME as INSTALL_LOCKFILE_NAME } from '../install/lockfile-path.js';
 
 export interface FollowFlags {
   every?: string;
@@ -92,7 +93,7 @@ export function effectiveFollow(loaded: Pick<LoadedConfig, 'config' | 'sources'>
     stateDir: resolve(f.stateDir),
     // Where `artifact install` records what it placed: install.lockfile, and the default name in the
     // rules dir that follow shares with the install (an init container's, say).
-    installLockfiles: [...new Set([...(config.install.lockfile !== undefined ? [resolve(config.install.lockfile)] : []), join(resolve(f.rulesfilesDir), INSTALL_LOCKFILE_NAME)])],
+    installLockfiles: [...new Set([...(config.install.lockfile !== undefined ? [resolve(config.install.lockfile)] : []), lockfilePath(resolve(f.rulesfilesDir))])],
     cacheDir: cacheRoot(config),
     allowedTypes: [...f.allowedTypes],
     ...(f.engineVersion !== undefined && { engineVersion: f.engineVersion }),

@@ -14,7 +14,7 @@ import { copyFile, mkdir, readFile, readdir, rename, stat } from 'node:fs/promis
 import { dirname, join, normalize, sep } from 'node:path';
 import type { Dependency } from '../artifact/format.js';
 import { DiginfraError, messageOf } from '../errors.js';
-import { fsyncDir, removeDir, writeFileAtomic } from '../util/atomic-fs.js';
+import { fsyncDir, removeDir, writeFileAtomic } from '../util/index.js';
 
 export const STATE_VERSION = 1;
 

@@ -9,23 +9,17 @@
  *
  * A swap is short (a rename per file) and is never interrupted: shutdown waits for it (follower.ts).
  */
-import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, rm, utimes } from 'node:fs/promises';
 import { dirname, join, normalize, resolve, sep } from 'node:path';
-import { pipeline, Transform, type Readable } from 'node:stream';
 import { DiginfraError, messageOf } from '../errors.js';
-import { extractLayer } from '../artifact/archive.js';
-import { DEFAULT_MAX_LAYER_BYTES, type ResolvedArtifact } from '../artifact/pull.js';
+import type { ResolvedArtifact } from '../artifact/pull.js';
+import { stageLayers, stagingDirIn } from '../artifact/stage-layers.js';
 import { BlobCache } from '../content/index.js';
 import { RESERVED } from '../install/stage.js';
 import type { Descriptor, RegistryClient } from '../registry/index.js';
-import { fsyncDir, makeStagingDir, placeFiles, removeDir, sweepStaleStaging } from '../util/atomic-fs.js';
+import { fsyncDir, placeFiles, removeDir, sweepStaleStaging, type StagedFile } from '../util/index.js';
 
-export interface StagedFile {
-  /** Path relative to the target dir (and to the staging dir). */
-  rel: string;
-  mode: number;
-}
+export type { StagedFile };
 
 export interface Staged {
   /** The target dir the files go to. */
@@ -53,21 +47,6 @@ export function safeRel(rel: string): string {
   return n;
 }
 
-function uniqueLayers(layers: readonly Descriptor[]): Descriptor[] {
-  const seen = new Set<string>();
-  return layers.filter((l) => (seen.has(l.digest) ? false : (seen.add(l.digest), true)));
-}
-
-/** Passes bytes through and reports how many went by (download metrics). */
-function counter(onBytes: (n: number) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      onBytes(chunk.length);
-      cb(null, chunk);
-    },
-  });
-}
-
 /**
  * Downloads every layer of `artifact` and extracts it into a new staging dir inside `dest`. `dest` is
  * not touched otherwise. On failure the staging dir is removed and the error thrown.
@@ -85,43 +64,26 @@ export async function stageFromRegistry(
   dest: string,
   opts: { mode: number; maxBytes?: number; onBytes?: (n: number) => void; cacheDir?: string; onStaging?: (staging: string) => void },
 ): Promise<Staged> {
-  await mkdirOrFail(dest);
-  const staging = await makeStagingDir(dest);
-  opts.onStaging?.(staging);
-  try {
-    const files = new Map<string, number>();
-    let budget = opts.maxBytes ?? DEFAULT_MAX_LAYER_BYTES;
-    const cache = opts.cacheDir !== undefined ? new BlobCache(opts.cacheDir) : undefined;
-    for (const layer of uniqueLayers(artifact.layers)) {
-      const cached = await cache?.lookup(layer).catch(() => undefined);
-      let stream: Readable;
-      if (cached !== undefined) {
-        stream = createReadStream(cached);
-      } else {
-        const blob = await client.openBlob(artifact.ref, layer);
-        stream = opts.onBytes ? pipeline(blob, counter(opts.onBytes), () => undefined) : blob;
-      }
-      const extracted = await extractLayer(stream, staging, { maxBytes: budget });
-      for (const f of extracted) {
-        budget -= f.size;
-        if (RESERVED.has(f.rel)) {
-          throw new DiginfraError('UNSAFE_ARCHIVE', `${artifact.config.name} ${artifact.config.version} ships a file named ${f.rel}, which diginfractl reserves for itself`);
-        }
-        files.set(f.rel, opts.mode);
-      }
-    }
-    if (files.size === 0) throw new DiginfraError('ARTIFACT_INVALID', `${artifact.config.name} ${artifact.config.version} ships no files`);
-    return { dest, staging, files: [...files].map(([rel, mode]) => ({ rel, mode })) };
-  } catch (err) {
+  const cache = opts.cacheDir !== undefined ? new BlobCache(opts.cacheDir) : undefined;
+  const onBytes = opts.onBytes;
+  const { staging, files } = await stageLayers(client, artifact, dest, {
+    mode: opts.mode,
+    maxBytes: opts.maxBytes,
+    reserved: RESERVED,
+    onStaging: opts.onStaging,
+    ...(cache && { layerFile: (layer: Descriptor) => cache.lookup(layer).catch(() => undefined) }),
+    ...(onBytes && { onBytes: (_layer: Descriptor, chunk: number) => onBytes(chunk) }),
+  });
+  if (files.length === 0) {
     await removeDir(staging);
-    throw err;
+    throw new DiginfraError('ARTIFACT_INVALID', `${artifact.config.name} ${artifact.config.version} ships no files`);
   }
+  return { dest, staging, files };
 }
 
 /** Copies kept files (a version copy in the state dir) into a new staging dir inside `dest`. */
 export async function stageFromDir(fromDir: string, files: readonly StagedFile[], dest: string): Promise<Staged> {
-  await mkdirOrFail(dest);
-  const staging = await makeStagingDir(dest);
+  const staging = await stagingDirIn(dest);
   try {
     for (const f of files) {
       const rel = safeRel(f.rel);
@@ -133,14 +95,6 @@ export async function stageFromDir(fromDir: string, files: readonly StagedFile[]
   } catch (err) {
     await removeDir(staging);
     throw new DiginfraError('IO', `cannot stage the kept files of ${fromDir} in ${dest}: ${messageOf(err)}`, { cause: err });
-  }
-}
-
-async function mkdirOrFail(dir: string): Promise<void> {
-  try {
-    await mkdir(dir, { recursive: true });
-  } catch (err) {
-    throw new DiginfraError('IO', `cannot create ${dir}: ${messageOf(err)}`, { cause: err });
   }
 }
 
@@ -174,7 +128,7 @@ export async function swapFiles(staged: Staged, obsolete: readonly string[] = []
 
 /**
  * Under the install lock of `dir`, before a swap: removes the staging dirs (and temp files) a crashed
- * run left there more than 10 minutes ago (util/atomic-fs.ts sweepStaleStaging, shared with `artifact
+ * run left there more than 10 minutes ago (util sweepStaleStaging, shared with `artifact
  * install`). `live` are staging dirs this process is still using (a slow download or validation of
  * another ref into the same dir): their mtime is refreshed first, so they are never taken for
  * leftovers. Never throws; returns the paths removed.

@@ -12,7 +12,7 @@ import { dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { DiginfraError } from '../errors.js';
 import { formatReference, type OciReference } from '../reference/reference.js';
 import { formatPlatform } from '../registry/index.js';
-import { sweepStaleStaging, writeFileAtomic } from '../util/atomic-fs.js';
+import { sweepStaleStaging, writeFileAtomic } from '../util/index.js';
 import { type BlobCache, withManifestCache } from '../content/index.js';
 import { acquireDirLocks, type LockOwner } from './dir-lock.js';
 import { formatLockfile, mergeLock, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './lockfile.js';

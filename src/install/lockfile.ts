@@ -6,9 +6,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { DiginfraError, messageOf } from '../errors.js';
-import { writeFileAtomic } from '../util/atomic-fs.js';
+import { writeFileAtomic } from '../util/index.js';
 
-export const LOCKFILE_NAME = 'diginfractl.lock';
+export { LOCKFILE_NAME, lockfilePath } from './lockfile-path.js';
 export const LOCKFILE_VERSION = 1;
 
 export interface LockEntry {

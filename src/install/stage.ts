@@ -4,14 +4,10 @@
  * artifact of an install is staged, moved into place file by file. `follow` uses the same three steps
  * to validate a staged rules file before it replaces the live one.
  */
-import { createReadStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { DiginfraError, messageOf } from '../errors.js';
-import { extractLayer } from '../artifact/archive.js';
-import { DEFAULT_MAX_LAYER_BYTES, type ResolvedArtifact } from '../artifact/pull.js';
+import type { ResolvedArtifact } from '../artifact/pull.js';
+import { stageLayers, uniqueLayers } from '../artifact/stage-layers.js';
 import type { RegistryClient } from '../registry/client.js';
-import type { Descriptor } from '../registry/media-types.js';
-import { makeStagingDir, placeFiles, placeFileSets, removeDir, type PlaceFileSetsOptions } from '../util/atomic-fs.js';
+import { placeFiles, placeFileSets, removeDir, type PlaceFileSetsOptions } from '../util/index.js';
 import type { BlobCache } from '../content/index.js';
 import { DIR_LOCK_NAME } from './dir-lock.js';
 import { LOCKFILE_NAME } from './lockfile.js';
@@ -56,8 +52,7 @@ export async function cacheLayers(
   const paths = new Map<string, string>();
   let blobs = 0;
   let bytes = 0;
-  for (const layer of artifact.layers) {
-    if (paths.has(layer.digest)) continue;
+  for (const layer of uniqueLayers(artifact.layers)) {
     const hit = await cache.lookup(layer);
     if (hit) {
       paths.set(layer.digest, hit);
@@ -86,35 +81,14 @@ export async function cacheLayers(
  */
 export async function stageArtifact(client: RegistryClient, cache: BlobCache, artifact: ResolvedArtifact, dest: string, opts: StageOptions = {}): Promise<StagedArtifact> {
   const { paths, blobs, bytes } = await cacheLayers(client, cache, artifact, opts);
-  try {
-    await mkdir(dest, { recursive: true });
-  } catch (err) {
-    throw new DiginfraError('IO', `cannot create ${dest}: ${messageOf(err)}`, { cause: err });
-  }
-  const staging = await makeStagingDir(dest);
-  try {
-    const files = new Map<string, number>();
-    let budget = opts.maxBytes ?? DEFAULT_MAX_LAYER_BYTES;
-    for (const layer of uniqueLayers(artifact.layers)) {
-      const extracted = await extractLayer(createReadStream(paths.get(layer.digest)!), staging, { maxBytes: budget });
-      for (const f of extracted) {
-        budget -= f.size;
-        if (RESERVED.has(f.rel)) {
-          throw new DiginfraError('UNSAFE_ARCHIVE', `${artifact.config.name} ${artifact.config.version} ships a file named ${f.rel}, which diginfractl reserves for itself`);
-        }
-        files.set(f.rel, opts.mode ?? f.mode);
-      }
-    }
-    return { artifact, dest, staging, files: [...files].map(([rel, mode]) => ({ rel, mode })), downloaded: { blobs, bytes } };
-  } catch (err) {
-    await removeDir(staging);
-    throw err;
-  }
-}
-
-function uniqueLayers(layers: readonly Descriptor[]): Descriptor[] {
-  const seen = new Set<string>();
-  return layers.filter((l) => (seen.has(l.digest) ? false : (seen.add(l.digest), true)));
+  // Every layer is in the cache now: staging reads them from there, never from the registry.
+  const { staging, files } = await stageLayers(client, artifact, dest, {
+    maxBytes: opts.maxBytes,
+    mode: opts.mode,
+    reserved: RESERVED,
+    layerFile: async (layer) => paths.get(layer.digest),
+  });
+  return { artifact, dest, staging, files, downloaded: { blobs, bytes } };
 }
 
 /** Moves the staged files into `dest` (rename per file, identical files left alone), then cleans up. */

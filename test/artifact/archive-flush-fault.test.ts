@@ -33,7 +33,7 @@ vi.mock('node:fs/promises', async (importOriginal) => {
   };
 });
 
-const { extractLayer } = await import('../../src/artifact/archive.js');
+const { extractLayer } = await import('../../src/artifact/extract-layer.js');
 
 /** A tar.gz holding one file of `size` random bytes (random: gzip stores it, so the test stays fast). */
 function layerWith(name: string, size: number): Buffer {

@@ -10,7 +10,8 @@ import { Readable } from 'node:stream';
 import { createGzip, gunzipSync, gzipSync } from 'node:zlib';
 import * as tar from 'tar';
 import { describe, expect, it } from 'vitest';
-import { extractLayer, packLayer } from '../../src/artifact/archive.js';
+import { packLayer } from '../../src/artifact/archive.js';
+import { extractLayer } from '../../src/artifact/extract-layer.js';
 import { DiginfraError } from '../../src/errors.js';
 import { errorOf } from '../helpers/errors.js';
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { PushOptions } from '../../src/artifact/push.js';
 import { BlobCache } from '../../src/content/index.js';
 import { installArtifacts, type InstallOptions, type InstallResult } from '../../src/install/install.js';
-import { LOCKFILE_NAME } from '../../src/install/lockfile.js';
+import { lockfilePath } from '../../src/install/lockfile.js';
 import type { LoadedIndex } from '../../src/indexes/types.js';
 import type { RegistryClient } from '../../src/registry/index.js';
 import type { Platform } from '../../src/platform/index.js';
@@ -61,7 +61,7 @@ export interface Dirs {
 export async function dirs(): Promise<Dirs> {
   const root = await tempDir('diginfractl-install-');
   const d = { rules: join(root, 'etc/diginfra'), plugins: join(root, 'usr/share/diginfra/plugins'), cache: join(root, 'cache') };
-  return { ...d, lockfile: join(d.rules, LOCKFILE_NAME) };
+  return { ...d, lockfile: lockfilePath(d.rules) };
 }
 
 export async function install(

@@ -3,7 +3,7 @@
  * installer (src/install). With no REF it installs `install.refs`: what the Kubernetes init container
  * runs.
  */
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { checkArtifactType } from '../../artifact/format.js';
 import { applySectionFlags } from '../../config/layers.js';
 import { loadConfig } from '../../config/load.js';
@@ -13,7 +13,7 @@ import { loadIndexes, type LoadedIndex } from '../../indexes/resolve-name.js';
 import { BlobCache, DEFAULT_CACHE_MAX_AGE_MS } from '../../content/index.js';
 import { parseDuration } from '../../config/checks.js';
 import { installArtifacts, type InstallResult } from '../../install/install.js';
-import { LOCKFILE_NAME } from '../../install/lockfile.js';
+import { lockfilePath } from '../../install/lockfile.js';
 import type { BlobEvent } from '../../install/stage.js';
 import { createRegistryClient } from '../../registry/index.js';
 import { formatPlatform, platformOrHost } from '../../platform/index.js';
@@ -63,7 +63,7 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
   const platform = platformOrHost(install.platform);
   const rulesfilesDir = resolve(install.rulesfilesDir);
   const pluginsDir = resolve(install.pluginsDir);
-  const lockfile = resolve(install.lockfile ?? join(rulesfilesDir, LOCKFILE_NAME));
+  const lockfile = resolve(lockfilePath(rulesfilesDir, install.lockfile));
   const root = cacheRoot(config);
 
   const verify = await verifierFor(config, flags.verifyKey);

@@ -3,10 +3,9 @@
  * follow's state dir), whether its files are still in place, and what follow last refused. Reads
  * local files only; the registry is never asked.
  */
-import { join } from 'node:path';
 import { loadConfig } from '../../config/load.js';
 import { readInventory, type InventoryItem } from '../../install/inventory.js';
-import { LOCKFILE_NAME } from '../../install/lockfile.js';
+import { lockfilePath } from '../../install/lockfile.js';
 import { formatTable, outputFormat, type CliContext } from '../run.js';
 
 export interface ListFlags {
@@ -39,7 +38,7 @@ export async function runArtifactList(ctx: CliContext, flags: ListFlags): Promis
   // Where install writes its lock file by default, and where follow looks for it (src/follow/settings.ts).
   const lockfiles = flags.lockfile?.length
     ? flags.lockfile
-    : [install.lockfile ?? join(install.rulesfilesDir, LOCKFILE_NAME), join(follow.rulesfilesDir, LOCKFILE_NAME)];
+    : [lockfilePath(install.rulesfilesDir, install.lockfile), lockfilePath(follow.rulesfilesDir)];
   const inventory = await readInventory({ lockfiles, stateDir: flags.stateDir ?? follow.stateDir });
   if (format === 'json') {
     ctx.out(JSON.stringify(inventory, null, 2));
