@@ -7,7 +7,7 @@
 import { resolve } from 'node:path';
 import { DiginfraError } from '../errors.js';
 import { acquireDirLocks } from '../install/dir-lock.js';
-import { normalizeRef } from './follower.js';
+import { normalizeRef } from './refs.js';
 import { StateStore, type InstalledVersion, type RefState } from './state.js';
 import { removeDir, stageFromDir, swapFiles, sweepStaging, type SwapResult } from './swap.js';
 
