@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { loadConfig } from '../../config/load.js';
-import { readInventory, type InventoryItem } from '../../install/inventory.js';
+import { readInventory, type InventoryItem } from '../../follow/index.js';
 import { LOCKFILE_NAME } from '../../install/lockfile.js';
 import { formatTable, outputFormat, type CliContext } from '../run.js';
 
