@@ -7,10 +7,17 @@
  * host, and its answer is refused past 64 KiB.
  */
 import { readFile } from 'node:fs/promises';
-import { request } from '../registry/undici.js';
 import semver from 'semver';
 import { DiginfraError, messageOf } from '../errors.js';
-import { createDispatcher, readBodyLimited } from '../registry/transport.js';
+import type { readBodyLimited as ReadBodyLimited } from '../registry/transport.js';
+import type { request } from '../registry/undici.js';
+
+// The HTTP code is loaded when a versions URL is read: `artifact list` and `artifact rollback`, which
+// import this folder's public surface, never read one.
+const lazyHttp = async () => {
+  const [{ request }, { createDispatcher, readBodyLimited }] = await Promise.all([import('../registry/undici.js'), import('../registry/transport.js')]);
+  return { request, createDispatcher, readBodyLimited };
+};
 
 export interface EngineVersionSource {
   /** The version, undefined when neither a version nor a URL is configured. Throws when the URL fails. */
@@ -64,7 +71,7 @@ async function readCa(path: string, url: string): Promise<string> {
 }
 
 /** The body as text, refused past `max` bytes (by Content-Length, or while reading). */
-async function readCapped(res: Awaited<ReturnType<typeof request>>, max: number, url: string): Promise<string> {
+async function readCapped(res: Awaited<ReturnType<typeof request>>, max: number, url: string, readBodyLimited: typeof ReadBodyLimited): Promise<string> {
   const tooLarge = (): DiginfraError =>
     new DiginfraError('NETWORK', `engine versions URL ${url} answered more than ${Math.round(max / 1024)} KiB; a versions document is a small JSON object`, {
       hint: 'check --engine-versions-url (follow.engineVersionsUrl): it must answer JSON such as {"engine_version": "0.40.0"}',
@@ -90,6 +97,7 @@ export function engineVersionSource(opts: EngineVersionOptions): EngineVersionSo
     describe: url,
     async get() {
       const ca = opts.caFile !== undefined ? await readCa(opts.caFile, url) : undefined;
+      const { request, createDispatcher, readBodyLimited } = await lazyHttp();
       // Read rarely (a check that needs the engine version): a dispatcher per read, closed after it,
       // with the proxy variables and the TLS settings the registry hosts get.
       const dispatcher = createDispatcher({
@@ -111,7 +119,7 @@ export function engineVersionSource(opts: EngineVersionOptions): EngineVersionSo
           await res.body.dump().catch(() => undefined);
           throw new Error(`answered ${res.statusCode}`);
         }
-        text = await readCapped(res, max, url);
+        text = await readCapped(res, max, url, readBodyLimited);
       } catch (err) {
         if (err instanceof DiginfraError) throw err;
         throw new DiginfraError('NETWORK', `engine versions URL ${url}: ${messageOf(err)}`, {

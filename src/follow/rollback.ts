@@ -7,9 +7,9 @@
 import { resolve } from 'node:path';
 import { DiginfraError } from '../errors.js';
 import { acquireDirLocks } from '../install/dir-lock.js';
-import { normalizeRef } from './follower.js';
+import { normalizeRef } from './refs.js';
 import { StateStore, type InstalledVersion, type RefState } from './state.js';
-import { removeDir, stageFromDir, swapFiles, sweepStaging, type SwapResult } from './swap.js';
+import type { SwapResult } from './swap.js';
 
 export interface RollbackResult {
   ref: string;
@@ -48,6 +48,8 @@ export async function rollbackRef(store: StateStore, refText: string, opts: { lo
     throw new DiginfraError('IO', `the kept copy of ${ref} ${to.version} (${to.digest}) is missing from ${store.versionDir(ref, to.digest)}`);
   }
   const dir = resolve(to.dir);
+  // Loaded here: the follow agent shares this module's chunk, and loads the swap code only for an update.
+  const { removeDir, stageFromDir, swapFiles, sweepStaging } = await import('./swap.js');
   const staged = await stageFromDir(
     store.versionDir(ref, to.digest),
     to.files.map((rel) => ({ rel, mode: to.modes?.[rel] ?? (to.type === 'plugin' ? 0o755 : 0o644) })),

@@ -1,8 +1,9 @@
 /**
  * The Follower in process, against a real registry: requests per check, floating tags, engine
- * requirements from a versions URL, 429 Retry-After, plugins and allowed types, files a new version no
- * longer ships, rollback, a shutdown in the middle of a validation, a swap that cannot take the dir
- * lock, replaced registry clients, reserved file names, the blob cache, and crash leftovers.
+ * requirements from a versions URL, a rules file that is not YAML, 429 Retry-After, plugins and
+ * allowed types, files a new version no longer ships, rollback, a shutdown in the middle of a
+ * validation, a swap that cannot take the dir lock, replaced registry clients, reserved file names,
+ * the blob cache, and crash leftovers.
  */
 import { spawn } from 'node:child_process';
 import { createServer, request as httpRequest, type Server } from 'node:http';
@@ -190,6 +191,30 @@ describe('Follower', () => {
     engine = '0.40.1';
     expect(await r.follower.check(ref)).toMatchObject({ result: 'updated', version: '2.0.0' });
     expect(await readFile(live, 'utf8')).toBe(RULES_V('2.0.0'));
+  });
+
+  it('refuses a version whose rules file is not valid YAML (invalid_yaml): the live file stays, and it is not downloaded again', async () => {
+    const ref = `${reg.host}/req/broken:stable`;
+    await pushRules(push, ref, '1.0.0', { content: RULES_V('1.0.0') });
+    const r = await rig([ref]);
+    followers.push(r.follower);
+    expect((await r.follower.check(ref)).result).toBe('updated');
+    const live = join(r.rules, 'falco_rules.yaml');
+
+    const d2 = await pushRules(push, ref, '2.0.0', { content: '- macro: [unclosed\n' });
+    const refused = await r.follower.check(ref);
+    expect(refused).toMatchObject({ result: 'rejected', reason: 'invalid_yaml', digest: d2, version: '2.0.0', message: expect.stringContaining('falco_rules.yaml is not valid YAML') });
+    expect(isFailure(refused)).toBe(true);
+    expect(await readFile(live, 'utf8')).toBe(RULES_V('1.0.0'));
+    expect((await readdir(r.rules)).filter((n) => n.startsWith('.diginfractl-staging'))).toEqual([]);
+    expect(r.lines.find((l) => l.event === 'reject')).toMatchObject({ ref, reason: 'invalid_yaml', oldVersion: '1.0.0', newVersion: '2.0.0', newDigest: d2 });
+    expect((await r.follower.store.read(ref)).rejected).toMatchObject({ digest: d2, reason: 'invalid_yaml' });
+    expect(metricValue(await r.metrics.registry.metrics(), 'diginfractl_follow_rejected_total', { ref, reason: 'invalid_yaml' })).toBe(1);
+
+    // The same digest again: one HEAD, refused from the state, nothing downloaded.
+    r.requests.length = 0;
+    expect(await r.follower.check(ref)).toMatchObject({ result: 'rejected', reason: 'invalid_yaml', digest: d2 });
+    expect(r.requests).toEqual([{ method: 'HEAD', status: 200 }]);
   });
 
   it('honours a 429 Retry-After from the registry in the next check time', async () => {

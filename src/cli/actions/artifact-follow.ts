@@ -8,9 +8,7 @@ import { loadConfig, type LoadConfigOptions, type LoadedConfig } from '../../con
 import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
 import type { DiginfraConfig } from '../../config/types.js';
 import { DiginfraError, messageOf } from '../../errors.js';
-import { watchConfigFile, type ConfigWatcher } from '../../follow/config-watch.js';
-import { Follower, isFailure, type CheckOutcome } from '../../follow/follower.js';
-import { checkFlagConflicts, effectiveFollow, type EffectiveFollow, type FollowFlags } from '../../follow/settings.js';
+import { checkFlagConflicts, effectiveFollow, Follower, isFailure, watchConfigFile, type CheckOutcome, type ConfigWatcher, type EffectiveFollow, type FollowFlags } from '../../follow/index.js';
 import type { LoadedIndex } from '../../indexes/resolve-name.js';
 import { createFollowMetrics, type FollowMetrics } from '../../metrics/follow-metrics.js';
 import { parseListenAddr, startOpsServer, type OpsServer } from '../../metrics/server.js';

@@ -4,7 +4,7 @@
  * local files only; the registry is never asked.
  */
 import { loadConfig } from '../../config/load.js';
-import { readInventory, type InventoryItem } from '../../install/inventory.js';
+import { readInventory, type InventoryItem } from '../../follow/index.js';
 import { lockfilePath } from '../../install/lockfile.js';
 import { formatTable, outputFormat, type CliContext } from '../run.js';
 

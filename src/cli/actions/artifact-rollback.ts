@@ -4,8 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { loadConfig } from '../../config/load.js';
-import { rollbackRef } from '../../follow/rollback.js';
-import { StateStore } from '../../follow/state.js';
+import { rollbackRef, StateStore } from '../../follow/index.js';
 import { outputFormat, type CliContext } from '../run.js';
 
 export interface RollbackFlags {

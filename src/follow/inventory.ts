@@ -2,10 +2,12 @@
  * What is installed on this node, for `artifact list`: every entry of install's lock files, and the
  * current version of every ref `artifact follow` keeps (its state dir), each with the files that are
  * no longer in place and, for a followed ref, the last version it refused. Reads local files only.
+ * It lives in follow because it knows both: follow may read install's lock files, install never
+ * imports follow.
  */
 import { resolve } from 'node:path';
-import { missingFiles, StateStore, type RefState } from '../follow/state.js';
-import { readLockfile, type LockEntry } from './lockfile.js';
+import { readLockfile, type LockEntry } from '../install/lockfile.js';
+import { missingFiles, StateStore, type RefState } from './state.js';
 
 export interface InventoryItem {
   /** Who placed it: `artifact install` (a lock file) or `artifact follow` (its state dir). */

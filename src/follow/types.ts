@@ -1,0 +1,58 @@
+/**
+ * The shapes the follow modules share: the settings a follower runs with, and what one check of a
+ * ref comes to.
+ */
+import type { CheckResult, RejectReason } from '../metrics/follow-metrics.js';
+import type { Platform } from '../registry/media-types.js';
+import type { Schedule } from './schedule.js';
+
+/** Everything a follower needs to know; built from the `follow` config section and the flags. */
+export interface FollowSettings {
+  /** Normalized refs (see normalizeRef), no duplicates. */
+  refs: string[];
+  schedule: Schedule;
+  jitter: number;
+  rulesfilesDir: string;
+  pluginsDir: string;
+  /** Directories of the other types, by type (follow.dirs), absolute. */
+  dirs: Record<string, string>;
+  stateDir: string;
+  /** Lock files of `artifact install` (what it installed): dependencies are checked against them. */
+  installLockfiles: string[];
+  /** Blob cache of `artifact install` (read only): layers found there are not downloaded again. */
+  cacheDir?: string;
+  /** Empty: every type follow can place (rulesfile, plugin, and the types of `dirs`). */
+  allowedTypes: string[];
+  engineVersion?: string;
+  engineVersionsUrl?: string;
+  /** TLS for the versions URL's host (registry.caFiles / registry.insecureSkipTlsVerify). */
+  engineVersionsTls?: { caFile?: string; insecure?: boolean };
+  validateCmd?: string;
+  platform: Platform;
+  /** PEM public keys: a new version must carry a cosign signature one of them verifies. */
+  verifyKeys?: string[];
+  /** Fingerprints of those keys' contents (set by whoever reads them): a rotated key is a change. */
+  verifyKeyFingerprints?: string[];
+}
+
+export interface CheckOutcome {
+  ref: string;
+  result: CheckResult;
+  digest?: string;
+  version?: string;
+  reason?: RejectReason;
+  message?: string;
+  error?: unknown;
+  /** From a 429: when the registry allows the next request. */
+  retryAfterMs?: number;
+  /**
+   * The registry still serves the digest `artifact rollback` moved away from, and the version rolled
+   * back to is in place: held on purpose, not a failure (`result` is `rejected`, `reason` `rollback`).
+   */
+  pinned?: boolean;
+}
+
+/** A check that should make `--once` exit 1: an error, or a new version refused (not a rollback hold). */
+export function isFailure(o: CheckOutcome): boolean {
+  return o.result === 'error' || (o.result === 'rejected' && o.pinned !== true);
+}
