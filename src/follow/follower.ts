@@ -87,6 +87,8 @@ export interface FollowerDeps {
   stopGraceMs?: number;
   /** How long a swap waits for the install lock of its dir (default 60 s). */
   lockTimeoutMs?: number;
+  /** Node's options for the rules file check's child process (default: none). */
+  rulesCheckExecArgv?: readonly string[];
 }
 
 export interface CheckOutcome {
@@ -179,6 +181,7 @@ export class Follower {
   readonly #random: Random;
   readonly #stopGraceMs: number;
   readonly #lockTimeoutMs: number;
+  readonly #rulesCheckExecArgv: readonly string[];
   readonly #workers = new Map<string, Worker>();
   /** Per target dir: the tail of the queue of swaps into it (one at a time per dir in this process). */
   readonly #dirQueues = new Map<string, Promise<unknown>>();
@@ -206,6 +209,7 @@ export class Follower {
     this.#random = deps.random ?? Math.random;
     this.#stopGraceMs = deps.stopGraceMs ?? 5_000;
     this.#lockTimeoutMs = deps.lockTimeoutMs ?? 60_000;
+    this.#rulesCheckExecArgv = deps.rulesCheckExecArgv ?? [];
     this.#engine = this.#engineSource(settings);
     this.#store = new StateStore(settings.stateDir);
   }
@@ -702,7 +706,7 @@ export class Follower {
   async #validate(staged: Staged, label: string, s: FollowSettings): Promise<void> {
     const { checkRulesFiles, isRulesYaml, runValidateCmd } = await lazy.validate();
     const yamls = staged.files.filter((f) => isRulesYaml(f.rel));
-    await checkRulesFiles(yamls.map((f) => ({ path: join(staged.staging, f.rel), label: `${label}: ${f.rel}` })));
+    await checkRulesFiles(yamls.map((f) => ({ path: join(staged.staging, f.rel), label: `${label}: ${f.rel}` })), { execArgv: this.#rulesCheckExecArgv });
     if (s.validateCmd === undefined) return;
     for (const f of yamls) {
       if (this.#stopping) throw new Abandoned();
