@@ -35,7 +35,7 @@ import { setFlagsFromString } from 'node:v8';
 
 export const WASM_BASELINE_FLAGS = ['--no-wasm-dynamic-tiering', '--no-wasm-tier-up'] as const;
 export const LEAN_JIT_FLAGS = ['--no-turbofan', '--no-maglev', ...WASM_BASELINE_FLAGS] as const;
-export const YOUNG_GENERATION_FLAG = '--max-semi-space-size=1';
+const YOUNG_GENERATION_FLAG = '--max-semi-space-size=1';
 export const FOLLOW_NODE_FLAGS = ['--expose-gc', YOUNG_GENERATION_FLAG, ...LEAN_JIT_FLAGS] as const;
 export const FOLLOW_MALLOC_ENV = { MALLOC_ARENA_MAX: '1', MALLOC_MMAP_THRESHOLD_: '65536' } as const;
 
