@@ -85,8 +85,9 @@ export function cleanupOnSignal(fn) {
 export async function startFollow(ctx, extraArgs, opts = {}) {
   const port = await freePort();
   const args = ['artifact', 'follow', ...ctx.refs, '--plain-http', '--rulesfiles-dir', join(ctx.work, 'rules'), '--state-dir', join(ctx.work, 'state'), '--metrics-addr', `127.0.0.1:${port}`, '--log-level', 'warn', '--engine-version', '0.60.0', ...extraArgs];
-  // As users run it: the bin through its shebang (`env -S ... node ...`), Node 24 first on PATH. With
-  // opts.nodeArgs, `node FLAGS CLI` instead, to compare flags (the shebang's are then not applied).
+  // As users run it: the bin through its shebang (`env -S node ...`), Node 24 first on PATH. With
+  // opts.nodeArgs, `node FLAGS CLI` instead, to compare flags (a V8 option given there stands over the
+  // agent's own settings; the shebang's young generation is then not applied).
   const env = { ...ctx.env, PATH: `${dirname(NODE)}:${process.env.PATH}`, ...opts.env };
   const child = opts.nodeArgs?.length
     ? spawn(NODE, [...opts.nodeArgs, CLI, ...args], { env, stdio: ['ignore', 'ignore', 'inherit'] })

@@ -19,7 +19,8 @@ const CHECK = process.argv.includes('--check');
 // --restart: measure an agent started on a state dir where every ref is already installed (the steady
 // state of a node, and every pod restart): it downloads nothing.
 const RESTART = process.argv.includes('--restart');
-// --node-args "...": flags for the agent's node (e.g. "--max-semi-space-size=1"), to compare.
+// --node-args "...": flags for the agent's node, to compare: a V8 option given here stands over the
+// agent's own settings (src/cli/process-tuning.ts), e.g. "--no-expose-gc" or "--turbofan --maglev".
 const NODE_ARGS = (arg('node-args', '') ?? '').split(' ').filter(Boolean);
 const TARGET = 80 * 1024 * 1024;
 const mb = (b) => `${(b / 1024 / 1024).toFixed(1)} MB`;

@@ -90,7 +90,7 @@ writeFileSync(indexPath, yaml);
 writeFileSync(env.DIGINFRACTL_CONFIG, 'indexes: []\n');
 
 // `node CLI ...` (the same node binary as the baseline), or with { bin: true } the bin itself, as users
-// run it: through its shebang (`env -S ... node --max-semi-space-size=1`), Node 24 first on PATH.
+// run it: through its shebang (`env -S node --max-semi-space-size=1`), Node 24 first on PATH.
 const binEnv = { ...env, PATH: `${dirname(NODE)}:${env.PATH}` };
 function run(args, opts = {}) {
   const t0 = process.hrtime.bigint();

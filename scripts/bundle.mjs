@@ -60,7 +60,8 @@ const lazyUndiciH2 = {
   transform(code, id) {
     if (!/[\\/]node_modules[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client\.js$/.test(id)) return null;
     if (!code.includes(H2_REQUIRE)) throw new Error(`${id}: "${H2_REQUIRE}" not found; update lazyUndiciH2 in scripts/bundle.mjs`);
-    return code.replace(H2_REQUIRE, "const connectH2 = (client, socket) => require('./client-h2.js')(client, socket)");
+    // Every argument passes through, whatever undici's call site gives it.
+    return code.replace(H2_REQUIRE, "const connectH2 = (...args) => require('./client-h2.js')(...args)");
   },
 };
 

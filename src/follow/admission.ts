@@ -165,12 +165,12 @@ export async function admitVersion(c: Candidate, policy: AdmissionPolicy, io: Ad
  * YAML file is a list, then `--validate-cmd` accepts each. `signal` abandons it (shutdown): the
  * running command is killed and the signal's reason thrown before the next one starts.
  */
-export async function admitStaged(c: Pick<Candidate, 'label' | 'type'>, staged: Pick<Staged, 'staging' | 'files'>, policy: Pick<AdmissionPolicy, 'validateCmd'>, signal?: AbortSignal): Promise<Verdict> {
+export async function admitStaged(c: Pick<Candidate, 'label' | 'type'>, staged: Pick<Staged, 'staging' | 'files'>, policy: Pick<AdmissionPolicy, 'validateCmd'> & { rulesCheckExecArgv?: readonly string[] }, signal?: AbortSignal): Promise<Verdict> {
   if (c.type !== RULESFILE) return ADMITTED;
   const { checkRulesFiles, isRulesYaml, runValidateCmd, ValidationError } = await lazyValidate();
   const yamls = staged.files.filter((f) => isRulesYaml(f.rel)).map((f) => ({ path: join(staged.staging, f.rel), label: `${c.label}: ${f.rel}` }));
   try {
-    await checkRulesFiles(yamls);
+    await checkRulesFiles(yamls, { execArgv: policy.rulesCheckExecArgv ?? [] });
     if (policy.validateCmd === undefined) return ADMITTED;
     for (const f of yamls) {
       signal?.throwIfAborted();

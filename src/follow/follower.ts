@@ -44,6 +44,8 @@ export interface FollowerDeps {
   stopGraceMs?: number;
   /** How long a swap waits for the install lock of its dir (default 60 s). */
   lockTimeoutMs?: number;
+  /** Node's options for the rules file check's child process (default: none). */
+  rulesCheckExecArgv?: readonly string[];
 }
 
 function engineSource(s: FollowSettings): EngineVersionSource {
@@ -65,6 +67,7 @@ export class Follower {
   readonly #metrics: FollowMetrics;
   readonly #stopGraceMs: number;
   readonly #scheduler: Scheduler;
+  readonly #rulesCheckExecArgv: readonly string[];
   /** Checks running on each client: a client replaced by reconfigure() is closed after its last one. */
   readonly #clientUsers = new Map<RegistryClient, number>();
   /** Replaced clients that still have checks running on them. */
@@ -83,6 +86,7 @@ export class Follower {
     this.#metrics = deps.metrics;
     this.#stopGraceMs = deps.stopGraceMs ?? 5_000;
     this.#engine = engineSource(settings);
+    this.#rulesCheckExecArgv = deps.rulesCheckExecArgv ?? [];
     this.#store = new StateStore(settings.stateDir);
     this.#scheduler = new Scheduler({
       check: (ref) => this.check(ref),
@@ -249,6 +253,7 @@ export class Follower {
       metrics: this.#metrics,
       scheduler: this.#scheduler,
       staging: this.#staging,
+      rulesCheckExecArgv: this.#rulesCheckExecArgv,
     };
   }
 }

@@ -53,6 +53,8 @@ export interface CheckContext {
   scheduler: Pick<Scheduler, 'signal' | 'inUpdateSlot' | 'commit' | 'markInstalled' | 'isInstalled'>;
   /** Staging dirs this process is using: never swept as a crash's leftovers. */
   staging: Set<string>;
+  /** Node's options for the rules check's child process (the CLI passes its own, less the agent's lean flags). */
+  rulesCheckExecArgv?: readonly string[];
 }
 
 /** A digest the ref points at that is not the one installed (or whose files are gone). */
@@ -138,7 +140,7 @@ async function update(ctx: CheckContext, change: Change): Promise<CheckOutcome> 
   let installed: InstalledVersion;
   let swap: SwapResult;
   try {
-    const checked = await admission.admitStaged(candidate, staged, settings, ctx.scheduler.signal);
+    const checked = await admission.admitStaged(candidate, staged, { validateCmd: settings.validateCmd, rulesCheckExecArgv: ctx.rulesCheckExecArgv ?? [] }, ctx.scheduler.signal);
     if (!checked.admitted) return await recordRejection(ctx, change.state, facts, checked);
     ctx.scheduler.signal.throwIfAborted();
     installed = {

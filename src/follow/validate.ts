@@ -6,7 +6,6 @@
 import { fork, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { childExecArgv } from '../cli/process-tuning.js';
 import { DiginfraError, messageOf } from '../errors.js';
 import type { RejectReason } from '../metrics/follow-metrics.js';
 
@@ -43,15 +42,16 @@ function workerUrl(): URL {
  * Checks that each file parses as YAML and is a list, in a short-lived child process (Node running
  * validate-worker): the parse's memory goes back to the system when it exits. A worker thread was
  * used before; the memory its isolate took stayed with the agent (glibc keeps freed memory in its
- * arena): 84 MB idle instead of ~78 MB with 20 refs (bench/follow-rss.mjs). The child gets Node's
- * start-up flags but not the agent's lean V8 flags (src/cli/process-tuning.ts), so it parses at full speed.
+ * arena): 84 MB idle instead of ~78 MB with 20 refs (bench/follow-rss.mjs). The child runs with
+ * `opts.execArgv` as Node's options (none by default): whoever starts the agent decides them (the
+ * CLI gives it the agent's own, less the flags that would slow the parse).
  * Throws ValidationError for the first file that fails.
  */
-export async function checkRulesFiles(files: readonly { path: string; label: string }[], opts: { timeoutMs?: number } = {}): Promise<void> {
+export async function checkRulesFiles(files: readonly { path: string; label: string }[], opts: { timeoutMs?: number; execArgv?: readonly string[] } = {}): Promise<void> {
   if (files.length === 0) return;
   type Verdict = { ok: boolean; reason?: 'invalid_yaml' | 'not_a_list'; message?: string };
   const verdict = await new Promise<Verdict>((resolve, reject) => {
-    const child = fork(fileURLToPath(workerUrl()), [], { execArgv: childExecArgv(process.execArgv), stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const child = fork(fileURLToPath(workerUrl()), [], { execArgv: [...(opts.execArgv ?? [])], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString('utf8')).slice(-2048);

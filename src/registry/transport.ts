@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from './undici.js';
+import { Agent, envHttpProxyAgent, request, type Dispatcher } from './undici.js';
 import { DiginfraError } from '../errors.js';
 import { apiHost } from '../reference/reference.js';
 
@@ -137,13 +137,13 @@ export function createDispatcher(opts: { insecure?: boolean; ca?: string; connec
   const env = opts.env;
   const proxied = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].some((k) => env[k]);
   if (!proxied) return new Agent(common);
-  return new EnvHttpProxyAgent({
+  return envHttpProxyAgent({
     ...common,
     requestTls: tls,
     httpProxy: env.HTTP_PROXY ?? env.http_proxy,
     httpsProxy: env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy,
     noProxy: env.NO_PROXY ?? env.no_proxy,
-  } as ConstructorParameters<typeof EnvHttpProxyAgent>[0]);
+  } as Parameters<typeof envHttpProxyAgent>[0]);
 }
 
 export class Transport {

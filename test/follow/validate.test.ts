@@ -1,4 +1,4 @@
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { engineVersionFrom, engineVersionSource } from '../../src/follow/engine-version.js';
@@ -23,6 +23,18 @@ describe('rules file checks', () => {
     expect(isRulesYaml('a/b.yaml')).toBe(true);
     expect(isRulesYaml('x.YML')).toBe(true);
     expect(isRulesYaml('libx.so')).toBe(false);
+  });
+
+  it("runs the check's child with the Node options it is given (the CLI gives the agent's, less its lean V8 flags)", async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'ok.yaml');
+    await writeFile(file, '- rule: a\n');
+    const marker = join(dir, 'preloaded');
+    const preload = join(dir, 'preload.cjs');
+    await writeFile(preload, `require('node:fs').writeFileSync(${JSON.stringify(marker)}, process.execArgv.join(' '));\n`);
+    await checkRulesFiles([{ path: file, label: 'ok.yaml' }], { execArgv: ['--require', preload, '--max-semi-space-size=1'] });
+    expect(await readFile(marker, 'utf8')).toBe(`--require ${preload} --max-semi-space-size=1`);
+    await expect(checkRulesFiles([{ path: file, label: 'ok.yaml' }], { execArgv: ['--no-such-node-option'] })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringContaining('bad option') });
   });
 
   it('runs --validate-cmd with the staged path last, quoting it', async () => {

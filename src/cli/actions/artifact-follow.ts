@@ -13,6 +13,7 @@ import type { LoadedIndex } from '../../indexes/resolve-name.js';
 import { createFollowMetrics, type FollowMetrics } from '../../metrics/follow-metrics.js';
 import { parseListenAddr, startOpsServer, type OpsServer } from '../../metrics/server.js';
 import { createRegistryClient, type RegistryClient } from '../../registry/index.js';
+import { childExecArgv } from '../process-tuning.js';
 import { outputFormat, type CliContext } from '../run.js';
 import { registryFlags, type RegistryFlagOptions } from '../session.js';
 
@@ -73,11 +74,11 @@ function printOutcomes(ctx: CliContext, format: 'table' | 'json', outcomes: Chec
 export const HEAP_COMPACT_EVERY_MS = 30_000;
 
 /**
- * The agent allocates a little for every check; with the 1 MB young generation of the bin's shebang,
+ * The agent allocates a little for every check; with its 1 MB young generation (process-tuning.ts),
  * part of that outlives a scavenge and piles up in the old generation, which V8 collects only when it
  * has grown a lot (idle RSS crept up ~5 MB in 5 minutes). A full collection every 30 s (a few ms on a
- * ~12 MB heap) keeps it at what is live. `gc` exists when Node runs with --expose-gc, as the bin's
- * shebang starts it; otherwise this does nothing. Only this thread's heap: validation workers are
+ * ~12 MB heap) keeps it at what is live. `gc` exists when Node runs with --expose-gc, as the agent
+ * re-executes itself (process-tuning.ts); otherwise this does nothing. Only this thread's heap: validation workers are
  * left alone.
  */
 export function compactHeapPeriodically(): NodeJS.Timeout {
@@ -110,6 +111,7 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
     metrics,
     client: clientFor(eff.config, flags, metrics),
     indexes: indexLoader(ctx, eff.config, loaded.path),
+    rulesCheckExecArgv: childExecArgv(process.execArgv),
   });
 
   if (flags.once) {
