@@ -165,10 +165,10 @@ if [[ $platforms == *,* ]]; then
   # One image per platform, gathered in a manifest list named $tag.
   podman manifest exists "$tag" && podman manifest rm "$tag" >/dev/null
   log "building $tag for $platforms on $node_image (manifest list)"
-  "${build[@]}" --platform "$platforms" --manifest "$tag" .
+  "${build[@]}" --platform "$platforms" --manifest "$tag" . >&2
 else
   log "building $tag for $platforms on $node_image"
-  "${build[@]}" --platform "$platforms" --tag "$tag" .
+  "${build[@]}" --platform "$platforms" --tag "$tag" . >&2
   id=$(podman image inspect --format '{{.Id}}' "$tag")
   # The image this tag named before, if nothing else names it now.
   if [[ -n $previous && $previous != "$id" && -z $(podman image inspect --format '{{.RepoTags}}' "$previous" 2>/dev/null | tr -d '[]') ]]; then
@@ -180,7 +180,7 @@ log "built in $((SECONDS - start)) s"
 if [[ $platforms != *,* ]]; then
   size=$(podman image inspect --format '{{.Size}}' "$tag")
   base_size=$(podman image inspect --format '{{.Size}}' "$node_image")
-  printf 'image %s (%s): %s MB, %s MB over the base %s\n' "$tag" "$platforms" \
+  printf 'image %s (%s): %s MiB, %s MiB over the base %s\n' "$tag" "$platforms" \
     "$(awk -v s="$size" 'BEGIN { printf "%.1f", s / 1048576 }')" \
     "$(awk -v s="$size" -v b="$base_size" 'BEGIN { printf "%.1f", (s - b) / 1048576 }')" "$node_image"
   podman history --format '{{.Size}}\t{{.CreatedBy}}' "$tag" | awk -F'\t' '{ printf "  layer %8s  %.110s\n", $1, $2 }'
@@ -200,9 +200,9 @@ if [[ -n $destination ]]; then
   [[ -z $digestfile ]] || push+=(--digestfile "$digestfile")
   log "pushing to $destination"
   if [[ $platforms == *,* ]]; then
-    podman manifest push --all "${push[@]}" "$tag" "docker://$destination"
+    podman manifest push --all "${push[@]}" "$tag" "docker://$destination" >&2
   else
-    podman push --quiet "${push[@]}" "$tag" "docker://$destination"
+    podman push --quiet "${push[@]}" "$tag" "docker://$destination" >&2
   fi
   [[ -z $digestfile ]] || log "pushed $destination@$(cat "$digestfile")"
 fi
