@@ -1,12 +1,16 @@
 # syntax=docker/dockerfile:1
 #
 # diginfractl container image: the init container (`artifact install`) and the sidecar (`artifact follow`)
-# of the Helm chart in charts/diginfractl. Multi-arch: nothing below depends on the CPU architecture;
-# build with `docker buildx build --platform linux/amd64,linux/arm64 .`.
+# of the Helm chart in charts/diginfractl. Build it with scripts/image.sh (podman; prints the image's
+# size and contents, pushes it) or `docker buildx build .`. Multi-arch: nothing below depends on the CPU
+# architecture (`--platform linux/amd64,linux/arm64`, with an emulator for the other one).
+# NODE_IMAGE names the base: the public node:24-bookworm-slim, or any image with Node 24 and npm in
+# /usr/local and Debian's useradd (scripts/image.sh builds one where no public registry is reachable).
+# No HEALTHCHECK: the kubelet ignores it and probes /healthz and /readyz itself.
 #
 # Stages:
-#   build   npm ci (with devDependencies) + tsc -> /src/dist. Runs on the build machine's own platform:
-#           the compiled JavaScript is the same for every target.
+#   build   npm ci (with devDependencies) + tsc + bundle -> /src/dist. Runs on the build machine's own
+#           platform: the compiled JavaScript is the same for every target.
 #   deps    npm ci --omit=dev: production dependencies only (no typescript, vitest, nor the `node`
 #           devDependency that carries a Node binary from npm).
 #   runtime node 24 slim + /app/{dist,node_modules,package.json}; non-root UID 65532; writes only to the
