@@ -8,13 +8,13 @@
  * temp dir, where the rendered values are written too (ROOT/values.yaml).
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { expect } from 'vitest';
 import { stringify } from 'yaml';
 import type { RegistryClient } from '../../src/registry/client.js';
 import { startRegistry, type StartOptions, type TestRegistry } from '../helpers/registry.js';
+import { deadPort } from '../indexes/server.js';
 import { checkPodInvariants, helmTemplate, parseManifests, type Container, type Invariants, type K8sObject, type PodSpec } from './support.js';
 
 /** This machine's platform, as the CLI detects it. */
@@ -95,13 +95,8 @@ export async function startArtifacts(opts: { prefix: string; registry?: StartOpt
   };
 }
 
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((ok) => srv.listen(0, '127.0.0.1', ok));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((ok) => srv.close(() => ok()));
-  return port;
-}
+/** A free loopback port, for the metrics server and stand-ins of the pod. */
+export const freePort = deadPort;
 
 export interface RenderedPod {
   objects: K8sObject[];
