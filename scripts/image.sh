@@ -28,7 +28,7 @@ scratch=()
 trap 'rm -rf "${scratch[@]}"' EXIT
 
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/scripts/podman/containers.conf}"
-command -v podman >/dev/null 2>&1 || die "podman is not installed (Debian: apt-get install podman buildah runc; scripts/bootstrap.sh does)"
+command -v podman >/dev/null 2>&1 || die "podman is not installed (Debian: apt-get install podman runc debootstrap; scripts/bootstrap.sh does)"
 
 version=$(node -p 'require("./package.json").version')
 tag="localhost/diginfractl:$version"
@@ -61,12 +61,10 @@ platforms="${platforms:-$machine}"
 
 # The base built here: Debian bookworm, slimmed as debian:bookworm-slim is, then Node and npm where the
 # official node images put them. Its tag names its inputs, so a changed Node version builds a new one.
-node_version=$(node -p 'require("./node_modules/node/package.json").version' 2>/dev/null) ||
-  die "node_modules/node is missing: run npm ci (the local base takes Node from the \`node\` devDependency)"
-# The npm that this Node release bundles (the official images carry it); its CHANGELOG names it.
+# NPM_VERSION: the npm that Node 24.21.0 bundles (its CHANGELOG: "upgrade npm to 11.19.0"), as the
+# official image carries it; move it with the `node` devDependency (any npm 11 builds the image).
 npm_version="${NPM_VERSION:-11.19.0}"
 debian_image="localhost/diginfractl-debian:bookworm-slim"
-local_base="localhost/diginfractl-node:$node_version-npm$npm_version-bookworm-slim"
 cache_dir="${XDG_CACHE_HOME:-$HOME/.cache}/diginfractl-image"
 
 # The apt mirror this machine uses for bookworm (deb822 .sources or one-line sources.list).
@@ -75,8 +73,8 @@ debian_mirror() {
   uri=$(awk '
     /^[Uu][Rr][Ii][Ss]:/ { uris = $2 }
     /^[Ss]uites:/ { for (i = 2; i <= NF; i++) if ($i == "bookworm") hit = 1 }
-    /^$/ { if (hit && uris != "") { print uris; exit } hit = 0; uris = "" }
-    END { if (hit && uris != "") print uris }
+    /^$/ { if (hit && uris != "") { print uris; found = 1; exit } hit = 0; uris = "" }
+    END { if (!found && hit && uris != "") print uris }
   ' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
   [[ -n $uri ]] || uri=$(sed -E 's/\[[^]]*\]//' /etc/apt/sources.list 2>/dev/null | awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }')
   printf '%s\n' "${DEBIAN_MIRROR:-${uri:-http://deb.debian.org/debian}}"
@@ -141,9 +139,13 @@ EOF
 }
 
 if [[ -z $node_image ]]; then
+  node_version=$(node -p 'require("./node_modules/node/package.json").version' 2>/dev/null) ||
+    die "node_modules/node is missing: run npm ci (the local base takes Node from the \`node\` devDependency)"
+  local_base="localhost/diginfractl-node:$node_version-npm$npm_version-bookworm-slim"
   [[ $platforms == "$machine" ]] ||
     die "the local base is built for this machine ($machine) only; for $platforms give --node-image (e.g. docker.io/library/node:24-bookworm-slim)"
-  if $refresh_base; then podman rmi --force "$local_base" "$debian_image" >/dev/null 2>&1 || true; fi
+  # Untagged, not removed: images built on the old base keep their layers.
+  if $refresh_base; then podman untag "$local_base" >/dev/null 2>&1 || true; podman untag "$debian_image" >/dev/null 2>&1 || true; fi
   if ! podman image exists "$local_base"; then
     podman image exists "$debian_image" || build_debian_image
     log "building the base $local_base"
