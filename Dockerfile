@@ -1,12 +1,16 @@
 # syntax=docker/dockerfile:1
 #
 # diginfractl container image: the init container (`artifact install`) and the sidecar (`artifact follow`)
-# of the Helm chart in charts/diginfractl. Multi-arch: nothing below depends on the CPU architecture;
-# build with `docker buildx build --platform linux/amd64,linux/arm64 .`.
+# of the Helm chart in charts/diginfractl. Build it with scripts/image.sh (podman; prints the image's
+# size and contents, pushes it) or `docker buildx build .`. Multi-arch: nothing below depends on the CPU
+# architecture (`--platform linux/amd64,linux/arm64`, with an emulator for the other one).
+# NODE_IMAGE names the base: the public node:24-bookworm-slim, or any image with Node 24 and npm in
+# /usr/local and Debian's useradd (scripts/image.sh builds one where no public registry is reachable).
+# No HEALTHCHECK: the kubelet ignores it and probes /healthz and /readyz itself.
 #
 # Stages:
-#   build   npm ci (with devDependencies) + tsc -> /src/dist. Runs on the build machine's own platform:
-#           the compiled JavaScript is the same for every target.
+#   build   npm ci (with devDependencies) + tsc + bundle -> /src/dist. Runs on the build machine's own
+#           platform: the compiled JavaScript is the same for every target.
 #   deps    npm ci --omit=dev: production dependencies only (no typescript, vitest, nor the `node`
 #           devDependency that carries a Node binary from npm).
 #   runtime node 24 slim + /app/{dist,node_modules,package.json}; non-root UID 65532; writes only to the
@@ -17,8 +21,13 @@ ARG NODE_IMAGE=node:24-bookworm-slim
 FROM --platform=$BUILDPLATFORM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# Behind a TLS-intercepting proxy, give its CA as the build secret npm-ca (scripts/image.sh passes the
+# file NODE_EXTRA_CA_CERTS names): it is mounted for npm only, never stored in a layer.
+RUN --mount=type=secret,id=npm-ca,required=false \
+    if [ -s /run/secrets/npm-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca; fi \
+ && npm ci --no-audit --no-fund
 COPY tsconfig.json ./
+COPY scripts/bundle.mjs ./scripts/
 COPY src ./src
 RUN npm run build
 
@@ -26,7 +35,9 @@ FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: production dependencies are plain JavaScript; no install script needs to run.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+RUN --mount=type=secret,id=npm-ca,required=false \
+    if [ -s /run/secrets/npm-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca; fi \
+ && npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 FROM ${NODE_IMAGE} AS runtime
 ARG VERSION=0.1.0

@@ -9,11 +9,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 log() { printf 'bootstrap: %s\n' "$*"; }
 
 # System packages: docker-registry (the real registry the tests start), openssl (test certificates),
-# npm (to install everything else).
+# npm (to install everything else), and for the container image test (test/k8s/image-e2e.test.ts,
+# scripts/image.sh): podman with runc, and debootstrap for the image's local Debian base.
 missing=()
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+command -v runc >/dev/null 2>&1 || missing+=(runc)
+command -v debootstrap >/dev/null 2>&1 || [[ -x /usr/sbin/debootstrap ]] || missing+=(debootstrap)
 
 if ((${#missing[@]} > 0)); then
   sudo=()
@@ -25,7 +29,7 @@ if ((${#missing[@]} > 0)); then
   "${sudo[@]}" apt-get update
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 else
-  log "Debian packages present (docker-registry, openssl, npm)"
+  log "Debian packages present (docker-registry, openssl, npm, podman, runc, debootstrap)"
 fi
 
 # npm ci when node_modules is missing or older than the lockfile (npm writes node_modules/.package-lock.json

@@ -1,8 +1,9 @@
 /**
- * The container image, checked by reading the Dockerfile (there is no container engine here): Node 24
- * base, production dependencies only, non-root numeric USER, ENTRYPOINT diginfractl, no downloads, no
- * architecture-specific steps; and a .dockerignore that sends only what the build copies. The runtime
- * stage is also assembled and run, without an engine, by the pod tests (image.ts, pod-e2e.test.ts).
+ * The container image, checked by reading the Dockerfile: Node 24 base, production dependencies only,
+ * non-root numeric USER, ENTRYPOINT diginfractl, no HEALTHCHECK, no downloads, no architecture-specific
+ * steps; and a .dockerignore that sends only what the build copies. The image itself is built with
+ * podman and run by image-e2e.test.ts; its runtime stage is also assembled and run without an engine
+ * by pod-e2e.test.ts (image.ts).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -167,6 +168,10 @@ describe('Dockerfile', () => {
     expect(runs(runtime).join(' ')).toContain('mkdir -p /etc/diginfractl /var/lib/diginfractl/cache /var/lib/diginfractl/config');
   });
 
+  it('has no HEALTHCHECK: the kubelet ignores it and probes /healthz and /readyz itself', () => {
+    expect(stages.flatMap((s) => s.body).filter((i) => i.op === 'HEALTHCHECK')).toEqual([]);
+  });
+
   it('downloads nothing with ADD and has no architecture-specific step', () => {
     const all = stages.flatMap((s) => s.body);
     expect(all.filter((i) => i.op === 'ADD' && /https?:\/\//.test(i.args))).toEqual([]);
@@ -210,11 +215,11 @@ describe('.dockerignore', () => {
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'));
 
-  it.each(['package.json', 'package-lock.json', 'tsconfig.json', 'src/cli/main.ts', 'src/config/types.ts'])('sends %s', (p) => {
+  it.each(['package.json', 'package-lock.json', 'tsconfig.json', 'scripts/bundle.mjs', 'src/cli/main.ts', 'src/config/types.ts'])('sends %s', (p) => {
     expect(ignored(patterns, p)).toBe(false);
   });
 
-  it.each(['node_modules/node/bin/node', 'dist/cli/main.js', '.git/config', 'test/k8s/chart.test.ts', 'charts/diginfractl/values.yaml', 'bench/run.mjs', 'src/node_modules/x', '.env'])(
+  it.each(['node_modules/node/bin/node', 'dist/cli/main.js', '.git/config', 'test/k8s/chart.test.ts', 'charts/diginfractl/values.yaml', 'bench/run.mjs', 'scripts/image.sh', 'src/node_modules/x', '.env'])(
     'leaves out %s',
     (p) => {
       expect(ignored(patterns, p)).toBe(true);

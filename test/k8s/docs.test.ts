@@ -45,6 +45,15 @@ describe('docs/kubernetes.md', () => {
     expect(doc).toMatch(/plugin is loaded only when the engine restarts/);
   });
 
+  it('documents the image and scripts/image.sh with options the script takes', () => {
+    expect(doc).toContain('## The container image');
+    const script = readFileSync(join(REPO_ROOT, 'scripts/image.sh'), 'utf8');
+    const options = script.slice(script.indexOf('while (($# > 0))'), script.indexOf('esac'));
+    const shown = doc.split('\n').filter((l) => l.includes('scripts/image.sh')).flatMap((l) => l.match(/ --[a-z][\w-]*/g) ?? []);
+    expect(shown.length).toBeGreaterThan(0);
+    for (const opt of shown) expect(options, `scripts/image.sh takes ${opt.trim()}`).toContain(`${opt.trim()}`);
+  });
+
   it('gives a valid PrometheusRule alerting when rules were not updated in 2 default intervals', () => {
     const block = /```yaml\n(apiVersion: monitoring\.coreos\.com\/v1\nkind: PrometheusRule[\s\S]*?)```/.exec(doc);
     expect(block).not.toBeNull();

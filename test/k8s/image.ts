@@ -8,7 +8,7 @@
  *   devDependency, the official linux build), with the shared libraries it links and /usr/bin/env,
  *   which the bin's shebang runs;
  * - /app/dist, /app/package.json and /app/node_modules from `npm ci --omit=dev --ignore-scripts`, the
- *   deps stage's own command, run offline from npm's cache;
+ *   deps stage's own command, from npm's cache (the registry only for what the cache lacks);
  * - the runtime stage's RUN step: the diginfractl user and group (65532), the bin symlinked to
  *   /usr/local/bin/diginfractl, /etc/diginfractl and /var/lib/diginfractl/{cache,config} owned by 65532.
  *
@@ -66,7 +66,7 @@ export async function assembleImage(parent: string): Promise<string> {
   // The deps stage: production dependencies only, by the Dockerfile's own command.
   const deps = await mkdtemp(join(parent, 'deps-'));
   for (const f of ['package.json', 'package-lock.json']) await copyFile(join(REPO_ROOT, f), join(deps, f));
-  await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--offline'], { cwd: deps, env: { ...process.env, npm_config_loglevel: 'error' } });
+  await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: deps, env: { ...process.env, npm_config_loglevel: 'error' } });
 
   // The runtime stage: COPY node_modules, dist, package.json into /app, then its RUN step.
   const app = join(root, 'app');

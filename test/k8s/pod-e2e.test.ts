@@ -22,27 +22,14 @@ import { join, posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { stringify } from 'yaml';
-import type { RegistryClient } from '../../src/registry/client.js';
 import { requireCli, spawnCli, runCli } from '../helpers/cli.js';
 import { ensureK8sTools } from '../helpers/helm.js';
-import { freePort } from '../helpers/net.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { assembleImage, IMAGE_UID, requireImageRuntime, runInImage, startInImage, type ContainerRun, type Mount } from './image.js';
-import { checkPodInvariants, helmTemplate, parseManifests, type Container, type K8sObject, type PodSpec } from './support.js';
+import { containerEnv, GEO_DATA, PLATFORM, renderPod, RULES_FILE, RULES_V1, RULES_V2, startArtifacts, type ArtifactFixture } from './pod-fixture.js';
+import { freePort } from '../helpers/net.js';
+import type { Container, K8sObject, PodSpec } from './support.js';
 
-/** This machine's platform, as the CLI detects it. */
-const PLATFORM = `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`;
-const RULES_V1 = '- list: diginfra_e2e_v1\n  items: []\n';
-const RULES_V2 = '- list: diginfra_e2e_v2\n  items: [a, b]\n';
-const RULES_FILE = 'diginfra_e2e_rules.yaml';
-const GEO_DATA = Buffer.from([0x00, 0xff, 0x47, 0x45, 0x4f, 0x0a]);
-
-/** test/install/setup.ts and test/helpers/push.ts, loaded only when the test runs (they pull in the CLI's source). */
-let setup: typeof import('../install/setup.js');
-let publish: typeof import('../helpers/push.js');
-let reg: TestRegistry;
-let client: RegistryClient;
+let fixture: ArtifactFixture;
 let root: string;
 let host: { rules: string; plugins: string; state: string; assets: string };
 let metricsPort: number;
@@ -51,21 +38,8 @@ let configMap: K8sObject;
 /** Container mount path -> directory standing in for it (the hostPaths map to themselves). */
 let standIns: Record<string, string> = {};
 
-/** Writes a file to push under root/src (removed with root). */
-async function source(name: string, content: string | Buffer): Promise<string> {
-  const path = join(root, 'src', name);
-  await mkdir(posix.dirname(path), { recursive: true });
-  await writeFile(path, content);
-  return path;
-}
-
 /** Pushes the rules file at `version`, moving the floating tags (`1`, `1.x`). */
-async function pushE2eRules(version: string, content: string): Promise<void> {
-  const file = await source(`${version}/${RULES_FILE}`, content);
-  await publish.push(client, `${reg.host}/acme/diginfra-rules:${version}`, {
-    type: 'rulesfile', version, name: 'diginfra-rules', files: [file], addFloatingTags: true,
-  });
-}
+const pushRules = (version: string, content: string) => fixture.pushRules(version, content);
 
 /** A path inside the container -> the path on this machine. */
 function onHost(path: string): string {
@@ -88,32 +62,15 @@ function asRun(c: Container): { args: string[]; env: NodeJS.ProcessEnv } {
     XDG_CACHE_HOME: onHost('/var/lib/diginfractl/cache'),
     XDG_CONFIG_HOME: onHost('/var/lib/diginfractl/config'),
   };
-  for (const e of c.env ?? []) {
-    const value = e.value ?? ((e as { valueFrom?: { fieldRef?: { fieldPath?: string } } }).valueFrom?.fieldRef?.fieldPath === 'spec.nodeName' ? 'e2e-node' : undefined);
-    if (value !== undefined) env[e.name] = value.startsWith('/') ? onHost(value) : value;
-  }
+  for (const [name, value] of Object.entries(containerEnv(c))) env[name] = value.startsWith('/') ? onHost(value) : value;
   return { args, env };
 }
 
 beforeAll(async () => {
   requireCli('artifact', ['install', 'follow']);
   await ensureK8sTools();
-  setup = await import('../install/setup.js');
-  publish = await import('../helpers/push.js');
-  root = await mkdtemp(join(tmpdir(), 'diginfractl-pod-e2e-'));
-  reg = await startRegistry();
-  client = setup.clientFor(reg);
-  await pushE2eRules('1.0.0', RULES_V1);
-  // A plugin with a build per platform (an image index): each node must get its own.
-  const amd = await source('amd64/libjson.so', setup.fakePlugin('json', '0.7.0', 'linux/amd64'));
-  const arm = await source('arm64/libjson.so', setup.fakePlugin('json', '0.7.0', 'linux/arm64'));
-  await publish.push(client, `${reg.host}/acme/json:0.7.0`, {
-    type: 'plugin', version: '0.7.0', name: 'json', files: [amd, arm], platforms: [setup.AMD64, setup.ARM64], addFloatingTags: true,
-  });
-
-  // An artifact of another type, placed in the directory the chart's hostPaths.dirs gives it.
-  const geo = await source('geo/geo.mmdb', GEO_DATA);
-  await publish.push(client, `${reg.host}/acme/geo:1.0.0`, { type: 'asset', version: '1.0.0', name: 'geo', files: [geo] });
+  fixture = await startArtifacts({ prefix: 'diginfractl-pod-e2e-' });
+  root = fixture.root;
 
   host = {
     rules: join(root, 'host/etc/diginfra'),
@@ -126,21 +83,17 @@ beforeAll(async () => {
     indexes: [],
     allowedTypes: ['rulesfile', 'plugin', 'asset'],
     artifacts: {
-      install: { refs: [`${reg.host}/acme/diginfra-rules:1`, `${reg.host}/acme/json:0.7.0`, `${reg.host}/acme/geo:1.0.0`] },
-      follow: { refs: [`${reg.host}/acme/diginfra-rules:1`], every: '1s', jitter: 0 },
+      install: { refs: [fixture.refs.rules, fixture.refs.plugin, fixture.refs.asset] },
+      follow: { refs: [fixture.refs.rules], every: '1s', jitter: 0 },
     },
-    registry: { plainHttp: [reg.host] },
+    registry: { plainHttp: [fixture.reg.host] },
     hostPaths: { rulesfilesDir: host.rules, pluginsDir: host.plugins, stateDir: host.state, dirs: { asset: host.assets } },
     metrics: { address: '127.0.0.1', port: metricsPort },
   };
-  const valuesFile = join(root, 'values.yaml');
-  await writeFile(valuesFile, stringify(values));
-  const r = await helmTemplate({ valuesFiles: [valuesFile] });
-  expect(r.code, r.stderr).toBe(0);
-  const objects = parseManifests(r.stdout);
-  configMap = objects.find((o) => o.kind === 'ConfigMap')!;
-  pod = objects.find((o) => o.kind === 'DaemonSet')!.spec.template.spec as PodSpec;
-  const inv = checkPodInvariants(pod, [configMap]);
+  const rendered = await renderPod(root, values);
+  configMap = rendered.configMap;
+  pod = rendered.pod;
+  const inv = rendered.invariants;
 
   // Stand-ins: the ConfigMap volume (its keys as files), /tmp; hostPaths are the temp dirs themselves.
   const configDir = join(root, 'mounts/config');
@@ -154,9 +107,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await client?.close();
-  await reg?.stop();
-  if (root) await rm(root, { recursive: true, force: true });
+  await fixture?.close();
 });
 
 /**
@@ -190,11 +141,7 @@ describe('the rendered pod in the runtime image (read-only root, capabilities dr
       expect(source, `no stand-in for volume ${m.name} at ${m.mountPath}`).toBeDefined();
       return { source: source!, target: m.mountPath, ...(m.readOnly && { readOnly: true }) };
     });
-    const env: Record<string, string> = {};
-    for (const e of c.env ?? []) {
-      const value = e.value ?? ((e as { valueFrom?: { fieldRef?: { fieldPath?: string } } }).valueFrom?.fieldRef?.fieldPath === 'spec.nodeName' ? 'e2e-node' : undefined);
-      if (value !== undefined) env[e.name] = value;
-    }
+    const env = containerEnv(c);
     const ctx = { ...(pod.securityContext ?? {}), ...(c.securityContext ?? {}) } as { runAsUser?: number; runAsGroup?: number; readOnlyRootFilesystem?: boolean; capabilities?: { drop?: string[] } };
     // What the runner below applies is what the pod asks for.
     expect(ctx.readOnlyRootFilesystem).toBe(true);
@@ -331,7 +278,7 @@ describe('the rendered pod, run as the kubelet would run it', () => {
       await waitFor('/readyz', async () => ((await get(follow.readinessProbe.httpGet.path)).status === 200 ? true : undefined));
       expect((await get(follow.livenessProbe.httpGet.path)).status).toBe(200);
 
-      await pushE2eRules('1.1.0', RULES_V2);
+      await pushRules('1.1.0', RULES_V2);
       await waitFor('the swap to 1.1.0', async () => ((await readFile(join(host.rules, RULES_FILE), 'utf8')) === RULES_V2 ? true : undefined));
       // The metrics follow the swap (they are updated right after the rename).
       const updated = /^diginfractl_follow_updates_total\{[^}]*ref="[^"]*diginfra-rules:1"[^}]*\} [1-9]/m;
