@@ -268,11 +268,16 @@ export function policyOf(entry: Pick<IndexEntry, 'name' | 'signature'>, indexNam
   return policy;
 }
 
+/** A keyed policy from configured key files (`registry.cosignKeys`, `--verify-key`): for artifacts no index covers. */
+export function keyFilesPolicy(paths: readonly string[]): KeyedPolicy {
+  return { kind: 'keyed', keys: paths.map((file) => ({ file })), ignoreTlog: false };
+}
+
 /** The policy in words, for refusals and `artifact info`. */
 export function describePolicy(policy: SignaturePolicy): string {
   if (policy.kind === 'keyed') {
-    const where = policy.keys.map((k) => ('pem' in k ? 'an inline public key' : 'file' in k ? k.file : k.url));
-    return `signed with the key ${where.join(' or ')}`;
+    const where = policy.keys.map((k) => ('pem' in k ? 'the inline public key' : `the key ${'file' in k ? k.file : k.url}`));
+    return `signed with ${where.join(' or ')}`;
   }
   const who = policy.identity !== undefined ? `identity "${policy.identity}"` : `identity matching "${policy.identityRegexp}"`;
   const by = policy.issuer !== undefined ? `issuer "${policy.issuer}"` : `issuer matching "${policy.issuerRegexp}"`;
