@@ -111,7 +111,7 @@ async function fallbackRoot(cacheDir: string, why: string | undefined): Promise<
   const cached = join(cacheDir, TRUSTED_ROOT_FILE);
   if (existsSync(cached)) {
     try {
-      const root = await readTrustedRootFile(cached, `the Sigstore public-good root cached in ${cached}`);
+      const root = await readTrustedRootFile(cached, `the Sigstore trusted root cached in ${cached}`);
       return why === undefined ? root : { ...root, warning: `${why}; verifying with the root cached in ${cached}` };
     } catch (err) {
       why = `${why ?? 'offline'}; the cached root is unusable (${messageOf(err)})`;
@@ -159,7 +159,7 @@ export async function loadTrustMaterial(opts: TrustOptions): Promise<TrustRoot> 
     const cause = (err as { cause?: unknown }).cause;
     return fallbackRoot(opts.cacheDir, `the Sigstore trusted root could not be refreshed from ${opts.tufMirror ?? PUBLIC_GOOD_TUF} (${messageOf(err)}${cause ? `: ${messageOf(cause)}` : ''})`);
   }
-  const root = await trustFromJson(json, `the Sigstore public-good root refreshed from ${opts.tufMirror ?? PUBLIC_GOOD_TUF}`);
+  const root = await trustFromJson(json, `the Sigstore trusted root refreshed through TUF from ${opts.tufMirror ?? PUBLIC_GOOD_TUF}`);
   await writeFileAtomic(join(opts.cacheDir, TRUSTED_ROOT_FILE), JSON.stringify(json));
   return root;
 }
