@@ -11,7 +11,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { DiginfraError, messageOf, type ErrorCode } from '../errors.js';
 import { describePolicy, type KeylessPolicy, type KeySource, type SignaturePolicy } from '../indexes/policy.js';
-import type { OciReference } from '../reference/reference.js';
+import { formatReference, type OciReference } from '../reference/reference.js';
 import { loadPublicKeys, signatureTag, verifyDigest } from './cosign.js';
 import { findBundleReferrers, findCosignV2Signatures, type FoundSignature, type SignatureSource } from './find.js';
 import { describeClaims, type CertificateClaims } from './identity.js';
@@ -27,6 +27,7 @@ export interface VerifyContext {
 
 /** What verified: which signature, and for a keyless one, who signed and when the log saw it. */
 export interface Verified {
+  /** `registry/repository[:tag]` as asked for. */
   readonly reference: string;
   readonly digest: string;
   readonly policy: string;
@@ -144,7 +145,8 @@ async function verifyKeyless(source: SignatureSource, repo: OciReference, digest
  * registry errors (NETWORK, AUTH_REQUIRED...) through: those mean "could not check", not "refused".
  */
 export async function verifyArtifact(source: SignatureSource, repo: OciReference, digest: string, policy: SignaturePolicy, ctx: VerifyContext = {}): Promise<Verified> {
-  const reference = `${repo.registry}/${repo.repository}`;
+  // The tag the user asked for, if any, helps them recognise it; the digest is what was checked.
+  const reference = formatReference({ registry: repo.registry, repository: repo.repository, ...(repo.tag !== undefined && { tag: repo.tag }) }, { defaultTag: false });
   const wants = describePolicy(policy);
   if (policy.kind === 'keyed') return verifyKeyed(source, repo, digest, policy, ctx, reference, wants);
   return verifyKeyless(source, repo, digest, policy, ctx, reference, wants);

@@ -117,12 +117,12 @@ describe.each(FORMATS)('keyless, %s', (format) => {
     expect(err.rejected[0]!.why).toBe(`it signs ${other}, another digest`);
   });
 
-  it('refuses an artifact with no signature at all with SIGNATURE_MISSING', async () => {
+  it('refuses an artifact with no signature at all with SIGNATURE_MISSING, naming the tag asked for and the digest', async () => {
     const { repo, digest } = await artifact();
-    const err = await refusal(repo, digest);
+    const err = await refusal({ ...repo, tag: '1.0.0' }, digest);
     expect(err.code).toBe('SIGNATURE_MISSING');
     expect(err.message).toBe(
-      `${reg.host}/${repo.repository}@${digest} is not signed: no cosign signature at tag ${digest.replace(':', '-')}.sig and no Sigstore bundle among its referrers; its policy requires: signed keylessly by identity matching "^https://github.com/acme/rules/", issuer "${GITHUB_ISSUER}"`,
+      `${reg.host}/${repo.repository}:1.0.0@${digest} is not signed: no cosign signature at tag ${digest.replace(':', '-')}.sig and no Sigstore bundle among its referrers; its policy requires: signed keylessly by identity matching "^https://github.com/acme/rules/", issuer "${GITHUB_ISSUER}"`,
     );
   });
 
