@@ -44,6 +44,15 @@ export interface SignOptions {
   untrustedLog?: boolean;
 }
 
+/** What the Rekor stand-in answers for one entry. */
+interface LogEntry {
+  body: string;
+  integratedTime: number;
+  logIndex: number;
+  logID: string;
+  verification: { signedEntryTimestamp: string; inclusionProof: { treeSize: number; rootHash: string; checkpoint: string } };
+}
+
 const WORKFLOW_OIDS = { trigger: '1.3.6.1.4.1.57264.1.2', sha: '1.3.6.1.4.1.57264.1.3', name: '1.3.6.1.4.1.57264.1.4', repository: '1.3.6.1.4.1.57264.1.5', ref: '1.3.6.1.4.1.57264.1.6' };
 
 function pem(der: Buffer, label: string): string {
@@ -122,6 +131,14 @@ export class SigstoreStandin {
     return { privateKey, der: Buffer.from(der.buffer, der.byteOffset, der.byteLength) };
   }
 
+  /** Signs `message` with a fresh certificate's key and logs the entry `body` builds from the signature and certificate. */
+  async #signAndLog(message: Buffer, opts: SignOptions, body: (signature: string, certificate: string) => object): Promise<{ signature: string; der: Buffer; entry: LogEntry }> {
+    const { privateKey, der } = await this.#certificate(opts);
+    const signature = sign('sha256', message, privateKey).toString('base64');
+    const entry = (await this.#log(body(signature, Buffer.from(pem(der, 'CERTIFICATE')).toString('base64')), opts)) as LogEntry;
+    return { signature, der, entry };
+  }
+
   /** Logs `body` in the trusted log (or another one), at now + `delayMs`. */
   async #log(body: object, opts: SignOptions): Promise<unknown> {
     const keys = opts.untrustedLog ? this.#untrustedKeys : this.#tlogKeys;
@@ -138,19 +155,11 @@ export class SigstoreStandin {
         optional: null,
       }),
     );
-    const { privateKey, der } = await this.#certificate(opts);
-    const signature = sign('sha256', payload, privateKey).toString('base64');
-    const entry = (await this.#log(
-      {
-        apiVersion: '0.0.1',
-        kind: 'hashedrekord',
-        spec: {
-          data: { hash: { algorithm: 'sha256', value: createHash('sha256').update(payload).digest('hex') } },
-          signature: { content: signature, publicKey: { content: Buffer.from(pem(der, 'CERTIFICATE')).toString('base64') } },
-        },
-      },
-      opts,
-    )) as { body: string; integratedTime: number; logIndex: number; logID: string; verification: { signedEntryTimestamp: string } };
+    const { signature, der, entry } = await this.#signAndLog(payload, opts, (sig, cert) => ({
+      apiVersion: '0.0.1',
+      kind: 'hashedrekord',
+      spec: { data: { hash: { algorithm: 'sha256', value: createHash('sha256').update(payload).digest('hex') } }, signature: { content: sig, publicKey: { content: cert } } },
+    }));
     const annotations = {
       'dev.cosignproject.cosign/signature': signature,
       'dev.sigstore.cosign/certificate': pem(der, 'CERTIFICATE'),
@@ -177,19 +186,11 @@ export class SigstoreStandin {
     const payloadType = 'application/vnd.in-toto+json';
     // DSSE signs its pre-authentication encoding, not the payload alone.
     const pae = Buffer.concat([Buffer.from(`DSSEv1 ${payloadType.length} ${payloadType} ${statement.length} `), statement]);
-    const { privateKey, der } = await this.#certificate(opts);
-    const sig = sign('sha256', pae, privateKey).toString('base64');
-    const entry = (await this.#log(
-      {
-        apiVersion: '0.0.1',
-        kind: 'dsse',
-        spec: {
-          payloadHash: { algorithm: 'sha256', value: createHash('sha256').update(statement).digest('hex') },
-          signatures: [{ signature: sig, verifier: Buffer.from(pem(der, 'CERTIFICATE')).toString('base64') }],
-        },
-      },
-      opts,
-    )) as { body: string; integratedTime: number; logIndex: number; logID: string; verification: { signedEntryTimestamp: string; inclusionProof: { treeSize: number; rootHash: string; checkpoint: string } } };
+    const { signature: sig, der, entry } = await this.#signAndLog(pae, opts, (signature, cert) => ({
+      apiVersion: '0.0.1',
+      kind: 'dsse',
+      spec: { payloadHash: { algorithm: 'sha256', value: createHash('sha256').update(statement).digest('hex') }, signatures: [{ signature, verifier: cert }] },
+    }));
     const proof = entry.verification.inclusionProof;
     const bundle = {
       mediaType: BUNDLE_V03,
