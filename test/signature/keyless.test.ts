@@ -152,6 +152,30 @@ describe.each(FORMATS)('keyless, %s', (format) => {
   });
 });
 
+describe('sources without a referrers lookup (an OCI layout)', () => {
+  it('find v3 bundles through the tag-schema fallback themselves', async () => {
+    const { repo, digest } = await artifact();
+    await standin.signV3(client, repo, digest, { identity: WORKFLOW });
+    const layoutLike = { fetchManifest: client.fetchManifest.bind(client), readBlob: client.readBlob.bind(client), openBlob: client.openBlob.bind(client) };
+    await expect(verifyArtifact(layoutLike, repo, digest, POLICY, { trust })).resolves.toMatchObject({ format: 'sigstore-bundle' });
+  });
+});
+
+describe('a referrer listed for another digest', () => {
+  it('does not count: the referrer manifest itself must name the digest as its subject', async () => {
+    const { repo, digest: signed } = await artifact();
+    await standin.signV3(client, repo, signed, { identity: WORKFLOW });
+    const fallback = (tag: string) => ({ registry: repo.registry, repository: repo.repository, tag });
+    const index = await client.fetchManifest(fallback(signed.replace(':', '-')));
+    // Another version in the same repository, whose fallback tag index is rewritten to list the first one's bundle.
+    const other = await pushRules(client, `${reg.host}/${repo.repository}:2.0.0`, '2.0.0', '- rule: other\n');
+    await client.pushManifest(fallback(other.replace(':', '-')), index.bytes, index.descriptor.mediaType);
+    const err = await refusal(repo, other);
+    expect(err.code).toBe('SIGNATURE_INVALID');
+    expect(err.rejected[0]!.why).toBe(`its subject is ${signed}, not ${other}`);
+  });
+});
+
 describe('a tampered cosign v2 signature layer', () => {
   async function signedLayer(): Promise<{ repo: OciReference; digest: string; at: OciReference; layer: { digest: string; size: number; annotations: Record<string, string> } }> {
     const { repo, digest } = await artifact();
