@@ -254,18 +254,14 @@ export function parsePolicy(cosign: unknown, where = 'the signature policy'): Si
  * the index cache; an entry that is not throws INDEX_INVALID.
  */
 export function policyOf(entry: Pick<IndexEntry, 'name' | 'signature'>, indexName: string): SignaturePolicy | undefined {
-  const signature = entry.signature;
-  if (signature === undefined || signature === null) return undefined;
-  const problems = signatureProblems(signature);
-  const cosign = isMap(signature) ? signature.cosign : undefined;
-  if (problems.length === 0 && (cosign === undefined || cosign === null)) return undefined;
-  const { policy } = problems.length === 0 ? checkCosignBlock(cosign) : { policy: undefined };
-  if (policy === undefined) {
+  const problems = signatureProblems(entry.signature);
+  if (problems.length > 0) {
     throw new DiginfraError('INDEX_INVALID', `index "${indexName}": entry "${entry.name}": ${problems.join('; ')}`, {
       hint: `run "diginfractl index update ${indexName}"; if it persists, ask the index maintainer to fix the entry`,
     });
   }
-  return policy;
+  const cosign = isMap(entry.signature) ? entry.signature.cosign : undefined;
+  return cosign === undefined || cosign === null ? undefined : checkCosignBlock(cosign).policy;
 }
 
 /** A keyed policy from configured key files (`registry.cosignKeys`, `--verify-key`): for artifacts no index covers. */
