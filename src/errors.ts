@@ -28,8 +28,9 @@ export type ErrorCode =
   | 'LOCKFILE_MISMATCH' // --frozen and the lock lacks a ref
   | 'LOCKED' // another process holds the install lock
   | 'VALIDATION_FAILED' // a staged rules file rejected before swap
-  | 'SIGNATURE_MISSING' // verification keys are set and the artifact has no cosign signature
-  | 'SIGNATURE_INVALID' // no cosign signature of the artifact verifies with those keys
+  | 'SIGNATURE_MISSING' // a policy or verification keys apply and the artifact has no signature
+  | 'SIGNATURE_INVALID' // no signature of the artifact verifies (key, certificate chain, log entry, payload)
+  | 'SIGNATURE_IDENTITY' // a signature verifies, but its certificate names another signer or issuer than the policy
   | 'IO'; // local filesystem failure
 
 export class DiginfraError extends Error {

@@ -3,6 +3,7 @@
  * per entry: `index "corp": entry 4 ("k8saudit"): missing "registry"`. Positions are 1-based.
  */
 import { DiginfraError } from '../errors.js';
+import { signatureProblems } from './policy.js';
 import type { IndexEntry } from './types.js';
 
 const MANDATORY = ['name', 'type', 'registry', 'repository', 'description', 'keywords'] as const;
@@ -67,6 +68,7 @@ function entryProblems(e: Record<string, unknown>): string[] {
   if (e.maintainers !== undefined && e.maintainers !== null) {
     if (!Array.isArray(e.maintainers) || !e.maintainers.every(isMap)) out.push(`"maintainers" must be a list of {name, email} maps`);
   }
+  out.push(...signatureProblems(e.signature));
   return out;
 }
 

@@ -10,9 +10,9 @@
  *    holds the base64 signature of the payload's bytes (ECDSA P-256 with SHA-256, cosign's default;
  *    RSA and Ed25519 keys work too).
  *
- * What is signed is the digest a tag points at: for a multi-platform plugin, the image index. Keyless
- * signatures (Fulcio certificates, Rekor) are not verified here: a signature counts only when one of
- * the configured public keys verifies it.
+ * What is signed is the digest a tag points at: for a multi-platform plugin, the image index. Here a
+ * signature counts only when one of the given public keys verifies it; keyless signatures (a Fulcio
+ * certificate in the layer, a Rekor entry) are verified by keyless.ts through sigstore-js.
  */
 import { createHash, createPublicKey, createPrivateKey, sign as signBytes, verify as verifyBytes, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -26,7 +26,7 @@ export const SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
 export const COSIGN_TYPE = 'cosign container image signature';
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
 /** A payload is ~250 bytes; anything much bigger is not one. */
-const MAX_PAYLOAD = 64 * 1024;
+export const MAX_PAYLOAD = 64 * 1024;
 
 /** `sha256:<hex>` -> `sha256-<hex>.sig`: where cosign keeps the signatures of that digest. */
 export function signatureTag(digest: string): string {
@@ -135,11 +135,12 @@ export function loadPrivateKey(path: string): KeyObject {
 
 export type SignatureLayer = Descriptor & { annotations?: Record<string, string> };
 
-interface SignatureManifest {
+export interface SignatureManifest {
   layers?: SignatureLayer[];
 }
 
-async function existingSignatures(client: ArtifactSource, at: OciReference): Promise<SignatureManifest | undefined> {
+/** The signature manifest at `at` (a `sha256-<hex>.sig` tag), or undefined when there is none. */
+export async function existingSignatures(client: ArtifactSource, at: OciReference): Promise<SignatureManifest | undefined> {
   try {
     // cosign writes OCI manifests, or Docker v2 ones with COSIGN_DOCKER_MEDIA_TYPES=1.
     return (await client.fetchManifest(at, [OCI_MANIFEST, DOCKER_MANIFEST])).json as SignatureManifest;
@@ -214,7 +215,7 @@ export function isDigestTag(tag: string): boolean {
 
 /**
  * The cosign signatures of `digest` without checking them (no key is needed to count): those made
- * with a key pair, and keyless ones (a Fulcio certificate in the layer), which diginfractl cannot verify.
+ * with a key pair, and keyless ones (a Fulcio certificate in the layer).
  */
 export async function signatureSummary(client: RegistryClient, repo: OciReference, digest: string): Promise<{ tag: string; keyPair: number; keyless: number }> {
   const tag = signatureTag(digest);
