@@ -13,7 +13,7 @@ import { parseOciReference, type OciReference } from '../../src/reference/refere
 import type { RegistryClient } from '../../src/registry/client.js';
 import { signDigest } from '../../src/signature/cosign.js';
 import { loadTrustMaterial, SignatureError, verifyArtifact, type TrustRoot } from '../../src/signature/index.js';
-import { pushClient, pushRules } from '../follow/setup.js';
+import { pushClient, pushRules } from '../helpers/push.js';
 import { errorOf } from '../helpers/errors.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { addV2Layer, GITHUB_ISSUER, publicPem, SigstoreStandin, writeV2Manifest } from './sigstore-standin.js';
@@ -45,7 +45,7 @@ afterAll(async () => {
 /** A freshly pushed rules artifact in its own repository: its reference and root digest. */
 async function artifact(): Promise<{ repo: OciReference; digest: string }> {
   const ref = `${reg.host}/acme/rules-${++n}`;
-  const digest = await pushRules(client, `${ref}:1.0.0`, '1.0.0', `- rule: r${n}\n`);
+  const digest = await pushRules(client, `${ref}:1.0.0`, '1.0.0', { content: `- rule: r${n}\n` });
   return { repo: parseOciReference(ref), digest };
 }
 
@@ -168,7 +168,7 @@ describe('a referrer listed for another digest', () => {
     const fallback = (tag: string) => ({ registry: repo.registry, repository: repo.repository, tag });
     const index = await client.fetchManifest(fallback(signed.replace(':', '-')));
     // Another version in the same repository, whose fallback tag index is rewritten to list the first one's bundle.
-    const other = await pushRules(client, `${reg.host}/${repo.repository}:2.0.0`, '2.0.0', '- rule: other\n');
+    const other = await pushRules(client, `${reg.host}/${repo.repository}:2.0.0`, '2.0.0', { content: '- rule: other\n' });
     await client.pushManifest(fallback(other.replace(':', '-')), index.bytes, index.descriptor.mediaType);
     const err = await refusal(repo, other);
     expect(err.code).toBe('SIGNATURE_INVALID');

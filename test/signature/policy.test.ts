@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { checkCosignBlock, describePolicy, entriesForRepository, parsePolicy, policyOf, re2Search } from '../../src/indexes/policy.js';
 import { parseIndexText } from '../../src/indexes/validate.js';
 import { ROOT } from '../helpers/cli.js';
-import { errorFrom, errorOf } from '../helpers/errors.js';
+import { errorThrownBy, errorOf } from '../helpers/errors.js';
 
 const ISSUER = 'https://token.actions.githubusercontent.com';
 const FALCO_REGEXP = 'https://github.com/falcosecurity/plugins/';
@@ -121,7 +121,7 @@ describe('policy fields', () => {
     [{ 'certificate-github-workflow': 'a/b', 'certificate-github-workflow-repository': 'c/d', 'certificate-identity': 'a', 'certificate-oidc-issuer': 'c' }, /name different repositories/],
     ['issuer: x', /must be a map of cosign verify settings, not a string/],
   ])('refuses %j with a sentence naming the field', (cosign, message) => {
-    const err = errorFrom(() => parsePolicy(cosign, 'repo verify'));
+    const err = errorThrownBy(() => parsePolicy(cosign, 'repo verify'));
     expect(err.code).toBe('USAGE');
     expect(err.message).toMatch(/^repo verify: /);
     expect(err.message).toMatch(message);
@@ -143,7 +143,7 @@ describe('index validation', () => {
   });
 
   it('policyOf refuses an entry that did not come validated (an old cache) with INDEX_INVALID', () => {
-    const err = errorFrom(() => policyOf({ name: 'demo', signature: { cosign: { 'certificate-oidc-issuer': 'x' } } }, 'corp'));
+    const err = errorThrownBy(() => policyOf({ name: 'demo', signature: { cosign: { 'certificate-oidc-issuer': 'x' } } }, 'corp'));
     expect(err.code).toBe('INDEX_INVALID');
     expect(err.message).toContain('index "corp": entry "demo": a keyless policy needs "certificate-identity"');
   });

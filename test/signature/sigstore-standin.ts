@@ -20,7 +20,7 @@ import { initializeCA, type CA } from '@sigstore/mock/dist/fulcio/ca.js';
 import { initializeCTLog } from '@sigstore/mock/dist/fulcio/ctlog.js';
 import { initializeTLog } from '@sigstore/mock/dist/rekor/tlog.js';
 import type { OciReference } from '../../src/reference/reference.js';
-import { sha256Digest, type RegistryClient } from '../../src/registry/client.js';
+import { sha256Digest, type RegistryClient } from '../../src/registry/index.js';
 
 export const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';
 const BUNDLE_V03 = 'application/vnd.dev.sigstore.bundle.v0.3+json';
