@@ -27,7 +27,7 @@ function kind(v: unknown): string {
   return `a ${typeof v}`;
 }
 
-function invalid(index: string, lines: string[], hint?: string): DiginfraError {
+export function invalid(index: string, lines: string[], hint?: string): DiginfraError {
   return new DiginfraError('INDEX_INVALID', lines.map((l) => `index "${index}": ${l}`).join('\n'), {
     hint: hint ?? 'ask the index maintainer to fix it; the previous cached copy, if any, stays in use',
   });
@@ -70,53 +70,61 @@ function entryProblems(e: Record<string, unknown>): string[] {
   return out;
 }
 
+/** An HTML or XML page where an index was expected (a login page, a web view of the file). */
+export function htmlPage(index: string): DiginfraError {
+  return invalid(index, ['got an HTML/XML page, not a YAML index'], 'check the URL: it should point at the raw index.yaml, not a web page or a login page');
+}
+
+/**
+ * Checks the entries of one index one at a time (so a large index need not be held whole): `add`
+ * returns the entry when it is fine, `finish` throws INDEX_INVALID naming every bad entry.
+ */
+export class IndexChecker {
+  private readonly lines: string[] = [];
+  /** name -> position of its first entry */
+  private readonly seen = new Map<string, number>();
+  private position = 0;
+
+  constructor(private readonly index: string) {}
+
+  add(item: unknown): IndexEntry | undefined {
+    const pos = ++this.position;
+    if (!isMap(item)) {
+      this.lines.push(`entry ${pos}: must be a map with ${MANDATORY.join(', ')}, not ${kind(item)}`);
+      return undefined;
+    }
+    const name = typeof item.name === 'string' && item.name !== '' ? item.name : undefined;
+    const problems = entryProblems(item);
+    if (name !== undefined) {
+      const first = this.seen.get(name);
+      if (first !== undefined) problems.push(`name "${name}" is already used by entry ${first}`);
+      else this.seen.set(name, pos);
+    }
+    if (problems.length > 0) {
+      this.lines.push(`entry ${pos} (${name === undefined ? 'no name' : `"${name}"`}): ${problems.join('; ')}`);
+      return undefined;
+    }
+    return item as IndexEntry;
+  }
+
+  finish(): void {
+    if (this.lines.length > 0) throw invalid(this.index, this.lines);
+  }
+}
+
 /**
  * Pure: a parsed index (any JSON-like value) to its entries. Throws INDEX_INVALID naming the index,
  * every bad entry (position and name) and each field.
  */
 export function validateIndex(raw: unknown, index: string): IndexEntry[] {
   if (raw === null || raw === undefined) throw invalid(index, ['the file is empty; expected a YAML list of artifact entries']);
-  if (typeof raw === 'string' && /^\s*</.test(raw)) {
-    throw invalid(index, ['got an HTML/XML page, not a YAML index'], 'check the URL: it should point at the raw index.yaml, not a web page or a login page');
-  }
+  if (typeof raw === 'string' && /^\s*</.test(raw)) throw htmlPage(index);
   if (!Array.isArray(raw)) {
     const keys = isMap(raw) ? ` (keys: ${Object.keys(raw).slice(0, 5).join(', ')}${Object.keys(raw).length > 5 ? ', ...' : ''})` : '';
     throw invalid(index, [`expected a YAML list of artifact entries, got ${kind(raw)}${keys}`], 'check the URL points at an index file (a list of entries with name, type, registry, repository, description, keywords)');
   }
-  const lines: string[] = [];
-  const seen = new Map<string, number>();
-  raw.forEach((item, i) => {
-    const pos = i + 1;
-    if (!isMap(item)) {
-      lines.push(`entry ${pos}: must be a map with ${MANDATORY.join(', ')}, not ${kind(item)}`);
-      return;
-    }
-    const name = typeof item.name === 'string' && item.name !== '' ? item.name : undefined;
-    const problems = entryProblems(item);
-    if (name !== undefined) {
-      const first = seen.get(name);
-      if (first !== undefined) problems.push(`name "${name}" is already used by entry ${first}`);
-      else seen.set(name, pos);
-    }
-    if (problems.length > 0) lines.push(`entry ${pos} (${name === undefined ? 'no name' : `"${name}"`}): ${problems.join('; ')}`);
-  });
-  if (lines.length > 0) throw invalid(index, lines);
+  const checker = new IndexChecker(index);
+  for (const item of raw) checker.add(item);
+  checker.finish();
   return raw as IndexEntry[];
-}
-
-/** Index text (YAML) to entries: sniffs HTML, parses, validates. Loads the YAML library on demand. */
-export async function parseIndexText(text: string, index: string): Promise<IndexEntry[]> {
-  if (/^\s*<(!doctype|html|\?xml|head|body)/i.test(text)) {
-    throw invalid(index, ['got an HTML/XML page, not a YAML index'], 'check the URL: it should point at the raw index.yaml, not a web page or a login page');
-  }
-  const { parseDocument } = await import('yaml');
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    const pos = e.linePos?.[0];
-    throw invalid(index, [
-      `the YAML does not parse: ${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`,
-    ]);
-  }
-  return validateIndex(doc.toJS({ maxAliasCount: 10_000 }), index);
 }
