@@ -166,12 +166,40 @@ function uniqueIndexNames(list: IndexConfig[], subject: string, problems: string
   return ok;
 }
 
+/**
+ * Where a NUL byte hides in `raw` (`""` for the value itself, `[2]`, `.url`, `[0].url`), or undefined.
+ * No path, URL, host or command holds one, and Node refuses it deep inside a filesystem call.
+ */
+function nulAt(raw: unknown): string | undefined {
+  if (typeof raw === 'string') return raw.includes('\0') ? '' : undefined;
+  if (Array.isArray(raw)) {
+    for (let i = 0; i < raw.length; i++) {
+      const at = nulAt(raw[i]);
+      if (at !== undefined) return `[${i}]${at}`;
+    }
+    return undefined;
+  }
+  if (isPlainObject(raw)) {
+    for (const [k, v] of Object.entries(raw)) {
+      if (k.includes('\0')) return '';
+      const at = nulAt(v);
+      if (at !== undefined) return `.${k}${at}`;
+    }
+  }
+  return undefined;
+}
+
 /** A typed value (YAML, flags). */
 export function coerceValue(def: KeyDef, raw: unknown, subject: string, problems: string[]): Coerced {
   const fail = (phrase: string): Coerced => {
     problems.push(problem(subject, phrase));
     return { ok: false };
   };
+  const nul = nulAt(raw);
+  if (nul !== undefined) {
+    problems.push(problem(`${subject}${nul}`, 'must not contain a NUL byte (\\0)'));
+    return { ok: false };
+  }
   switch (def.kind) {
     case 'string': {
       if (typeof raw !== 'string') return fail(`must be a string, not ${describe(raw)}${typeof raw === 'number' ? '; put it in quotes' : ''}`);

@@ -3,13 +3,12 @@
  * per entry: `index "corp": entry 4 ("k8saudit"): missing "registry"`. Positions are 1-based.
  */
 import { DiginfraError } from '../errors.js';
+import { MAX_PORT, isRegistryHostSyntax, unusablePort } from '../reference/reference.js';
 import type { IndexEntry } from './types.js';
 
 const MANDATORY = ['name', 'type', 'registry', 'repository', 'description', 'keywords'] as const;
 const NAME_RE = /^[a-z0-9][a-z0-9._-]*$/;
 const TYPE_RE = /^[a-z][a-z0-9-]*$/;
-const HOST_RE =
-  /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?$/;
 const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
 const REPOSITORY_RE = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
 
@@ -55,7 +54,8 @@ function entryProblems(e: Record<string, unknown>): string[] {
     }
     if (f === 'name' && !NAME_RE.test(v)) out.push(`"name" "${v}" must be lower-case letters, digits, ".", "_" or "-" (it is what users type)`);
     if (f === 'type' && !TYPE_RE.test(v)) out.push(`"type" "${v}" must be a lower-case word like rulesfile or plugin`);
-    if (f === 'registry' && !HOST_RE.test(v)) out.push(`"registry" "${v}" is not a host[:port]`);
+    if (f === 'registry' && !isRegistryHostSyntax(v)) out.push(`"registry" "${v}" is not a host[:port]`);
+    else if (f === 'registry' && unusablePort(v) !== undefined) out.push(`"registry" "${v}": port ${unusablePort(v)} is out of range (1-${MAX_PORT})`);
     if (f === 'repository' && !REPOSITORY_RE.test(v)) out.push(`"repository" "${v}" is not an OCI repository path (lower-case components separated by "/")`);
   }
   for (const f of ['license', 'home'] as const) {
