@@ -3,11 +3,12 @@
  * a URL with credentials. The built CLI, its own HOME and cache; every byte it prints and every file
  * it leaves in its cache is searched for the secret.
  */
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { access, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { cliEnv, runCli } from '../helpers/cli.js';
+import { cliEnv, runCli, type CliResult } from '../helpers/cli.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const SECRET = 'hunter2-S3cr3t-value';
 
@@ -94,5 +95,72 @@ describe('a password in a URL where a URL is not expected', () => {
     expect(r.show.stdout).toContain('curl -fsS https://me:********@example.com/check');
     expect(r.printed).not.toContain(SECRET);
     for (const f of r.cache) expect(f.text, f.path).not.toContain(SECRET);
+  });
+});
+
+/** Neither the password nor the basic-auth header made of it, anywhere in what the CLI printed. */
+function expectNoPassword(r: CliResult, user: string, password: string): void {
+  const printed = r.stdout + r.stderr;
+  expect(printed).not.toContain(password);
+  expect(printed).not.toContain(Buffer.from(`${user}:${password}`).toString('base64'));
+  expect(printed).not.toContain(encodeURIComponent(password));
+}
+
+describe('repo login with credentials in the registry argument', () => {
+  it.each([
+    ['http://bob:' + SECRET + '@registry.example.com'],
+    ['https://bob:' + SECRET + '@registry.example.com:5000/'],
+    ['bob:' + SECRET + '@registry.example.com'],
+  ])('%s: refused (exit 2), saying how to call it; nothing saved, the password never printed', async (arg) => {
+    const env = await cliEnv();
+    const r = await runCli(['repo', 'login', arg, '-u', 'bob', '--password-stdin'], { env, input: 'other\n' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('give the registry host alone');
+    expect(r.stderr).toContain('diginfractl repo login registry.example.com');
+    expect(r.stderr).toContain('--password-stdin');
+    expectNoPassword(r, 'bob', SECRET);
+    await expect(access(join(env.XDG_CONFIG_HOME!, 'diginfractl/config.json'))).rejects.toThrow();
+  });
+
+  it('a URL without credentials is refused too, naming the host to give', async () => {
+    const env = await cliEnv();
+    const r = await runCli(['repo', 'login', 'https://ghcr.io', '-u', 'bob', '--password-stdin'], { env, input: `${SECRET}\n` });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('diginfractl repo login ghcr.io -u USER --password-stdin');
+    expectNoPassword(r, 'bob', SECRET);
+  });
+});
+
+describe.each([
+  { name: 'basic auth (htpasswd)', auth: 'htpasswd' as const },
+  { name: 'token auth', auth: 'token' as const },
+])('repo login at --log-level trace, $name registry: the password is never printed', ({ auth }) => {
+  let reg: TestRegistry;
+  beforeAll(async () => {
+    reg = await startRegistry({ auth, password: `pw-${SECRET}` });
+  }, 60_000);
+  afterAll(async () => {
+    await reg?.stop();
+  });
+
+  it('with the right password (stdin), a wrong one, and -p', async () => {
+    const env = await cliEnv();
+    const base = ['--log-level', 'trace', 'repo', 'login', reg.host, '-u', reg.username!, '--plain-http'];
+    const right = await runCli([...base, '--password-stdin'], { env, input: `${reg.password}\n` });
+    expect(right.code, right.stderr).toBe(0);
+    expectNoPassword(right, reg.username!, reg.password!);
+
+    const wrong = await runCli([...base, '--password-stdin'], { env, input: `wrong-${SECRET}\n` });
+    expect(wrong.code).toBe(1);
+    expectNoPassword(wrong, reg.username!, `wrong-${SECRET}`);
+
+    const flag = await runCli([...base, '-p', reg.password!], { env });
+    expect(flag.code, flag.stderr).toBe(0);
+    expect(flag.stderr).toContain('insecure');
+    expectNoPassword(flag, reg.username!, reg.password!);
+
+    // And a command that then uses the saved credentials.
+    const pull = await runCli(['--log-level', 'trace', 'repo', 'pull', `${reg.host}/none/here:1`, '--plain-http'], { env });
+    expectNoPassword(pull, reg.username!, reg.password!);
   });
 });
