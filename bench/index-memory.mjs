@@ -6,19 +6,17 @@
  * config and cache, and prints the CLI process's peak RSS, the same minus a bare `node -e ""`, and both
  * divided by the file size. Also the peak of `artifact search` right after (reads the cached copy).
  *
- *   npm run build && node bench/index-memory.mjs [--entries N] [--runs N] [--rss-method time|proc] [--cli PATH] [--keep]
+ *   npm run build && node bench/index-memory.mjs [--entries N] [--runs N] [--cli PATH] [--keep]
  *
- * Peak RSS comes from /usr/bin/time -f %M (GNU time, wait4's max RSS) when it exists, else from
- * polling /proc/PID/status VmHWM every 5 ms. Target (issue: reliability): memory within a few times
- * the file size, printed as met/NOT met for "peak RSS over a bare node under 4x the file size" (node
- * alone is 4.5x a 9 MB file); it never fails the build.
+ * Peak RSS comes from /usr/bin/time -f %M (GNU time, wait4's max RSS; Debian package `time`).
+ * Target (issue: reliability): memory within a few times the file size, printed as met/NOT met for
+ * "peak RSS over a bare node under 4x the file size" (node alone is 4.5x a 9 MB file); it never
+ * fails the build.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -31,7 +29,6 @@ function arg(name, fallback) {
 }
 const ENTRIES = Number(arg('entries', '79000'));
 const RUNS = Number(arg('runs', '3'));
-const RSS_METHOD = arg('rss-method', existsSync(TIME_BIN) ? 'time' : 'proc');
 const CLI = resolve(arg('cli', join(ROOT, 'dist/bin/diginfractl.cjs')));
 const KEEP = process.argv.includes('--keep');
 /** "A few times the file size". */
@@ -39,6 +36,10 @@ const TARGET_RATIO = 4;
 
 if (!existsSync(CLI)) {
   console.error(`${CLI} is missing; run "npm run build" first`);
+  process.exit(1);
+}
+if (!existsSync(TIME_BIN)) {
+  console.error(`${TIME_BIN} is missing; it measures the peak RSS: apt-get install -y time`);
   process.exit(1);
 }
 
@@ -54,47 +55,19 @@ function generateIndex(n) {
   return parts.join('');
 }
 
-/** Peak VmHWM (bytes) of `pid`, polled until `done` resolves. */
-async function pollHwm(pid, done) {
-  let peak = 0;
-  let finished = false;
-  done.then(() => (finished = true));
-  while (!finished) {
-    try {
-      const m = /VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
-      if (m) peak = Math.max(peak, Number(m[1]) * 1024);
-    } catch {
-      // gone
-    }
-    await sleep(5);
-  }
-  return peak;
-}
-
 /**
- * Runs `cmd args` to completion: peak RSS (bytes), seconds, exit status and stderr tail. The CLI runs
- * as the bin itself, as users and the image run it: through its shebang (`env -S MALLOC_ARENA_MAX=1
- * node --max-semi-space-size=1 --expose-gc`), with Node 24 first on PATH.
+ * Runs `cmd args` to completion under GNU time: peak RSS (bytes, wait4's max RSS of the process),
+ * seconds, and stderr. The CLI runs as the bin itself, as users and the image run it: through its
+ * shebang (`env -S MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 --expose-gc`), Node 24 first on PATH.
  */
-async function measure(cmd, args, env, work) {
-  const rssFile = join(work, `rss-${Math.random().toString(36).slice(2)}`);
-  const [bin, argv] = RSS_METHOD === 'time' ? [TIME_BIN, ['-f', '%M', '-o', rssFile, cmd, ...args]] : [cmd, args];
+function measure(cmd, args, env, work) {
+  const rssFile = join(work, 'rss');
   const t0 = process.hrtime.bigint();
-  const child = spawn(bin, argv, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d) => (stderr = (stderr + d).slice(-4000)));
-  const exited = new Promise((r) => child.once('close', (code, signal) => r({ code, signal, t: process.hrtime.bigint() })));
-  const hwm = RSS_METHOD === 'proc' ? pollHwm(child.pid, exited) : undefined;
-  const { code, signal, t } = await exited;
-  let rss = NaN;
-  if (hwm) rss = await hwm;
-  else {
-    const text = await readFile(rssFile, 'utf8').catch(() => '');
-    const last = text.trim().split('\n').pop();
-    rss = /^\d+$/.test(last ?? '') ? Number(last) * 1024 : NaN;
-    await rm(rssFile, { force: true });
-  }
-  return { rss, seconds: Number(t - t0) / 1e9, ok: code === 0, status: code ?? signal, stderr: stderr.trim() };
+  const r = spawnSync(TIME_BIN, ['-f', '%M', '-o', rssFile, cmd, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  // GNU time writes "Command exited with non-zero status N" before the value on a failure.
+  const kib = Number(readFileSync(rssFile, 'utf8').trim().split('\n').pop());
+  return { rss: kib * 1024, seconds, ok: r.status === 0, status: r.status ?? r.signal, stderr: (r.stderr ?? '').trim().slice(-4000) };
 }
 
 const work = mkdtempSync(join(tmpdir(), 'diginfractl-bench-index-'));
@@ -117,17 +90,17 @@ try {
   const indexPath = join(work, 'index.yaml');
   writeFileSync(indexPath, generateIndex(ENTRIES));
   const size = statSync(indexPath).size;
-  console.log(`index: ${ENTRIES} entries, ${mb(size)}; peak RSS by ${RSS_METHOD === 'time' ? '/usr/bin/time -f %M' : '/proc/PID/status VmHWM polling'}; ${RUNS} runs, highest peak`);
+  console.log(`index: ${ENTRIES} entries, ${mb(size)}; peak RSS by /usr/bin/time -f %M; ${RUNS} runs, highest peak`);
 
   const rows = { node: [], add: [], search: [] };
   for (let i = 0; i < RUNS; i++) {
     writeFileSync(env.DIGINFRACTL_CONFIG, 'indexes: []\n');
     rmSync(env.XDG_CACHE_HOME, { recursive: true, force: true });
-    rows.node.push(await measure(NODE, ['-e', ''], env, work));
-    const add = await measure(CLI, ['index', 'add', 'bench', indexPath], env, work);
+    rows.node.push(measure(NODE, ['-e', ''], env, work));
+    const add = measure(CLI, ['index', 'add', 'bench', indexPath], env, work);
     if (!add.ok) throw new Error(`index add exited ${add.status}: ${add.stderr}`);
     rows.add.push(add);
-    const search = await measure(CLI, ['artifact', 'search', 'k7'], env, work);
+    const search = measure(CLI, ['artifact', 'search', 'k7'], env, work);
     if (!search.ok) throw new Error(`artifact search exited ${search.status}: ${search.stderr}`);
     rows.search.push(search);
   }
