@@ -219,9 +219,12 @@ async function acquireOne(dir: string, opts: Required<Omit<DirLockOptions, 'onWa
   const owner = currentOwner();
   let told = false;
   for (;;) {
-    if (await tryCreate(path, owner)) return path;
+    // Look first: creating the lock writes and fsyncs a temp file, not worth doing on every poll.
     const seen = await readOwner(path);
-    if (seen === undefined) continue; // released between our open and read
+    if (seen === undefined) {
+      if (await tryCreate(path, owner)) return path;
+      continue; // taken between our read and link
+    }
     if (await isStale(path, seen.owner, opts.staleMs)) {
       await breakStale(path, seen.text);
       continue;
