@@ -6,23 +6,26 @@ import type { BasicAuthConfig, GcpAuthConfig, IndexConfig, OauthAuthConfig } fro
 import type { KeyDef } from './keys.js';
 import { checkHost, checkHttpUrl, checkIndexName, checkIndexUrl } from './checks.js';
 import { didYouMean } from './suggest.js';
+import { maskUrlsInText } from './mask.js';
 
 /** Value of `undefined` means "unset" (an optional key given as null or ""). */
 export type Coerced = { ok: true; value: unknown } | { ok: false };
 
-/** `install.resolveDeps must be true or false`, `install.refs[1]: "x" is not ...`. */
+/** `install.resolveDeps must be true or false`, `install.refs[1]: "x" is not ...`; passwords in URLs masked. */
 export function problem(subject: string, phrase: string): string {
-  return /^(must|is|has)\b/.test(phrase) ? `${subject} ${phrase}` : `${subject}: ${phrase}`;
+  return maskUrlsInText(/^(must|is|has)\b/.test(phrase) ? `${subject} ${phrase}` : `${subject}: ${phrase}`);
 }
 
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function describe(v: unknown): string {
+/** A value as a message shows it; with `secret`, only its kind (it may be a password put in the wrong place). */
+function describe(v: unknown, secret = false): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a map';
+  if (secret) return `a ${typeof v}`;
   if (typeof v === 'string') return `"${v}"`;
   return `${typeof v} ${String(v)}`;
 }
@@ -72,8 +75,10 @@ interface FieldSpec {
 
 /** A list of small objects (indexes, registry.auth.*), each field checked; unknown fields rejected. */
 function objectList<T>(raw: unknown, subject: string, fields: Record<string, FieldSpec>, problems: string[]): T[] | undefined {
+  // A list that holds secrets never echoes what it got instead: that may be the secret itself.
+  const secret = Object.values(fields).some((f) => f.secret);
   if (!Array.isArray(raw)) {
-    problems.push(problem(subject, `must be a list of maps with ${Object.keys(fields).filter((f) => fields[f]!.required).join(', ')}, not ${describe(raw)}`));
+    problems.push(problem(subject, `must be a list of maps with ${Object.keys(fields).filter((f) => fields[f]!.required).join(', ')}, not ${describe(raw, secret)}`));
     return undefined;
   }
   const out: T[] = [];
@@ -81,7 +86,7 @@ function objectList<T>(raw: unknown, subject: string, fields: Record<string, Fie
   raw.forEach((item, i) => {
     const at = `${subject}[${i}]`;
     if (!isPlainObject(item)) {
-      problems.push(problem(at, `must be a map, not ${describe(item)}`));
+      problems.push(problem(at, `must be a map, not ${describe(item, secret)}`));
       ok = false;
       return;
     }
@@ -96,7 +101,7 @@ function objectList<T>(raw: unknown, subject: string, fields: Record<string, Fie
       if (v === null || v === undefined || v === '') continue;
       if (spec.kind === 'string') {
         if (typeof v !== 'string') {
-          problems.push(problem(`${at}.${k}`, `must be a string, not ${spec.secret ? typeof v : describe(v)}`));
+          problems.push(problem(`${at}.${k}`, `must be a string, not ${spec.secret ? typeof v : describe(v, secret)}`));
           ok = false;
           continue;
         }
@@ -166,12 +171,40 @@ function uniqueIndexNames(list: IndexConfig[], subject: string, problems: string
   return ok;
 }
 
+/**
+ * Where a NUL byte hides in `raw` (`""` for the value itself, `[2]`, `.url`, `[0].url`), or undefined.
+ * No path, URL, host or command holds one, and Node refuses it deep inside a filesystem call.
+ */
+function nulAt(raw: unknown): string | undefined {
+  if (typeof raw === 'string') return raw.includes('\0') ? '' : undefined;
+  if (Array.isArray(raw)) {
+    for (let i = 0; i < raw.length; i++) {
+      const at = nulAt(raw[i]);
+      if (at !== undefined) return `[${i}]${at}`;
+    }
+    return undefined;
+  }
+  if (isPlainObject(raw)) {
+    for (const [k, v] of Object.entries(raw)) {
+      if (k.includes('\0')) return '';
+      const at = nulAt(v);
+      if (at !== undefined) return `.${k}${at}`;
+    }
+  }
+  return undefined;
+}
+
 /** A typed value (YAML, flags). */
 export function coerceValue(def: KeyDef, raw: unknown, subject: string, problems: string[]): Coerced {
   const fail = (phrase: string): Coerced => {
     problems.push(problem(subject, phrase));
     return { ok: false };
   };
+  const nul = nulAt(raw);
+  if (nul !== undefined) {
+    problems.push(problem(`${subject}${nul}`, 'must not contain a NUL byte (\\0)'));
+    return { ok: false };
+  }
   switch (def.kind) {
     case 'string': {
       if (typeof raw !== 'string') return fail(`must be a string, not ${describe(raw)}${typeof raw === 'number' ? '; put it in quotes' : ''}`);

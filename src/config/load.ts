@@ -12,6 +12,7 @@ import { resolveConfigPath, xdgCacheHome, type Env } from './paths.js';
 import { writeFileAtomic } from './atomic-write.js';
 import { KEYS } from './keys.js';
 import { closest } from './suggest.js';
+import { mayHoldSecrets } from './mask.js';
 
 export interface LoadConfigOptions {
   /** The `--config` flag. */
@@ -84,10 +85,10 @@ export async function parseYamlText(text: string, file: string, env: Env = proce
     );
   }
   const value = doc.toJS({ maxAliasCount: 1000 }) as unknown;
-  // Never copy secrets into the cache, and only memoise what JSON keeps exactly.
-  const json = JSON.stringify({ text, value });
-  if (!hasNonFinite(value) && !/"(password|clientSecret)"\s*:/.test(json)) {
-    await writeFileAtomic(memo, json, { mode: 0o600 }).catch(() => undefined);
+  // Never copy secrets into the cache, even misspelt (the file is invalid then, but the memo is
+  // written before validation), and only memoise what JSON keeps exactly.
+  if (!hasNonFinite(value) && !mayHoldSecrets(text, value)) {
+    await writeFileAtomic(memo, JSON.stringify({ text, value }), { mode: 0o600 }).catch(() => undefined);
   }
   return value;
 }

@@ -5,9 +5,9 @@
 import { DiginfraError } from '../errors.js';
 import type { DiginfraConfig, IndexConfig } from '../config/types.js';
 import { cacheRoot, indexCredentialsPath, resolveConfigPath } from '../config/paths.js';
-import { readCachedIndex, readSearchRows, searchFileText } from './store.js';
+import { readCachedIndex, readSearchRows } from './store.js';
 import type { SearchRows } from './search.js';
-import type { IndexEntry, LoadedIndex } from './types.js';
+import type { LoadedIndex } from './types.js';
 
 export interface LoadIndexesOptions {
   /** Only these indexes (by name), in configured order. Unknown names throw INDEX_NOT_FOUND. */
@@ -31,21 +31,30 @@ function selected(config: DiginfraConfig, only: string[] | undefined): IndexConf
   return config.indexes.filter((ix) => only.includes(ix.name));
 }
 
-/** First use of an index: fetch, validate and cache it (loads the HTTP client and YAML parser). */
-async function fetchFirst(config: DiginfraConfig, ix: IndexConfig, cacheDir: string, opts: LoadIndexesOptions): Promise<{ entries: IndexEntry[]; fetchedAt: string; checkedAt: string; sha256: string }> {
+/**
+ * First use of an index: fetch, validate and cache it (loads the HTTP client and YAML parser). The
+ * caller then reads the cached copy, as for any other index.
+ */
+async function fetchFirst(config: DiginfraConfig, ix: IndexConfig, cacheDir: string, opts: LoadIndexesOptions): Promise<void> {
   opts.onFetch?.(ix.name, ix.url);
   const { refreshIndex, tlsForIndex } = await import('./refresh.js');
   const { readIndexCredentials } = await import('./credentials.js');
   const credsPath = opts.credentialsPath ?? indexCredentialsPath(resolveConfigPath({ env: opts.env ?? process.env }));
   const credentials = (await readIndexCredentials(credsPath))[ix.name];
-  const res = await refreshIndex(ix, {
+  await refreshIndex(ix, {
     cacheDir,
     conditional: false,
     ...(credentials !== undefined && { credentials }),
     ...tlsForIndex(config.registry, ix.url),
     ...(opts.env !== undefined && { env: opts.env }),
   });
-  return { entries: res.status === 'fetched' ? res.entries : [], fetchedAt: res.meta.fetchedAt, checkedAt: res.meta.checkedAt, sha256: res.meta.sha256 };
+}
+
+/** The cache just written by fetchFirst is missing: the cache dir changed under us. */
+function lostCache(ix: IndexConfig, cacheDir: string): DiginfraError {
+  return new DiginfraError('IO', `index "${ix.name}": the cached copy under ${cacheDir} could not be read back after fetching it`, {
+    hint: 'check that the cache dir is writable and not shared with a process that removes files',
+  });
 }
 
 async function eachIndex<T>(
@@ -74,23 +83,26 @@ async function eachIndex<T>(
  */
 export async function loadIndexes(config: DiginfraConfig, cacheDir: string = cacheRoot(config), opts: LoadIndexesOptions = {}): Promise<LoadedIndex[]> {
   return eachIndex(config, cacheDir, opts, async (ix) => {
-    const cached = await readCachedIndex(cacheDir, ix.name);
-    if (cached && cached.meta.url === ix.url) {
-      return { name: ix.name, url: ix.url, entries: cached.entries, fetchedAt: cached.meta.fetchedAt, checkedAt: cached.meta.checkedAt };
+    let cached = await readCachedIndex(cacheDir, ix.name);
+    if (!cached || cached.meta.url !== ix.url) {
+      await fetchFirst(config, ix, cacheDir, opts);
+      cached = await readCachedIndex(cacheDir, ix.name);
+      if (!cached) throw lostCache(ix, cacheDir);
     }
-    const f = await fetchFirst(config, ix, cacheDir, opts);
-    return { name: ix.name, url: ix.url, entries: f.entries, fetchedAt: f.fetchedAt, checkedAt: f.checkedAt };
+    return { name: ix.name, url: ix.url, entries: cached.entries, fetchedAt: cached.meta.fetchedAt, checkedAt: cached.meta.checkedAt };
   });
 }
 
 /** The search rows of the configured indexes (see `searchRows`): the fast path of `artifact search`. */
 export async function loadSearchRows(config: DiginfraConfig, cacheDir: string = cacheRoot(config), opts: LoadIndexesOptions = {}): Promise<SearchRows[]> {
   return eachIndex(config, cacheDir, opts, async (ix) => {
-    const cached = await readSearchRows(cacheDir, ix.name);
-    if (cached && cached.meta.url === ix.url) return { index: ix.name, rows: cached.rows };
-    const f = await fetchFirst(config, ix, cacheDir, opts);
-    const text = searchFileText(f.sha256, f.entries);
-    return { index: ix.name, rows: Buffer.from(text.slice(text.indexOf('\n') + 1)) };
+    let cached = await readSearchRows(cacheDir, ix.name);
+    if (!cached || cached.meta.url !== ix.url) {
+      await fetchFirst(config, ix, cacheDir, opts);
+      cached = await readSearchRows(cacheDir, ix.name);
+      if (!cached) throw lostCache(ix, cacheDir);
+    }
+    return { index: ix.name, rows: cached.rows };
   });
 }
 

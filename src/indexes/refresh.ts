@@ -4,9 +4,9 @@
  */
 import type { IndexConfig, RegistryConfig } from '../config/types.js';
 import { contactedHost, fetchIndex, isLocalIndex } from './fetch.js';
-import { parseIndexText } from './validate.js';
-import { readCacheMeta, touchCacheMeta, writeCachedIndex } from './store.js';
-import type { IndexCacheMeta, IndexCredentials, IndexEntry } from './types.js';
+import { forEachIndexEntry } from './parse.js';
+import { DerivedFiles, readCacheMeta, touchCacheMeta, writeCachedIndex } from './store.js';
+import type { IndexCacheMeta, IndexCredentials } from './types.js';
 
 export interface RefreshOptions {
   /** Cache root (`cacheRoot(config)`); copies live in `<cacheDir>/indexes/`. */
@@ -25,13 +25,16 @@ export interface RefreshOptions {
 
 export interface DownloadedIndex {
   text: string;
-  entries: IndexEntry[];
+  /** The validated entries, as the cache files that hold them (not as objects: see parse.ts). */
+  derived: DerivedFiles;
+  /** How many entries. */
+  count: number;
   validators: Pick<IndexCacheMeta, 'etag' | 'lastModified' | 'sourceMtimeMs' | 'sourceSize'>;
 }
 
 export type RefreshResult =
   | { name: string; status: 'unchanged'; meta: IndexCacheMeta }
-  | { name: string; status: 'fetched'; meta: IndexCacheMeta; entries: IndexEntry[] };
+  | { name: string; status: 'fetched'; meta: IndexCacheMeta };
 
 /** `registry.caFiles` and `registry.insecureSkipTlsVerify` apply to an https index host too. */
 export function tlsForIndex(registry: RegistryConfig, url: string): { caFile?: string; insecure?: boolean } {
@@ -58,15 +61,21 @@ function fetchOptions(opts: Omit<RefreshOptions, 'cacheDir' | 'conditional'>) {
 export async function downloadIndex(ix: IndexConfig, opts: Omit<RefreshOptions, 'cacheDir' | 'conditional'>): Promise<DownloadedIndex> {
   const res = await fetchIndex({ name: ix.name, url: ix.url, ...fetchOptions(opts) });
   if (res.status !== 'fetched') throw new Error('unconditional fetch answered unchanged');
-  const entries = await parseIndexText(res.text, ix.name);
   const { text: _t, status: _s, ...validators } = res;
-  return { text: res.text, entries, validators };
+  return { text: res.text, ...(await derive(res.text, ix.name)), validators };
+}
+
+/** Parses and validates, keeping only what the cache stores. */
+async function derive(text: string, index: string): Promise<{ derived: DerivedFiles; count: number }> {
+  const derived = new DerivedFiles();
+  const count = await forEachIndexEntry(text, index, (e) => derived.add(e));
+  return { derived, count };
 }
 
 /** Stores a downloaded index as the cached copy. */
 export async function storeIndex(cacheDir: string, ix: IndexConfig, d: DownloadedIndex, now = new Date()): Promise<IndexCacheMeta> {
   const at = now.toISOString();
-  return writeCachedIndex(cacheDir, ix.name, d.text, d.entries, { url: ix.url, ...d.validators, fetchedAt: at, checkedAt: at });
+  return writeCachedIndex(cacheDir, ix.name, d.text, d.derived, { url: ix.url, ...d.validators, fetchedAt: at, checkedAt: at });
 }
 
 /**
@@ -90,8 +99,7 @@ export async function refreshIndex(ix: IndexConfig, opts: RefreshOptions): Promi
   if (res.status === 'unchanged') {
     return { name: ix.name, status: 'unchanged', meta: await touchCacheMeta(opts.cacheDir, previous!, now().toISOString()) };
   }
-  const entries = await parseIndexText(res.text, ix.name);
   const { text: _t, status: _s, ...validators } = res;
-  const stored = await storeIndex(opts.cacheDir, ix, { text: res.text, entries, validators }, now());
-  return { name: ix.name, status: 'fetched', meta: stored, entries };
+  const stored = await storeIndex(opts.cacheDir, ix, { text: res.text, ...(await derive(res.text, ix.name)), validators }, now());
+  return { name: ix.name, status: 'fetched', meta: stored };
 }

@@ -35,11 +35,63 @@ export async function sha256(text: string): Promise<string> {
   return createHash('sha256').update(text).digest('hex');
 }
 
+/** One row of the search file: the searchable fields of an entry as a JSON array. */
+function searchRow(e: IndexEntry): string {
+  return JSON.stringify([e.name, e.type, e.registry, e.repository, e.description, e.keywords]);
+}
+
+function searchHeader(hash: string): string {
+  return JSON.stringify({ sha256: hash, format: 'diginfractl-search/1' });
+}
+
 /** The search file's text: a header line tying it to the YAML copy, then one row per entry. */
 export function searchFileText(hash: string, entries: readonly IndexEntry[]): string {
-  const lines = [JSON.stringify({ sha256: hash, format: 'diginfractl-search/1' })];
-  for (const e of entries) lines.push(JSON.stringify([e.name, e.type, e.registry, e.repository, e.description, e.keywords]));
+  const lines = [searchHeader(hash)];
+  for (const e of entries) lines.push(searchRow(e));
   return `${lines.join('\n')}\n`;
+}
+
+/** Entries serialised per batch: a few hundred small strings at a time, then one compact buffer. */
+const BATCH = 512;
+
+/**
+ * The derived cache files of one index (`<name>.entries.json`, `<name>.search.jsonl`), built one
+ * entry at a time while the YAML is read: the entries themselves are not kept, only their JSON, as
+ * bytes, so a large index costs about its own size here rather than a heap of objects.
+ */
+export class DerivedFiles {
+  private readonly entries: Buffer[] = [];
+  private readonly rows: Buffer[] = [];
+  private pendingEntries: string[] = [];
+  private pendingRows: string[] = [];
+  count = 0;
+
+  add(e: IndexEntry): void {
+    // Each entry's JSON is what JSON.stringify({ sha256, entries }) writes for it, commas included.
+    this.pendingEntries.push(this.count === 0 ? JSON.stringify(e) : `,${JSON.stringify(e)}`);
+    this.pendingRows.push(`${searchRow(e)}\n`);
+    this.count++;
+    if (this.pendingEntries.length >= BATCH) this.flush();
+  }
+
+  private flush(): void {
+    if (this.pendingEntries.length === 0) return;
+    this.entries.push(Buffer.from(this.pendingEntries.join('')));
+    this.rows.push(Buffer.from(this.pendingRows.join('')));
+    this.pendingEntries = [];
+    this.pendingRows = [];
+  }
+
+  /** `{"sha256":...,"entries":[...]}`, byte for byte what JSON.stringify gives for the same entries. */
+  entriesFile(hash: string): Buffer {
+    this.flush();
+    return Buffer.concat([Buffer.from(`{"sha256":${JSON.stringify(hash)},"entries":[`), ...this.entries, Buffer.from(']}')]);
+  }
+
+  searchFile(hash: string): Buffer {
+    this.flush();
+    return Buffer.concat([Buffer.from(`${searchHeader(hash)}\n`), ...this.rows]);
+  }
 }
 
 // The small cache files and the search rows are read synchronously: `artifact search` reads nothing
@@ -67,20 +119,25 @@ export async function readCachedIndex(cacheDir: string, name: string): Promise<{
   const meta = await readCacheMeta(cacheDir, name);
   if (!meta) return undefined;
   const paths = cachePaths(cacheDir, name);
-  const derived = readJson<{ sha256?: string; entries?: IndexEntry[] }>(paths.entries);
-  if (derived && derived.sha256 === meta.sha256 && Array.isArray(derived.entries)) return { meta, entries: derived.entries };
+  const stored = readJson<{ sha256?: string; entries?: IndexEntry[] }>(paths.entries);
+  if (stored && stored.sha256 === meta.sha256 && Array.isArray(stored.entries)) return { meta, entries: stored.entries };
   let text: string;
   try {
     text = readFileSync(paths.yaml, 'utf8');
   } catch {
     return undefined;
   }
-  const { parseIndexText } = await import('./validate.js');
-  const entries = await parseIndexText(text, name);
+  const { forEachIndexEntry } = await import('./parse.js');
+  const entries: IndexEntry[] = [];
+  const derived = new DerivedFiles();
+  await forEachIndexEntry(text, name, (e) => {
+    entries.push(e);
+    derived.add(e);
+  });
   const hash = await sha256(text);
   const fixed = { ...meta, sha256: hash, size: Buffer.byteLength(text), entries: entries.length };
-  await writeFileAtomic(paths.entries, JSON.stringify({ sha256: hash, entries })).catch(() => undefined);
-  await writeFileAtomic(paths.search, searchFileText(hash, entries)).catch(() => undefined);
+  await writeFileAtomic(paths.entries, derived.entriesFile(hash)).catch(() => undefined);
+  await writeFileAtomic(paths.search, derived.searchFile(hash)).catch(() => undefined);
   if (hash !== meta.sha256) await writeFileAtomic(paths.meta, `${JSON.stringify(fixed, null, 2)}\n`).catch(() => undefined);
   return { meta: fixed, entries };
 }
@@ -121,16 +178,16 @@ export async function writeCachedIndex(
   cacheDir: string,
   name: string,
   text: string,
-  entries: IndexEntry[],
+  derived: DerivedFiles,
   meta: Omit<IndexCacheMeta, 'sha256' | 'size' | 'entries' | 'name'>,
 ): Promise<IndexCacheMeta> {
   const paths = cachePaths(cacheDir, name);
   const hash = await sha256(text);
-  const full: IndexCacheMeta = { name, ...meta, entries: entries.length, sha256: hash, size: Buffer.byteLength(text) };
+  const full: IndexCacheMeta = { name, ...meta, entries: derived.count, sha256: hash, size: Buffer.byteLength(text) };
   try {
     await writeFileAtomic(paths.yaml, text);
-    await writeFileAtomic(paths.entries, JSON.stringify({ sha256: hash, entries }));
-    await writeFileAtomic(paths.search, searchFileText(hash, entries));
+    await writeFileAtomic(paths.entries, derived.entriesFile(hash));
+    await writeFileAtomic(paths.search, derived.searchFile(hash));
     await writeFileAtomic(paths.meta, `${JSON.stringify(full, null, 2)}\n`);
   } catch (err) {
     throw new DiginfraError('IO', `index "${name}": cannot write the cached copy under ${indexesDir(cacheDir)}: ${messageOf(err)}`, {

@@ -4,13 +4,12 @@
  */
 import { DiginfraError } from '../errors.js';
 import { signatureProblems } from './policy.js';
+import { MAX_PORT, isRegistryHostSyntax, unusablePort } from '../reference/reference.js';
 import type { IndexEntry } from './types.js';
 
 const MANDATORY = ['name', 'type', 'registry', 'repository', 'description', 'keywords'] as const;
 const NAME_RE = /^[a-z0-9][a-z0-9._-]*$/;
 const TYPE_RE = /^[a-z][a-z0-9-]*$/;
-const HOST_RE =
-  /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?$/;
 const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
 const REPOSITORY_RE = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
 
@@ -28,7 +27,7 @@ function kind(v: unknown): string {
   return `a ${typeof v}`;
 }
 
-function invalid(index: string, lines: string[], hint?: string): DiginfraError {
+export function invalid(index: string, lines: string[], hint?: string): DiginfraError {
   return new DiginfraError('INDEX_INVALID', lines.map((l) => `index "${index}": ${l}`).join('\n'), {
     hint: hint ?? 'ask the index maintainer to fix it; the previous cached copy, if any, stays in use',
   });
@@ -56,7 +55,8 @@ function entryProblems(e: Record<string, unknown>): string[] {
     }
     if (f === 'name' && !NAME_RE.test(v)) out.push(`"name" "${v}" must be lower-case letters, digits, ".", "_" or "-" (it is what users type)`);
     if (f === 'type' && !TYPE_RE.test(v)) out.push(`"type" "${v}" must be a lower-case word like rulesfile or plugin`);
-    if (f === 'registry' && !HOST_RE.test(v)) out.push(`"registry" "${v}" is not a host[:port]`);
+    if (f === 'registry' && !isRegistryHostSyntax(v)) out.push(`"registry" "${v}" is not a host[:port]`);
+    else if (f === 'registry' && unusablePort(v) !== undefined) out.push(`"registry" "${v}": port ${unusablePort(v)} is out of range (1-${MAX_PORT})`);
     if (f === 'repository' && !REPOSITORY_RE.test(v)) out.push(`"repository" "${v}" is not an OCI repository path (lower-case components separated by "/")`);
   }
   for (const f of ['license', 'home'] as const) {
@@ -72,53 +72,61 @@ function entryProblems(e: Record<string, unknown>): string[] {
   return out;
 }
 
+/** An HTML or XML page where an index was expected (a login page, a web view of the file). */
+export function htmlPage(index: string): DiginfraError {
+  return invalid(index, ['got an HTML/XML page, not a YAML index'], 'check the URL: it should point at the raw index.yaml, not a web page or a login page');
+}
+
+/**
+ * Checks the entries of one index one at a time (so a large index need not be held whole): `add`
+ * returns the entry when it is fine, `finish` throws INDEX_INVALID naming every bad entry.
+ */
+export class IndexChecker {
+  private readonly lines: string[] = [];
+  /** name -> position of its first entry */
+  private readonly seen = new Map<string, number>();
+  private position = 0;
+
+  constructor(private readonly index: string) {}
+
+  add(item: unknown): IndexEntry | undefined {
+    const pos = ++this.position;
+    if (!isMap(item)) {
+      this.lines.push(`entry ${pos}: must be a map with ${MANDATORY.join(', ')}, not ${kind(item)}`);
+      return undefined;
+    }
+    const name = typeof item.name === 'string' && item.name !== '' ? item.name : undefined;
+    const problems = entryProblems(item);
+    if (name !== undefined) {
+      const first = this.seen.get(name);
+      if (first !== undefined) problems.push(`name "${name}" is already used by entry ${first}`);
+      else this.seen.set(name, pos);
+    }
+    if (problems.length > 0) {
+      this.lines.push(`entry ${pos} (${name === undefined ? 'no name' : `"${name}"`}): ${problems.join('; ')}`);
+      return undefined;
+    }
+    return item as IndexEntry;
+  }
+
+  finish(): void {
+    if (this.lines.length > 0) throw invalid(this.index, this.lines);
+  }
+}
+
 /**
  * Pure: a parsed index (any JSON-like value) to its entries. Throws INDEX_INVALID naming the index,
  * every bad entry (position and name) and each field.
  */
 export function validateIndex(raw: unknown, index: string): IndexEntry[] {
   if (raw === null || raw === undefined) throw invalid(index, ['the file is empty; expected a YAML list of artifact entries']);
-  if (typeof raw === 'string' && /^\s*</.test(raw)) {
-    throw invalid(index, ['got an HTML/XML page, not a YAML index'], 'check the URL: it should point at the raw index.yaml, not a web page or a login page');
-  }
+  if (typeof raw === 'string' && /^\s*</.test(raw)) throw htmlPage(index);
   if (!Array.isArray(raw)) {
     const keys = isMap(raw) ? ` (keys: ${Object.keys(raw).slice(0, 5).join(', ')}${Object.keys(raw).length > 5 ? ', ...' : ''})` : '';
     throw invalid(index, [`expected a YAML list of artifact entries, got ${kind(raw)}${keys}`], 'check the URL points at an index file (a list of entries with name, type, registry, repository, description, keywords)');
   }
-  const lines: string[] = [];
-  const seen = new Map<string, number>();
-  raw.forEach((item, i) => {
-    const pos = i + 1;
-    if (!isMap(item)) {
-      lines.push(`entry ${pos}: must be a map with ${MANDATORY.join(', ')}, not ${kind(item)}`);
-      return;
-    }
-    const name = typeof item.name === 'string' && item.name !== '' ? item.name : undefined;
-    const problems = entryProblems(item);
-    if (name !== undefined) {
-      const first = seen.get(name);
-      if (first !== undefined) problems.push(`name "${name}" is already used by entry ${first}`);
-      else seen.set(name, pos);
-    }
-    if (problems.length > 0) lines.push(`entry ${pos} (${name === undefined ? 'no name' : `"${name}"`}): ${problems.join('; ')}`);
-  });
-  if (lines.length > 0) throw invalid(index, lines);
+  const checker = new IndexChecker(index);
+  for (const item of raw) checker.add(item);
+  checker.finish();
   return raw as IndexEntry[];
-}
-
-/** Index text (YAML) to entries: sniffs HTML, parses, validates. Loads the YAML library on demand. */
-export async function parseIndexText(text: string, index: string): Promise<IndexEntry[]> {
-  if (/^\s*<(!doctype|html|\?xml|head|body)/i.test(text)) {
-    throw invalid(index, ['got an HTML/XML page, not a YAML index'], 'check the URL: it should point at the raw index.yaml, not a web page or a login page');
-  }
-  const { parseDocument } = await import('yaml');
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    const pos = e.linePos?.[0];
-    throw invalid(index, [
-      `the YAML does not parse: ${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`,
-    ]);
-  }
-  return validateIndex(doc.toJS({ maxAliasCount: 10_000 }), index);
 }

@@ -13,12 +13,18 @@
  * - another host (e.g. an earlier pod sharing a hostPath), another PID namespace, or a lock that
  *   does not record its namespace where we have one (an older diginfractl): stale when the lock
  *   file was not refreshed for `staleMs` (a live holder touches it every `staleMs / 4`). This is
- *   slower to take over a dead owner's lock, never wrong about a live one.
+ *   slower to take over a dead owner's lock, never wrong about a live one;
+ * - no owner in it (empty, not JSON, no pid): stale once it is `EMPTY_LOCK_GRACE_MS` old. A lock
+ *   appears complete, by link() of a written and fsynced temp file, so only a crash, a full disk, or
+ *   an older diginfractl (or a filesystem without hard links) writing in place for an instant, leaves
+ *   one without an owner; nothing would ever refresh it.
+ * A lock that could not be written (ENOSPC) is never left behind.
  */
+import { randomBytes } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { link, mkdir, open, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DiginfraError, messageOf } from '../errors.js';
 
@@ -48,6 +54,12 @@ export interface LockOwner {
 
 /** Two start times closer than this are the same process (the value is computed, not read). */
 const START_TOLERANCE_MS = 2000;
+
+/** A lock without an owner younger than this may be one being written in place right now. */
+export const EMPTY_LOCK_GRACE_MS = 1000;
+
+/** link() errors of filesystems without hard links: the lock is then written in place. */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
 
 function readPidNamespace(): string | undefined {
   try {
@@ -105,7 +117,7 @@ async function readOwner(path: string): Promise<{ owner: LockOwner | undefined; 
       const o = JSON.parse(text) as Partial<LockOwner>;
       if (typeof o.pid === 'number' && typeof o.host === 'string') return { owner: o as LockOwner, text };
     } catch {
-      // a lock being written right now, or garbage: judged by age below
+      // empty or garbage: no owner (see isStale)
     }
     return { owner: undefined, text };
   } catch (err) {
@@ -115,15 +127,20 @@ async function readOwner(path: string): Promise<{ owner: LockOwner | undefined; 
 }
 
 async function isStale(path: string, owner: LockOwner | undefined, staleMs: number): Promise<boolean> {
-  if (owner && judgedBy(owner) === 'pid') {
+  if (!owner) return olderThan(path, EMPTY_LOCK_GRACE_MS);
+  if (judgedBy(owner) === 'pid') {
     // Our own pid: another lock of this process (live) unless it records another start time, in
     // which case it is a dead process's whose pid we now have.
     if (owner.pid === process.pid) return typeof owner.processStart === 'number' && Math.abs(owner.processStart - SELF.processStart) > START_TOLERANCE_MS;
     return !pidAlive(owner.pid);
   }
+  return olderThan(path, staleMs);
+}
+
+async function olderThan(path: string, ms: number): Promise<boolean> {
   try {
     const st = await stat(path);
-    return Date.now() - st.mtimeMs > staleMs;
+    return Date.now() - st.mtimeMs > ms;
   } catch {
     return false;
   }
@@ -148,19 +165,52 @@ async function breakStale(path: string, judged: string): Promise<void> {
   }
 }
 
-async function tryCreate(path: string, owner: LockOwner): Promise<boolean> {
+function lockError(path: string, err: unknown): DiginfraError {
+  return new DiginfraError('IO', `cannot create the install lock ${path}: ${messageOf(err)}`, { cause: err });
+}
+
+/** Writes `owner` to a new file at `path` ('wx': never an existing one), fsynced; on failure, no file is left. */
+async function writeNew(path: string, owner: LockOwner): Promise<void> {
+  const fh = await open(path, 'wx', 0o644);
   try {
-    const fh = await open(path, 'wx', 0o644);
-    try {
-      await fh.writeFile(JSON.stringify(owner));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await fh.writeFile(JSON.stringify(owner));
+    await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await rm(path, { force: true });
+    throw err;
+  }
+  await fh.close();
+}
+
+/**
+ * Creates the lock, complete from its first instant: the owner is written to a temp file beside it
+ * (`.diginfractl.lock.tmp-<hex>`, a name the staging sweep removes if we crash), which is then
+ * hard-linked to the lock's name (fails if a lock exists). False when another lock exists.
+ */
+async function tryCreate(path: string, owner: LockOwner): Promise<boolean> {
+  const temp = join(dirname(path), `.${DIR_LOCK_NAME}.tmp-${randomBytes(6).toString('hex')}`);
+  try {
+    await writeNew(temp, owner);
+  } catch (err) {
+    throw lockError(path, err);
+  }
+  try {
+    await link(temp, path);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (code === 'EEXIST') return false;
+    if (!NO_HARD_LINKS.has(code)) throw lockError(path, err);
+  } finally {
+    await rm(temp, { force: true });
+  }
+  try {
+    await writeNew(path, owner);
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw new DiginfraError('IO', `cannot create the install lock ${path}: ${messageOf(err)}`, { cause: err });
+    throw lockError(path, err);
   }
 }
 
@@ -169,9 +219,12 @@ async function acquireOne(dir: string, opts: Required<Omit<DirLockOptions, 'onWa
   const owner = currentOwner();
   let told = false;
   for (;;) {
-    if (await tryCreate(path, owner)) return path;
+    // Look first: creating the lock writes and fsyncs a temp file, not worth doing on every poll.
     const seen = await readOwner(path);
-    if (seen === undefined) continue; // released between our open and read
+    if (seen === undefined) {
+      if (await tryCreate(path, owner)) return path;
+      continue; // taken between our read and link
+    }
     if (await isStale(path, seen.owner, opts.staleMs)) {
       await breakStale(path, seen.text);
       continue;

@@ -43,6 +43,23 @@ function invalid(input: string, why: string, hint?: string): DiginfraError {
   });
 }
 
+/** The largest TCP port. */
+export const MAX_PORT = 65535;
+
+/** `name[:port]` or `[v6]:port` by the reference grammar (which allows any five-digit port). */
+export function isRegistryHostSyntax(host: string): boolean {
+  return HOST_RE.test(host);
+}
+
+/**
+ * The port of `host` when no connection can use it (0, or above 65535), else undefined: the grammar
+ * lets it through, and it would only fail later, as an invalid URL.
+ */
+export function unusablePort(host: string): string | undefined {
+  const port = /:(\d+)$/.exec(host)?.[1];
+  return port !== undefined && (Number(port) < 1 || Number(port) > MAX_PORT) ? port : undefined;
+}
+
 /** True when the first path component names a registry host, by docker's rule. */
 function looksLikeHost(component: string): boolean {
   return component.includes('.') || component.includes(':') || component === 'localhost' || component.startsWith('[');
@@ -126,7 +143,9 @@ export function parseOciReference(input: string): OciReference {
   if (parts.length > 1 && looksLikeHost(parts[0]!)) {
     registry = parts[0]!;
     repoParts = parts.slice(1);
-    if (!HOST_RE.test(registry)) throw invalid(input, `registry "${registry}" is not a valid host[:port]`);
+    if (!isRegistryHostSyntax(registry)) throw invalid(input, `registry "${registry}" is not a valid host[:port]`);
+    const port = unusablePort(registry);
+    if (port !== undefined) throw invalid(input, `port ${port} of registry "${registry}" is out of range (1-${MAX_PORT})`);
   } else {
     registry = DOCKER_HUB;
     repoParts = parts;

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseIndexText } from '../../src/indexes/validate.js';
+import { parseIndexText } from '../../src/indexes/parse.js';
 import { cachePaths } from '../../src/indexes/store.js';
 
 const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'indexes.md'), 'utf8');

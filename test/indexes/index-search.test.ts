@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { searchIndexes, searchRows } from '../../src/indexes/search.js';
 import { searchFileText } from '../../src/indexes/store.js';
-import { parseIndexText } from '../../src/indexes/validate.js';
+import { parseIndexText } from '../../src/indexes/parse.js';
 import type { IndexEntry, LoadedIndex } from '../../src/indexes/types.js';
 
 function e(name: string, keywords: string[], description: string, type = 'plugin'): IndexEntry {

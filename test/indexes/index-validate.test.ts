@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseIndexText, validateIndex } from '../../src/indexes/validate.js';
+import { parseIndexText } from '../../src/indexes/parse.js';
+import { validateIndex } from '../../src/indexes/validate.js';
 import { isDiginfraError } from '../../src/errors.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'falcosecurity-index.yaml');

@@ -243,7 +243,7 @@ describe('keyed policies', () => {
 describe('the real index policy', () => {
   it("verifies a falcosecurity-style release signature under the real index entry's policy", async () => {
     const index = await readFile(join(import.meta.dirname, '../fixtures/falcosecurity-index.yaml'), 'utf8');
-    const { parseIndexText } = await import('../../src/indexes/validate.js');
+    const { parseIndexText } = await import('../../src/indexes/parse.js');
     const { policyOf } = await import('../../src/indexes/policy.js');
     const cloudtrail = (await parseIndexText(index, 'falcosecurity')).find((e) => e.name === 'cloudtrail')!;
     const policy = policyOf(cloudtrail, 'falcosecurity')!;

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkCosignBlock, describePolicy, entriesForRepository, parsePolicy, policyOf, re2Search } from '../../src/indexes/policy.js';
-import { parseIndexText } from '../../src/indexes/validate.js';
+import { parseIndexText } from '../../src/indexes/parse.js';
 import { ROOT } from '../helpers/cli.js';
 import { errorThrownBy, errorOf } from '../helpers/errors.js';
 

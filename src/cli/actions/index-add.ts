@@ -68,5 +68,5 @@ export async function runIndexAdd(ctx: CliContext, name: string, rawUrl: string,
     return cfg;
   });
   await storeIndex(ictx.cacheDir, entry, downloaded);
-  ctx.out(`index "${name}" ${existing ? 'replaced' : 'added'}: ${downloaded.entries.length} ${downloaded.entries.length === 1 ? 'entry' : 'entries'} from ${url}`);
+  ctx.out(`index "${name}" ${existing ? 'replaced' : 'added'}: ${downloaded.count} ${downloaded.count === 1 ? 'entry' : 'entries'} from ${url}`);
 }

@@ -15,16 +15,20 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
-function checkRegistryName(registry: string): string {
-  const host = registry.replace(/^https?:\/\//, '').replace(/\/+$/, '');
-  if (!host || host.includes('/')) {
-    throw new DiginfraError('USAGE', `"${registry}" is not a registry host; give HOST[:PORT], e.g. ghcr.io or localhost:5000`);
+function checkRegistryName(registry: string, command: 'login' | 'logout'): string {
+  // A URL's scheme or user info would become part of the saved key (`user:pass@host`), and echoing
+  // the argument would print the password: say what to type instead, naming the host only.
+  const trimmed = registry.replace(/\/+$/, '');
+  const host = trimmed.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/^[^/]*@/, '');
+  if (host !== trimmed || !host || host.includes('/')) {
+    const example = `diginfractl repo ${command} ${host.split('/')[0] || 'HOST[:PORT]'}${command === 'login' ? ' -u USER --password-stdin' : ''}`;
+    throw new DiginfraError('USAGE', `give the registry host alone (HOST[:PORT], e.g. ghcr.io or localhost:5000), without a scheme, user, password or path: ${example}`);
   }
   return host;
 }
 
 export async function runLogin(ctx: CliContext, registryText: string, flags: LoginFlags): Promise<void> {
-  const registry = checkRegistryName(registryText);
+  const registry = checkRegistryName(registryText, 'login');
   if (flags.password !== undefined && flags.passwordStdin) {
     throw new DiginfraError('USAGE', 'give either --password or --password-stdin, not both');
   }
@@ -58,7 +62,7 @@ export async function runLogin(ctx: CliContext, registryText: string, flags: Log
 }
 
 export async function runLogout(ctx: CliContext, registryText: string): Promise<void> {
-  const registry = checkRegistryName(registryText);
+  const registry = checkRegistryName(registryText, 'logout');
   const store = new CredentialStore();
   if (await store.remove(registry)) ctx.out(`removed credentials for ${registry} from ${store.path}`);
   else ctx.out(`no credentials stored for ${registry} in ${store.path}`);
