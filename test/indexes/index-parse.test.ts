@@ -28,7 +28,7 @@ const SHAPES: [string, string, 'cut' | 'whole'][] = [
   ['comments and blank lines between items, a BOM and a leading ---', `\u{FEFF}# the index\n---\n${ENTRY('a')}\n# between\n\n${ENTRY('b')}`, 'cut'],
   ['CRLF line ends', (ENTRY('a') + ENTRY('b')).replace(/\n/g, '\r\n'), 'cut'],
   ['block scalars with "- " lines inside', ENTRY('a', '  home: |\n    - not an item\n    -\n  license: >-\n    - nor this\n') + ENTRY('b'), 'cut'],
-  ['a flow sequence and a flow map over several lines', ENTRY('a', '  sources: [\n    "x",\n    y ]\n  signature: { cosign: {\n      key: "" } }\n') + ENTRY('b'), 'cut'],
+  ['a flow sequence and a flow map over several lines', ENTRY('a', '  sources: [\n    "x",\n    y ]\n  signature: { cosign: {\n      certificate-identity: "x",\n      certificate-oidc-issuer: "y" } }\n') + ENTRY('b'), 'cut'],
   ['a quoted scalar over several lines', ENTRY('a', '  home: "one\n    - two"\n') + ENTRY('b'), 'cut'],
   ['nested lists in an item', ENTRY('a', '  maintainers:\n  - name: x\n    email: y\n  - name: z\n') + ENTRY('b'), 'cut'],
   ['anchors and aliases across items', ENTRY('a', '  maintainers: &m\n    - name: x\n') + ENTRY('b', '  maintainers: *m\n'), 'whole'],
