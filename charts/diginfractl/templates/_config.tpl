@@ -24,6 +24,17 @@ app.kubernetes.io/name: {{ include "diginfractl.name" . | trunc 57 | trimSuffix 
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{- define "diginfractl.cacheLabels" -}}
+helm.sh/chart: {{ include "diginfractl.chart" . }}
+{{ include "diginfractl.cacheSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: pull-through-cache
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
 {{- define "diginfractl.cacheName" -}}
 {{- printf "%s-cache" (include "diginfractl.fullname" . | trunc 57 | trimSuffix "-") }}
 {{- end }}
