@@ -1,15 +1,18 @@
 /**
  * A loopback HTTP proxy in front of one registry that records every request it forwards: what the
- * origin registry saw, request by request, without touching the origin's own config.
+ * origin registry saw, request by request, without touching the origin's own config. It imports node:
+ * modules only, so bench/fleet.mjs loads it too (Node's type stripping).
  */
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
-import { listenOnLoopback } from '../helpers/net.js';
 
 export interface SeenRequest {
   method: string;
   path: string;
   status: number;
+  /** Body bytes the origin sent. */
+  bytes: number;
 }
 
 export interface CountingProxy {
@@ -37,9 +40,11 @@ export async function startCountingProxy(origin: string): Promise<CountingProxy>
     const answered = new Promise<IncomingMessage>((ok, fail) => upstream.once('response', ok).once('error', fail));
     await pipeline(req, upstream);
     const answer = await answered;
-    seen.push({ method: req.method ?? 'GET', path: new URL(req.url ?? '/', 'http://x').pathname, status: answer.statusCode ?? 0 });
+    let bytes = 0;
+    answer.on('data', (chunk: Buffer) => (bytes += chunk.length));
     res.writeHead(answer.statusCode ?? 502, answer.headers);
     await pipeline(answer, res);
+    seen.push({ method: req.method ?? 'GET', path: new URL(req.url ?? '/', 'http://x').pathname, status: answer.statusCode ?? 0, bytes });
   };
   const server = createServer((req, res) => {
     forward(req, res).catch(() => {
@@ -47,9 +52,10 @@ export async function startCountingProxy(origin: string): Promise<CountingProxy>
       res.end();
     });
   });
-  const port = await listenOnLoopback(server);
+  server.on('clientError', (_err, socket) => socket.destroy());
+  await new Promise<void>((ok, fail) => server.once('error', fail).listen(0, '127.0.0.1', () => ok()));
   return {
-    host: `127.0.0.1:${port}`,
+    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
     seen,
     close: () =>
       new Promise<void>((ok) => {
