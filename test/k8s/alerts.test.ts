@@ -176,6 +176,14 @@ describe('the PrometheusRule with default values', () => {
     for (const name of used) expect(exported.has(name) || KUBE_STATE_METRICS.has(name), `${name} is not exported by the agent`).toBe(true);
   }, 60_000);
 
+  it('is the PrometheusRule docs/kubernetes.md shows (for users without the chart)', async () => {
+    const doc = readFileSync(join(REPO_ROOT, 'docs', 'kubernetes.md'), 'utf8');
+    const block = /```yaml\n(apiVersion: monitoring\.coreos\.com\/v1\nkind: PrometheusRule[\s\S]*?)```/.exec(doc)!;
+    const [shown] = parseManifests(block[1]!);
+    const { rule: plain } = await renderRule(['prometheusRule.alertLabels=null']);
+    expect(shown!.spec).toEqual(plain.spec);
+  });
+
   it('has a runbook section in docs/kubernetes.md for each alert', () => {
     const doc = readFileSync(join(REPO_ROOT, 'docs', 'kubernetes.md'), 'utf8');
     for (const alert of ALERTS) {
