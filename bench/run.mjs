@@ -28,6 +28,7 @@ const BENCHES = [
   { name: 'follow-requests', file: 'follow-requests.mjs', args: [] },
   { name: 'follow-jitter', file: 'follow-jitter.mjs', args: [] },
   { name: 'follow-rss', file: 'follow-rss.mjs', args: [] },
+  { name: 'fleet', file: 'fleet.mjs', args: [] },
 ];
 /** Shared modules, not benchmarks. */
 const HELPERS = new Set(['run.mjs', 'follow-common.mjs']);

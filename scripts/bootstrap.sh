@@ -9,10 +9,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 log() { printf 'bootstrap: %s\n' "$*"; }
 
 # System packages: docker-registry (the real registry the tests start), openssl (test certificates),
-# npm (to install everything else), and for the container image test (test/k8s/image-e2e.test.ts,
-# scripts/image.sh): podman with runc, and debootstrap for the image's local Debian base.
+# npm (to install everything else), prometheus (its promtool unit-tests the chart's alerts; a test scrapes
+# the agent with it), and for the container image test (test/k8s/image-e2e.test.ts, scripts/image.sh):
+# podman with runc, and debootstrap for the image's local Debian base.
 missing=()
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v podman >/dev/null 2>&1 || missing+=(podman)
@@ -29,7 +31,7 @@ if ((${#missing[@]} > 0)); then
   "${sudo[@]}" apt-get update
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 else
-  log "Debian packages present (docker-registry, openssl, npm, podman, runc, debootstrap)"
+  log "Debian packages present (docker-registry, openssl, prometheus, npm, podman, runc, debootstrap)"
 fi
 
 # npm ci when node_modules is missing or older than the lockfile (npm writes node_modules/.package-lock.json

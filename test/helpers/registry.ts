@@ -45,6 +45,8 @@ export interface StartOptions {
   /** The one user's name and password (default: `tester` and a random one). */
   username?: string;
   password?: string;
+  /** Pull-through cache mode: the registry serves `remoteurl`'s content, fetching what it lacks. */
+  proxy?: { remoteurl: string };
 }
 
 const REGISTRY_BIN = '/usr/bin/docker-registry';
@@ -94,6 +96,7 @@ export async function startRegistry(opts: StartOptions = {}): Promise<TestRegist
       // No `cache` section: no blob-descriptor cache, so tampering with storage is seen at once.
       storage: { filesystem: { rootdirectory: storageDir }, delete: { enabled: true } },
       health: { storagedriver: { enabled: false } },
+      ...(opts.proxy && { proxy: opts.proxy }),
     };
 
     const tlsFiles = tls ? await makeTlsFiles(dir) : undefined;

@@ -326,6 +326,10 @@ describe('values.schema.json, values.yaml and README.md', () => {
   /** Kubernetes types taken as they are (the API schema checks them in the rendered objects). */
   const PASSTHROUGH = new Set([
     'affinity.nodeAffinity', 'affinity.podAffinity', 'affinity.podAntiAffinity', 'extraEnv[].valueFrom', 'extraVolumes[]', 'extraContainers[]',
+    // The free-form config is checked by `diginfractl config validate` in the pod; Helm's globals belong to a parent chart.
+    'config', 'global',
+    // Per-container additions to the shared values: Kubernetes types, empty by default.
+    'artifacts.install.env[].valueFrom', 'artifacts.follow.env[].valueFrom', 'artifacts.install.securityContext', 'artifacts.follow.securityContext',
   ]);
 
   const resolve = (s: any): any => (s?.$ref ? schema.definitions[s.$ref.replace('#/definitions/', '')] : s);

@@ -15,6 +15,7 @@ import { stringify } from 'yaml';
 import type { RegistryClient } from '../../src/registry/client.js';
 import { startRegistry, type StartOptions, type TestRegistry } from '../helpers/registry.js';
 import { checkPodInvariants, helmTemplate, parseManifests, type Container, type Invariants, type K8sObject, type PodSpec } from './support.js';
+import { containerEnv as kubeletEnv } from './kubelet-env.js';
 
 /** This machine's platform, as the CLI detects it. */
 export const PLATFORM = `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`;
@@ -122,10 +123,5 @@ export async function renderPod(root: string, values: object, valuesFiles: strin
 
 /** A container's env as the kubelet resolves it: values, and `spec.nodeName` for the node's name. */
 export function containerEnv(c: Container): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const e of c.env ?? []) {
-    const value = e.value ?? ((e as { valueFrom?: { fieldRef?: { fieldPath?: string } } }).valueFrom?.fieldRef?.fieldPath === 'spec.nodeName' ? NODE_NAME : undefined);
-    if (value !== undefined) env[e.name] = value;
-  }
-  return env;
+  return kubeletEnv(c, { nodeName: NODE_NAME });
 }

@@ -11,8 +11,12 @@ import { Pod } from 'kubernetes-models/v1/Pod';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { Secret } from 'kubernetes-models/v1/Secret';
+import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
+import { SecurityContextConstraints } from './openshift-scc.js';
 import { CHART_DIR, helm } from '../helpers/helm.js';
 import { parseArtifactRef } from '../../src/reference/reference.js';
 
@@ -28,8 +32,12 @@ const MODELS: Record<string, ModelClass> = {
   'v1/Service': Service,
   'v1/ServiceAccount': ServiceAccount,
   'v1/Secret': Secret,
+  'v1/PersistentVolumeClaim': PersistentVolumeClaim,
   'apps/v1/DaemonSet': DaemonSet,
+  'apps/v1/Deployment': Deployment,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
+  'security.openshift.io/v1/SecurityContextConstraints': SecurityContextConstraints,
 };
 
 /** Renders the chart with `helm template`; the result keeps the exit code and stderr. */
@@ -126,7 +134,7 @@ export function effectiveValues(valuesFiles: string[]): any {
 
 /** The keys of the config file, from src/config/types.ts. */
 const CONFIG_KEYS = {
-  top: ['indexes', 'registry', 'install', 'follow', 'cacheDir'],
+  top: ['indexes', 'registry', 'install', 'follow', 'cacheDir', 'cacheMaxAge'],
   registry: ['plainHttp', 'insecureSkipTlsVerify', 'caFiles', 'mirrors', 'authFile', 'cosignKeys', 'auth'],
   install: ['refs', 'rulesfilesDir', 'pluginsDir', 'resolveDeps', 'allowedTypes', 'platform', 'engineVersion', 'lockfile', 'dirs'],
   follow: ['refs', 'every', 'cron', 'jitter', 'rulesfilesDir', 'pluginsDir', 'stateDir', 'allowedTypes', 'engineVersion',
