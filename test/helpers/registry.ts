@@ -17,9 +17,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import bcrypt from 'bcryptjs';
 import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
-import { tempDir } from './fs.js';
-import { freePort, listenOnLoopback } from './net.js';
-import { makeTlsFiles, openssl, type TlsFiles } from './tls.js';
+import { tempDir } from './fs.ts';
+import { freePort, listenOnLoopback } from './net.ts';
+import { makeTlsFiles, openssl, type TlsFiles } from './tls.ts';
 
 export interface TestRegistry {
   /** `127.0.0.1:PORT`: what goes in a reference. */
