@@ -12,6 +12,7 @@
  *   the long-running agent (bench/follow-rss.mjs);
  * - `gc()` exposed, which only `artifact follow` calls, every 30 s, so its idle heap does not creep up.
  */
+import './node-version.js';
 import { accessSync, constants, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { enableCompileCache } from 'node:module';

@@ -12,6 +12,7 @@ import { cliEnv, requireCli, runCli } from '../helpers/cli.js';
 import { pushRules } from '../helpers/push.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { clientFor, pushPlugin } from '../install/setup.js';
+import { jsonErrorIn } from './json-error.js';
 
 let reg: TestRegistry;
 let client: RegistryClient;
@@ -60,19 +61,19 @@ const versions = (out: Installed | undefined) => out?.installed.map((a) => `${a.
 describe('dependency versions at install (real registry)', () => {
   it('rules needing k8saudit 0.7.0 get the newest 0.x (0.9.1), not 0.7.x and not 1.x', async () => {
     const r = await install('needs-07:1.0.0');
-    expect(r.stderr).not.toContain('error:');
+    expect(r.code, r.stderr).toBe(0);
     expect(versions(r.out)).toEqual(['needs-07 1.0.0', 'k8saudit 0.9.1']);
   });
 
   it('an installed 0.9.1 named on the command line satisfies rules that need 0.7.0', async () => {
     const r = await install('needs-07:1.0.0', 'k8saudit:0.9.1');
-    expect(r.stderr).not.toContain('error:');
+    expect(r.code, r.stderr).toBe(0);
     expect(versions(r.out)).toEqual(['needs-07 1.0.0', 'k8saudit 0.9.1']);
   });
 
   it('0.7.0 and 0.8.0 asked for are not "different major versions": one 0.x serves both', async () => {
     const r = await install('needs-07:1.0.0', 'needs-08:1.0.0');
-    expect(r.stderr).not.toContain('error:');
+    expect(r.code, r.stderr).toBe(0);
     expect(versions(r.out)).toEqual(['needs-07 1.0.0', 'needs-08 1.0.0', 'k8saudit 0.9.1']);
     expect(r.out!.installed[2]!.requiredBy).toEqual(['needs-07 1.0.0', 'needs-08 1.0.0']);
   });
@@ -80,24 +81,26 @@ describe('dependency versions at install (real registry)', () => {
   it('conflicts are said exactly: two majors, or nothing published new enough', async () => {
     const majors = await install('needs-07:1.0.0', 'needs-1:1.0.0');
     expect(majors.code).toBe(1);
-    expect(majors.stderr).toContain(
-      'error: no version of k8saudit satisfies every artifact that needs it: needs-07 1.0.0 needs k8saudit >=0.7.0 <1.0.0; needs-1 1.0.0 needs k8saudit >=1.0.0 <2.0.0 (they ask for different major versions: 0.x and 1.x)',
-    );
+    expect(jsonErrorIn(majors.stderr)).toMatchObject({
+      code: 'DEPENDENCY_CONFLICT',
+      message:
+        'no version of k8saudit satisfies every artifact that needs it: needs-07 1.0.0 needs k8saudit >=0.7.0 <1.0.0; needs-1 1.0.0 needs k8saudit >=1.0.0 <2.0.0 (they ask for different major versions: 0.x and 1.x)',
+    });
     const tooOld = await install('needs-07:1.0.0', 'needs-095:1.0.0');
     expect(tooOld.code).toBe(1);
-    expect(tooOld.stderr).toContain('(the newest 0.x version published is 0.9.1, older than 0.9.5; available: 0.6.0, 0.7.0, 0.9.1, 1.1.0)');
+    expect(jsonErrorIn(tooOld.stderr).message).toContain('(the newest 0.x version published is 0.9.1, older than 0.9.5; available: 0.6.0, 0.7.0, 0.9.1, 1.1.0)');
     const pinned = await install('needs-07:1.0.0', 'k8saudit:0.6.0');
     expect(pinned.code).toBe(1);
-    expect(pinned.stderr).toContain('the command line asks for k8saudit 0.6.0; needs-07 1.0.0 needs k8saudit >=0.7.0 <1.0.0');
+    expect(jsonErrorIn(pinned.stderr).message).toContain('the command line asks for k8saudit 0.6.0; needs-07 1.0.0 needs k8saudit >=0.7.0 <1.0.0');
   });
 
   it('when the first alternative conflicts, the next one is installed instead of failing', async () => {
     const r = await install('needs-07-or-eks:1.0.0', 'needs-1:1.0.0');
-    expect(r.stderr).not.toContain('error:');
+    expect(r.code, r.stderr).toBe(0);
     const deps = r.out!.installed.filter((a) => a.requiredBy.length > 0).map((a) => `${a.name} ${a.version} <- ${a.requiredBy.join(', ')}`);
     expect(deps.sort()).toEqual(['k8saudit 1.1.0 <- needs-1 1.0.0', 'k8saudit-eks 0.2.3 <- needs-07-or-eks 1.0.0']);
     const pinned = await install('needs-07-or-eks:1.0.0', 'k8saudit:0.6.0');
-    expect(pinned.stderr).not.toContain('error:');
+    expect(pinned.code, pinned.stderr).toBe(0);
     expect(versions(pinned.out)).toEqual(['needs-07-or-eks 1.0.0', 'k8saudit 0.6.0', 'k8saudit-eks 0.2.3']);
   });
 });

@@ -85,8 +85,8 @@ export async function runPull(ctx: CliContext, refTexts: string[], flags: PullFl
         dest,
         files,
       }));
-      // One reference: its object, as before; several: an array in the order given.
-      ctx.out(JSON.stringify(out.length === 1 ? out[0] : out, null, 2));
+      // An array in the order given, whatever the number of references: one shape for scripts.
+      ctx.out(JSON.stringify(out, null, 2));
       return;
     }
     for (const { artifact, label, files } of pulled) {
