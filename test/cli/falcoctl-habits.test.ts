@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { cliEnv, requireCli, runCli } from '../helpers/cli.js';
+import { cliEnv, requireCli, ROOT, runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { jsonErrorIn } from './json-error.js';
 
@@ -48,6 +48,33 @@ afterAll(async () => {
 });
 
 describe("falcoctl's habits", () => {
+  it('docs/falcoctl.md has one table, and each alias it lists is in the help of its command', async () => {
+    const doc = await readFile(join(ROOT, 'docs/falcoctl.md'), 'utf8');
+    expect(doc.match(/^\| falcoctl \| diginfractl \| notes \|$/gm)).toHaveLength(1);
+    // [command, what its help shows, what the table names]
+    const aliases: [string[], string, string][] = [
+      [['registry', 'push'], '-t, --tag <tag>', '`-t`, `--tag TAG`'],
+      [['registry', 'push'], '-d, --depends-on', '`-d`, `--depends-on`'],
+      [['registry', 'push'], '-r, --requires', '`-r`, `--requires`'],
+      [['registry', 'pull'], '--dest-dir <dir>', '`--dest-dir DIR`'],
+      [['artifact', 'install'], '--assets-dir <dir>', '`--assets-dir DIR`'],
+      [['artifact', 'follow'], '--assets-dir <dir>', '`--assets-dir` = `--dir asset=DIR`'],
+      [['artifact', 'follow'], '--tmp-dir <dir>', '`--tmp-dir DIR`'],
+      [['artifact', 'follow'], '--timeout <duration>', '`--timeout D`'],
+      [['artifact', 'follow'], '--falco-versions <url>', '`--falco-versions URL`'],
+      [['artifact', 'search'], '--min-score <score>', '`--min-score S`'],
+      [['index', 'add'], '[backend]', '`index add NAME URL [BACKEND]`'],
+      [['--help'], '--log-format <format>', '`--log-format text\\|json`'],
+      [['registry', 'auth', 'basic'], '--password-stdin', '`registry auth basic HOST`'],
+      [['completion', '--help'], 'zsh', '`completion bash\\|zsh\\|fish`'],
+    ];
+    for (const [cmd, flag, row] of aliases) {
+      const help = await runCli(cmd[0] === '--help' || cmd.at(-1) === '--help' ? cmd : [...cmd, '--help'], { env });
+      expect(help.stdout, `${cmd.join(' ')} --help`).toContain(flag);
+      expect(doc, `docs/falcoctl.md names ${row}`).toContain(row);
+    }
+  });
+
   it('index add NAME URL BACKEND: the backend must agree with the URL, whose scheme decides', async () => {
     const wrong = await runCli(['index', 'add', 'local', indexUrl, 'https'], { env });
     expect(wrong.code).toBe(2);

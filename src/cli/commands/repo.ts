@@ -162,6 +162,7 @@ function registerAuthCommands(repo: Command): void {
     .action(configured('OAuth2 client', 'registry.auth.oauth', 'registry.auth.oauth: [{registry, clientID, clientSecret, tokenURL}]'));
   auth
     .command('gcp')
+    .alias('gke')
     .description('refused: Google application default credentials are turned on per registry in the config (registry.auth.gcp)')
     .allowUnknownOption()
     .allowExcessArguments()
