@@ -8,10 +8,10 @@ import { execFile } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { CLI, cliEnv, NODE, requireCli, runCli } from '../helpers/cli.js';
+import { writeIndexFile } from './index-file.js';
 
 let env: NodeJS.ProcessEnv & { HOME: string };
 
@@ -19,13 +19,13 @@ beforeAll(async () => {
   requireCli('index', ['add']);
   env = await cliEnv();
   const dir = await mkdtemp(join(tmpdir(), 'diginfractl-completion-'));
-  const entry = (name: string, type: string) => ({ name, type, registry: 'ghcr.io', repository: `acme/${name}`, description: name, keywords: [] });
-  await writeFile(join(dir, 'corp.yaml'), stringify([entry('k8saudit', 'plugin'), entry('k8saudit-rules', 'rulesfile'), entry('json', 'plugin')]));
-  await writeFile(join(dir, 'other.yaml'), stringify([entry('k8saudit-eks', 'plugin')]));
+  const entry = (name: string, type: string) => ({ name, type, registry: 'ghcr.io', repository: `acme/${name}` });
+  const corp = await writeIndexFile(dir, 'corp.yaml', [entry('k8saudit', 'plugin'), entry('k8saudit-rules', 'rulesfile'), entry('json', 'plugin')]);
+  const other = await writeIndexFile(dir, 'other.yaml', [entry('k8saudit-eks', 'plugin')]);
   // Two cached indexes, and one never fetched whose server does not exist: completion must not try it.
   await writeFile(env.DIGINFRACTL_CONFIG!, stringify({ indexes: [] }));
-  for (const [name, file] of [['corp', 'corp.yaml'], ['other', 'other.yaml']]) {
-    expect((await runCli(['index', 'add', name!, pathToFileURL(join(dir, file!)).href], { env })).code).toBe(0);
+  for (const [name, url] of [['corp', corp], ['other', other]]) {
+    expect((await runCli(['index', 'add', name!, url!], { env })).code).toBe(0);
   }
   const config = parse(await readFile(env.DIGINFRACTL_CONFIG!, 'utf8')) as { indexes: unknown[] };
   config.indexes.push({ name: 'offline', url: 'https://unreachable.invalid/index.yaml' });

@@ -9,11 +9,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { cliEnv, requireCli, ROOT, runCli } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { writeIndexFile } from './index-file.js';
 import { jsonErrorIn } from './json-error.js';
 
 let reg: TestRegistry;
@@ -28,15 +28,10 @@ beforeAll(async () => {
   env = await cliEnv();
   dir = await mkdtemp(join(tmpdir(), 'diginfractl-habits-'));
   await writeFile(env.DIGINFRACTL_CONFIG!, stringify({ indexes: [], registry: { plainHttp: [reg.host] } }));
-  const index = join(dir, 'index.yaml');
-  await writeFile(
-    index,
-    stringify([
-      { name: 'k8saudit', type: 'plugin', registry: reg.host, repository: 'plugins/k8saudit', description: 'Kubernetes audit events', keywords: ['audit'] },
-      { name: 'habit-rules', type: 'rulesfile', registry: reg.host, repository: 'rules/habit', description: 'Rules pushed the falcoctl way', keywords: ['habit'] },
-    ]),
-  );
-  indexUrl = pathToFileURL(index).href;
+  indexUrl = await writeIndexFile(dir, 'index.yaml', [
+    { name: 'k8saudit', type: 'plugin', registry: reg.host, repository: 'plugins/k8saudit', description: 'Kubernetes audit events', keywords: ['audit'] },
+    { name: 'habit-rules', type: 'rulesfile', registry: reg.host, repository: 'rules/habit', description: 'Rules pushed the falcoctl way', keywords: ['habit'] },
+  ]);
   // A versions endpoint as the engine serves it, for --falco-versions.
   versions = createServer((_req, res) => res.end(JSON.stringify({ engine_version: '0.40.0' })));
   await new Promise<void>((resolve) => versions.listen(0, '127.0.0.1', resolve));

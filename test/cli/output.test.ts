@@ -8,11 +8,11 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { cliEnv, requireCli, ROOT, runCli, subcommandsOf, type CliResult } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { writeIndexFile } from './index-file.js';
 import { jsonErrorIn } from './json-error.js';
 
 let reg: TestRegistry;
@@ -39,8 +39,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'diginfractl-output-'));
   rulesFile = join(dir, 'out_rules.yaml');
   await writeFile(rulesFile, '- list: out\n  items: []\n');
-  const index = join(dir, 'index.yaml');
-  await writeFile(index, stringify([{ name: 'out-rules', type: 'rulesfile', registry: reg.host, repository: 'rules/out', description: 'Output rules', keywords: ['out'] }]));
+  const index = await writeIndexFile(dir, 'index.yaml', [{ name: 'out-rules', type: 'rulesfile', registry: reg.host, repository: 'rules/out', description: 'Output rules', keywords: ['out'] }]);
   await writeFile(
     env.DIGINFRACTL_CONFIG!,
     stringify({
@@ -50,8 +49,8 @@ beforeAll(async () => {
       follow: { rulesfilesDir: join(dir, 'followed'), stateDir: join(dir, 'state') },
     }),
   );
-  const added = (await json('index', 'add', 'local', pathToFileURL(index).href)) as Record<string, unknown>;
-  expect(added).toEqual({ name: 'local', url: pathToFileURL(index).href, replaced: false, entries: 1 });
+  const added = (await json('index', 'add', 'local', index)) as Record<string, unknown>;
+  expect(added).toEqual({ name: 'local', url: index, replaced: false, entries: 1 });
 }, 60_000);
 
 afterAll(async () => {

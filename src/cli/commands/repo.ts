@@ -66,19 +66,7 @@ export function registerRepoCommands(program: Command): void {
     await runPull(contextFrom(cmd), refs, { ...opts, dest: destOf(opts) });
   });
 
-  addRegistryFlags(
-    repo
-      .command('login')
-      .description('check credentials against a registry and store them (docker config.json format, mode 0600)')
-      .argument('<registry>', 'registry host[:port]')
-      .requiredOption('-u, --username <user>', 'user name')
-      .option('-p, --password <password>', 'password (prefer --password-stdin: this one lands in shell history)')
-      .option('--password-stdin', 'read the password from standard input')
-      .option('-o, --output <format>', 'table or json', 'table'),
-  ).action(async (registry: string, opts, cmd: Command) => {
-    const { runLogin } = await import('../actions/repo-login.js');
-    await runLogin(contextFrom(cmd), registry, opts);
-  });
+  declareLogin(repo.command('login'), 'check credentials against a registry and store them (docker config.json format, mode 0600)');
 
   repo
     .command('logout')
@@ -130,25 +118,29 @@ export function registerRepoCommands(program: Command): void {
   });
 }
 
+/** `repo login` and its falcoctl name `registry auth basic`: check credentials, then store them. */
+function declareLogin(cmd: Command, description: string): void {
+  addRegistryFlags(
+    cmd
+      .description(description)
+      .argument('<registry>', 'registry host[:port]')
+      .requiredOption('-u, --username <user>', 'user name')
+      .option('-p, --password <password>', 'password (prefer --password-stdin: this one lands in shell history)')
+      .option('--password-stdin', 'read the password from standard input')
+      .option('-o, --output <format>', 'table or json', 'table'),
+  ).action(async (registry: string, opts, c: Command) => {
+    const { runLogin } = await import('../actions/repo-login.js');
+    await runLogin(contextFrom(c), registry, opts);
+  });
+}
+
 /**
  * falcoctl's `registry auth basic|oauth|gcp`, hidden from help (docs/falcoctl.md). `basic` is
  * `repo login`; OAuth and Google credentials are configuration here, not a stored login.
  */
 function registerAuthCommands(repo: Command): void {
   const auth = repo.command('auth', { hidden: true }).description("falcoctl's registry auth: basic is repo login; oauth and gcp are config keys");
-  addRegistryFlags(
-    auth
-      .command('basic')
-      .description('the same as repo login')
-      .argument('<registry>', 'registry host[:port]')
-      .requiredOption('-u, --username <user>', 'user name')
-      .option('-p, --password <password>', 'password (prefer --password-stdin: this one lands in shell history)')
-      .option('--password-stdin', 'read the password from standard input')
-      .option('-o, --output <format>', 'table or json', 'table'),
-  ).action(async (registry: string, opts, cmd: Command) => {
-    const { runLogin } = await import('../actions/repo-login.js');
-    await runLogin(contextFrom(cmd), registry, opts);
-  });
+  declareLogin(auth.command('basic'), 'the same as repo login');
   const configured = (what: string, key: string, example: string) => () => {
     throw new DiginfraError('USAGE', `${what} credentials are not stored by a command here: they are read from the config, key ${key}`, {
       hint: `add them to the config file (${example}), or set DIGINFRACTL_${key.toUpperCase().replace(/\./g, '_')}; see docs/configuration.md`,
