@@ -74,7 +74,7 @@ const lazyUndiciH2 = {
  * (undici and the registry client, reached through follow/index.ts) without this, 100 KB with it.
  * test/architecture.test.ts fails if another module of ours gains top-level code that runs.
  */
-const RUNS_ON_IMPORT = /[\\/]dist[\\/](cli[\\/](main|program)|follow[\\/]validate-worker)\.js$/;
+const RUNS_ON_IMPORT = /[\\/]dist[\\/](cli[\\/](main|program|node-version)|follow[\\/]validate-worker)\.js$/;
 const ownModule = (id) => id.startsWith(join(ROOT, 'dist') + sep);
 
 await rm(OUT, { recursive: true, force: true });

@@ -6,6 +6,7 @@
  * The shebang gives every command the 1 MB young generation, which only a process's start can set
  * (process-tuning.ts says why); `node diginfractl.cjs` works the same without it.
  */
+import './node-version.js';
 import { enableCompileCache } from 'node:module';
 import { tuneProcess } from './process-tuning.js';
 

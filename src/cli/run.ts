@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { DiginfraError, exitCodeFor, messageOf } from '../errors.js';
+import { DiginfraError, exitCodeFor, messageOf, type ErrorCode } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import type { LevelWithSilent } from 'pino';
 
@@ -12,27 +12,69 @@ export interface CliContext {
 }
 
 const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+/** `--log-format`; without it, text on a terminal and JSON lines otherwise (src/log/logger.ts). */
+const LOG_FORMATS = ['text', 'json', 'color'];
 
 export function contextFrom(cmd: Command): CliContext {
-  const globals = cmd.optsWithGlobals<{ config?: string; logLevel?: string }>();
+  const globals = cmd.optsWithGlobals<{ config?: string; logLevel?: string; logFormat?: string }>();
   const level = globals.logLevel ?? 'info';
   if (!LEVELS.has(level)) {
     throw new DiginfraError('USAGE', `--log-level "${level}" is not one of ${[...LEVELS].join(', ')}`);
   }
+  const format = globals.logFormat;
+  if (format !== undefined && !LOG_FORMATS.includes(format)) {
+    throw new DiginfraError('USAGE', `--log-format "${format}" is not one of ${LOG_FORMATS.join(', ')}`);
+  }
+  // falcoctl's `color` is its text format with colors; ours has none.
+  const json = format === undefined ? undefined : format === 'json';
   let logger: Logger | undefined;
   return {
     configPath: globals.config,
     // Created on first use, so commands that do not log never load pino.
     get logger() {
-      logger ??= createLogger(level as LevelWithSilent);
+      logger ??= createLogger(level as LevelWithSilent, json === undefined ? {} : { json });
       return logger;
     },
-    out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
+    out: (text) => {
+      if (!stdoutClosed) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    },
   };
 }
 
-/** Prints a one-line error and its hint to stderr; returns the exit status. */
-export function reportError(err: unknown): number {
+/** Prints a command's data as JSON (`-o json`): one document on stdout. */
+export function printJson(ctx: CliContext, value: unknown): void {
+  ctx.out(JSON.stringify(value, null, 2));
+}
+
+/** What `-o json` prints on stderr for an error: `{"error": {"code", "message", "hint"?}}`, one line. */
+export interface JsonError {
+  /** An ErrorCode (src/errors.ts); INTERNAL for an unexpected failure (a bug). */
+  code: ErrorCode | 'INTERNAL';
+  message: string;
+  hint?: string;
+}
+
+export function jsonErrorOf(err: unknown): JsonError {
+  const code = err instanceof DiginfraError ? err.code : 'INTERNAL';
+  const hint = err instanceof DiginfraError ? err.hint : undefined;
+  return { code, message: messageOf(err), ...(hint !== undefined && { hint }) };
+}
+
+function writeJsonError(error: JsonError): void {
+  process.stderr.write(`${JSON.stringify({ error })}\n`);
+}
+
+/**
+ * Prints an error to stderr, as `error: <message>` and `hint: <what to do>` lines, or with `json`
+ * as one JSON object (jsonErrorOf); returns the exit status. A closed stdout (`| head -1`) is not an
+ * error: nothing is printed, and the status is what the command had.
+ */
+export function reportError(err: unknown, opts: { json?: boolean } = {}): number {
+  if (isClosedPipe(err)) return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  if (opts.json) {
+    writeJsonError(jsonErrorOf(err));
+    return exitCodeFor(err);
+  }
   const message = messageOf(err);
   process.stderr.write(`error: ${message}\n`);
   if (err instanceof DiginfraError && err.hint) process.stderr.write(`hint: ${err.hint}\n`);
@@ -40,6 +82,39 @@ export function reportError(err: unknown): number {
     process.stderr.write(`${err.stack ?? ''}\n`);
   }
   return exitCodeFor(err);
+}
+
+/** A usage error commander found (unknown option, missing argument), as `-o json` prints it. */
+export function reportUsageError(message: string): void {
+  writeJsonError({ code: 'USAGE', message: message.replace(/^error: /, '').trim() });
+}
+
+/** Set once the reader of stdout is gone (`diginfractl ... | head -1`): what is left to print is dropped. */
+let stdoutClosed = false;
+
+/** EPIPE (the reader closed the pipe), or a write to stdout after that. */
+function isClosedPipe(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EPIPE' || (stdoutClosed && code === 'ERR_STREAM_DESTROYED');
+}
+
+/**
+ * A reader that stops early (`repo push ... | head -1`) closes the pipe: the next write fails with
+ * EPIPE, which Node raises as an 'error' event that, unhandled, ends the process with a stack trace.
+ * Here the command finishes its work quietly instead (a push or an install half done helps nobody),
+ * with nothing more printed there and its own exit status. The same for stderr (`2>&1 | head`).
+ */
+export function quietOnClosedPipes(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') {
+        if (stream === process.stdout) stdoutClosed = true;
+        return;
+      }
+      // Any other failure of stdio (EIO on a vanished terminal): the command cannot say what it did.
+      process.exitCode = 1;
+    });
+  }
 }
 
 /** Output format flag shared by data commands. */
@@ -72,7 +147,7 @@ export function formatTable(headers: string[], rows: string[][]): string {
  * and init containers take it for success. Node emits 'beforeExit' exactly then; if `work` has not
  * settled by that time, this says so and sets exit code 1.
  */
-export function failIfUnfinished(work: Promise<unknown>): void {
+export function failIfUnfinished(work: Promise<unknown>, opts: { json?: boolean } = {}): void {
   let settled = false;
   const done = () => {
     settled = true;
@@ -80,8 +155,10 @@ export function failIfUnfinished(work: Promise<unknown>): void {
   work.then(done, done);
   process.once('beforeExit', () => {
     if (settled) return;
-    process.stderr.write('error: internal error: the command stopped before it finished, with nothing left to wait for\n');
-    process.stderr.write('hint: this is a bug in diginfractl; run again with --log-level debug and report what it printed\n');
+    const message = 'internal error: the command stopped before it finished, with nothing left to wait for';
+    const hint = 'this is a bug in diginfractl; run again with --log-level debug and report what it printed';
+    if (opts.json) writeJsonError({ code: 'INTERNAL', message, hint });
+    else process.stderr.write(`error: ${message}\nhint: ${hint}\n`);
     process.exitCode = 1;
   });
 }

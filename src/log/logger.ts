@@ -54,7 +54,11 @@ export function createLogger(level: LevelWithSilent = 'info', opts: { json?: boo
   const json = opts.json ?? !process.stderr.isTTY;
   const options = { level, base: { pid: process.pid }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
   const { pino } = loadPino();
-  return json ? pino(options, pino.destination({ fd: 2, sync: true })) : pino(options, terminalStream(process.stderr));
+  const destination = json ? pino.destination({ fd: 2, sync: true }) : terminalStream(process.stderr);
+  // A log line that cannot be written (stderr's reader gone: `2>&1 | head`) is dropped: losing logs
+  // must not end the command, and an unhandled 'error' would, with a stack trace.
+  destination.on('error', () => {});
+  return pino(options, destination);
 }
 
 /** A logger that writes nothing, for library callers and tests. */

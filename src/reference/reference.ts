@@ -78,7 +78,7 @@ function checkDigest(input: string, digest: string): void {
   }
 }
 
-/** Splits `rest[:tag][@digest]`; the tag colon is the last one after the last slash. */
+/** Splits `rest[:tag][@digest]`; the tag colon is the last one after the last slash. Both may be given. */
 function splitTagAndDigest(input: string, s: string): { path: string; tag?: string; digest?: string } {
   let path = s;
   let digest: string | undefined;
@@ -96,9 +96,8 @@ function splitTagAndDigest(input: string, s: string): { path: string; tag?: stri
     path = path.slice(0, colon);
     checkTag(input, tag);
   }
-  if (tag !== undefined && digest !== undefined) {
-    throw invalid(input, 'give either a tag or a digest, not both');
-  }
+  // `repo:tag@digest` (the form `repo push` and `artifact install` print) is kept whole: the digest
+  // decides what is fetched (referenceSelector), the tag is only shown.
   return { path, ...(tag !== undefined && { tag }), ...(digest !== undefined && { digest }) };
 }
 

@@ -6,16 +6,20 @@
  * Rules (docs/install.md):
  * - Artifacts are keyed by their config `name`. What the user asked for is fixed: a dependency on it
  *   must be satisfied by the version asked for, or the install fails.
- * - A dependency `{name, version}` accepts any version in `^version` (same major; for 0.x the same
- *   minor). When several artifacts need the same one, the highest available version that satisfies all
- *   of them is chosen; when none does, DEPENDENCY_CONFLICT names every requirer and what it asked for.
+ * - A dependency `{name, version}` accepts any version of the same major that is not older
+ *   (`0.7.0` accepts 0.9.1, not 1.0.0). When several artifacts need the same one, the newest version
+ *   that satisfies all of them is chosen; when none does, DEPENDENCY_CONFLICT names every requirer,
+ *   what it asked for, and why no version fits.
  * - `alternatives`: a dependency is satisfied by the first of [name, ...alternatives] already in the
- *   plan; when none is, the first that the registry has in a satisfying version is added.
+ *   plan; when none is, the first that the registry has in a satisfying version is added. When the
+ *   one chosen conflicts with what other artifacts need, the next alternative is tried before the
+ *   install fails.
  * - The same artifact asked for twice with different versions: the highest is kept, with a warning.
  */
+import semver from 'semver';
 import { DiginfraError, isDiginfraError } from '../errors.js';
 import type { Dependency } from './dependency.js';
-import { compareVersions, compatibleLine, dependencyRange, highestSatisfyingAll, satisfiesDependency, versionTags } from './versions.js';
+import { compareVersions, compatibleLine, dependencyRange, highest, highestSatisfyingAll, lineOf, satisfiesDependency, versionTags } from './versions.js';
 
 export interface DepNode {
   /** Config name: the key of the graph. */
@@ -41,11 +45,13 @@ export interface ResolvedNode<N extends DepNode> {
 }
 
 export interface Constraint {
-  /** Who asked: `name version` of the requirer. */
+  /** Who asked: `name version` of the requirer, or `the command line`. */
   by: string;
   /** What was asked: the artifact name and the lowest acceptable version. */
   name: string;
   version: string;
+  /** Asked for exactly (a version named on the command line), not as a dependency. */
+  exact?: boolean;
 }
 
 export function labelOf(n: { name: string; version: string }): string {
@@ -81,7 +87,7 @@ export function dedupeRoots<N extends { name: string; version: string }>(roots: 
 
 /** The DEPENDENCY_CONFLICT error, naming every requirer and what it asked for. */
 export function conflictError(name: string, constraints: readonly Constraint[], detail?: string): DiginfraError {
-  const asks = constraints.map((c) => `${c.by} needs ${c.name} ${dependencyRange(c.version)}`);
+  const asks = constraints.map((c) => (c.exact ? `${c.by} asks for ${c.name} ${c.version}` : `${c.by} needs ${c.name} ${dependencyRange(c.version)}`));
   return new DiginfraError(
     'DEPENDENCY_CONFLICT',
     `no version of ${name} satisfies every artifact that needs it: ${asks.join('; ')}${detail ? ` (${detail})` : ''}`,
@@ -89,9 +95,34 @@ export function conflictError(name: string, constraints: readonly Constraint[], 
   );
 }
 
+/** Why none of `tags` satisfies every one of `wanted` (all in one major line): said exactly, for the conflict. */
+export function unsatisfiedDetail(tags: readonly string[], wanted: readonly string[]): string {
+  const have = versionTags(tags).sort(compareVersions);
+  if (have.length === 0) return 'the repository has no version tags';
+  const line = lineOf(wanted[0]!);
+  const floor = highest(wanted.filter((w) => semver.valid(w) !== null))!;
+  const newest = highest(have.filter((t) => lineOf(t) === line && semver.prerelease(t) === null));
+  const why =
+    newest === undefined
+      ? `no ${line} version is published`
+      : compareVersions(newest, floor) < 0
+        ? `the newest ${line} version published is ${newest}, older than ${floor}`
+        : 'no published version satisfies all of them';
+  return `${why}; available: ${have.join(', ')}`;
+}
+
 interface Edge {
   from: string;
   dep: Dependency;
+  /** Identifies the dependency across rounds: requirer name and first candidate name. */
+  key: string;
+}
+
+interface EdgeState {
+  edge: Edge;
+  target: { name: string; version: string } | undefined;
+  /** Position of `target` among [dep, ...alternatives]; -1 when there is none. */
+  at: number;
 }
 
 const MAX_ROUNDS = 200;
@@ -104,10 +135,12 @@ export async function resolveDependencies<N extends DepNode>(roots: readonly N[]
   const rootNames = new Set(roots.map((r) => r.name));
   const selected = new Map<string, N>();
   for (const r of roots) selected.set(r.name, r);
+  /** Per dependency (Edge.key): how many of its candidates were given up after a conflict. */
+  const givenUp = new Map<string, number>();
 
   /** Edges of every selected node reachable from the roots, and what each points at. */
-  const edges = (): { edge: Edge; target: { name: string; version: string } | undefined }[] => {
-    const out: { edge: Edge; target: { name: string; version: string } | undefined }[] = [];
+  const edges = (): EdgeState[] => {
+    const out: EdgeState[] = [];
     const seen = new Set<string>();
     const queue = [...roots.map((r) => r.name)];
     while (queue.length > 0) {
@@ -117,36 +150,53 @@ export async function resolveDependencies<N extends DepNode>(roots: readonly N[]
       const node = selected.get(name);
       if (!node) continue;
       for (const dep of node.dependencies ?? []) {
+        const key = `${name}\u0000${dep.name}`;
         const candidates = [dep, ...(dep.alternatives ?? [])];
-        const target = candidates.find((c) => selected.has(c.name));
-        out.push({ edge: { from: name, dep }, target });
+        const from = givenUp.get(key) ?? 0;
+        const at = candidates.findIndex((c, i) => i >= from && selected.has(c.name));
+        const target = at < 0 ? undefined : candidates[at];
+        out.push({ edge: { from: name, dep, key }, target, at });
         if (target) queue.push(target.name);
       }
     }
     return out;
   };
 
-  const constraintsOn = (name: string, all: ReturnType<typeof edges>): Constraint[] =>
+  const constraintsOn = (name: string, all: readonly EdgeState[]): Constraint[] =>
     all
       .filter((e) => e.target?.name === name)
       .map((e) => ({ by: labelOf(selected.get(e.edge.from)!), name, version: e.target!.version }));
 
-  /** Highest version of `name` satisfying `constraints`, found from `requirer`; throws a conflict. */
+  /** Newest version of `name` satisfying `constraints`, found from `requirer`; throws a conflict. */
   const pick = async (name: string, constraints: Constraint[], requirer: N): Promise<string> => {
     const wanted = constraints.map((c) => c.version);
-    if (!compatibleLine(wanted)) throw conflictError(name, constraints, 'they ask for different major versions');
+    if (!compatibleLine(wanted)) {
+      throw conflictError(name, constraints, `they ask for different major versions: ${[...new Set(wanted.map(lineOf))].join(' and ')}`);
+    }
     const tags = await source.versions(name, requirer);
     const best = highestSatisfyingAll(tags, wanted);
-    if (best === undefined) {
-      const have = versionTags(tags);
-      throw conflictError(name, constraints, have.length > 0 ? `available: ${have.sort(compareVersions).join(', ')}` : 'the repository has no version tags');
-    }
+    if (best === undefined) throw conflictError(name, constraints, unsatisfiedDetail(tags, wanted));
     return best;
+  };
+
+  /**
+   * A conflict on `name`: a requirer whose dependency has alternatives left moves to the next one
+   * (first those the current version does not satisfy). False when none can.
+   */
+  const tryNextAlternative = (name: string, all: readonly EdgeState[]): boolean => {
+    const current = selected.get(name)!;
+    const movable = all.filter((e) => e.target?.name === name && e.at + 1 < 1 + (e.edge.dep.alternatives?.length ?? 0));
+    const edge = movable.find((e) => !satisfiesDependency(current.version, e.target!.version)) ?? movable[0];
+    if (!edge) return false;
+    givenUp.set(edge.edge.key, edge.at + 1);
+    return true;
   };
 
   for (let round = 0; ; round++) {
     if (round >= MAX_ROUNDS) throw new DiginfraError('DEPENDENCY_CONFLICT', 'dependency resolution does not settle (versions keep changing each other)');
     const all = edges();
+    // What no reachable dependency points at any more (an alternative given up) leaves the plan.
+    for (const name of [...selected.keys()]) if (!rootNames.has(name) && !all.some((e) => e.target?.name === name)) selected.delete(name);
 
     // 1. A selected artifact that does not satisfy everyone who needs it.
     const broken = all.find((e) => e.target && !constraintsOn(e.target.name, all).every((c) => satisfiesDependency(selected.get(c.name)!.version, c.version)));
@@ -154,19 +204,23 @@ export async function resolveDependencies<N extends DepNode>(roots: readonly N[]
       const name = broken.target!.name;
       const constraints = constraintsOn(name, all);
       const current = selected.get(name)!;
-      if (rootNames.has(name)) {
-        throw conflictError(name, [{ by: 'the command line', name, version: current.version }, ...constraints], `${name} ${current.version} was asked for explicitly`);
+      const requirer = selected.get(broken.edge.from)!;
+      try {
+        if (rootNames.has(name)) {
+          throw conflictError(name, [{ by: 'the command line', name, version: current.version, exact: true }, ...constraints], `${name} ${current.version} was asked for explicitly`);
+        }
+        selected.set(name, await source.load(name, await pick(name, constraints, requirer), requirer));
+      } catch (err) {
+        if (!isDiginfraError(err, 'DEPENDENCY_CONFLICT') || !tryNextAlternative(name, all)) throw err;
       }
-      const version = await pick(name, constraints, selected.get(broken.edge.from)!);
-      selected.set(name, await source.load(name, version, selected.get(broken.edge.from)!));
       continue;
     }
 
-    // 2. A dependency none of whose candidates is in the plan yet.
+    // 2. A dependency none of whose remaining candidates is in the plan yet.
     const open = all.find((e) => e.target === undefined);
     if (open) {
       const requirer = selected.get(open.edge.from)!;
-      const candidates = [open.edge.dep, ...(open.edge.dep.alternatives ?? [])];
+      const candidates = [open.edge.dep, ...(open.edge.dep.alternatives ?? [])].slice(givenUp.get(open.edge.key) ?? 0);
       let firstError: unknown;
       let added = false;
       for (const c of candidates) {
@@ -198,7 +252,7 @@ export async function resolveDependencies<N extends DepNode>(roots: readonly N[]
   }
 }
 
-function requirersOf<N extends DepNode>(name: string, all: { edge: Edge; target: { name: string } | undefined }[], selected: Map<string, N>): string[] {
+function requirersOf<N extends DepNode>(name: string, all: readonly EdgeState[], selected: Map<string, N>): string[] {
   const by: string[] = [];
   for (const e of all) {
     if (e.target?.name !== name) continue;

@@ -41,32 +41,34 @@ export function resolveFloatingTag(tag: string, tags: readonly string[]): string
 }
 
 /**
- * The caret range a dependency version stands for (docs/artifact-format.md): `1.2.0` accepts
- * `>=1.2.0 <2.0.0`; for 0.x versions semver's caret rule applies (`0.7.0` accepts `0.7.x`).
+ * The range a dependency version stands for (docs/install.md): the same major version, and not older
+ * than the one given. `1.2.0` accepts `>=1.2.0 <2.0.0`, and `0.7.0` accepts `>=0.7.0 <1.0.0`: real
+ * plugins are 0.x, and a rules file that needs k8saudit 0.7.0 loads with 0.9.0 (the ecosystem's rule,
+ * not semver's caret rule, which would stop 0.x at the minor).
  */
 export function dependencyRange(version: string): string {
-  return `^${version}`;
+  const v = semver.parse(version);
+  if (!v) return version;
+  return `>=${v.version} <${v.major + 1}.0.0`;
 }
 
-/** Does `version` satisfy a dependency that asked for `wanted`? Prereleases only when asked for in the same line. */
+/** Does `version` satisfy a dependency that asked for `wanted`? Prereleases only when asked for in the same version. */
 export function satisfiesDependency(version: string, wanted: string): boolean {
   if (!semver.valid(version) || !semver.valid(wanted)) return false;
   return semver.satisfies(version, dependencyRange(wanted));
 }
 
-/** Do all these dependency versions lie in one compatible line (one major, or one 0.minor)? */
+/** Do all these dependency versions ask for one major version (so that one version can serve them all)? */
 export function compatibleLine(wanted: readonly string[]): boolean {
   const lines = new Set(wanted.map(lineOf));
   return lines.size <= 1;
 }
 
-/** `1.x` for 1.2.3, `0.7.x` for 0.7.1, `0.0.3` for 0.0.3: the caret line of a version. */
+/** `1.x` for 1.2.3, `0.x` for 0.7.1: the major line a dependency version stands for. */
 export function lineOf(version: string): string {
   const v = semver.parse(version);
   if (!v) return version;
-  if (v.major > 0) return `${v.major}.x`;
-  if (v.minor > 0) return `0.${v.minor}.x`;
-  return `0.0.${v.patch}`;
+  return `${v.major}.x`;
 }
 
 /**

@@ -54,7 +54,8 @@ describe('artifact info', () => {
     const r = await runCli(['artifact', 'info', `${reg.host}/acme/k8saudit:0.7.0`, '-o', 'json'], { env });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const info = JSON.parse(r.stdout);
+    const [info, ...more] = JSON.parse(r.stdout);
+    expect(more).toEqual([]); // one reference: an array of one, the same shape as for several
     expect(info).toMatchObject({
       reference: expect.stringMatching(new RegExp(`^${reg.host}/acme/k8saudit:0.7.0@sha256:[a-f0-9]{64}$`)),
       type: 'plugin',
@@ -69,7 +70,7 @@ describe('artifact info', () => {
   it('resolves a name through the index, defaulting to latest, with dependencies and requirements', async () => {
     const r = await runCli(['artifact', 'info', 'k8saudit-rules:0.9', '-o', 'json'], { env });
     expect(r.code).toBe(0);
-    const info = JSON.parse(r.stdout);
+    const [info] = JSON.parse(r.stdout);
     expect(info.index).toBe('corp');
     expect(info.entry).toMatchObject({ name: 'k8saudit-rules', license: 'Apache-2.0' });
     expect(info.resolvedTag).toBe('0.9.0');
@@ -105,7 +106,7 @@ describe('artifact info', () => {
     await client.pushManifest({ registry: ref.registry, repository: ref.repository, digest: sha256Digest(sig) }, sig, 'application/vnd.oci.image.manifest.v1+json');
     const r = await runCli(['artifact', 'info', `${reg.host}/acme/k8saudit:0.7.0`, '-o', 'json'], { env });
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout).referrers).toEqual([{ digest: sha256Digest(sig), artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json' }]);
+    expect(JSON.parse(r.stdout)[0].referrers).toEqual([{ digest: sha256Digest(sig), artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json' }]);
   });
 
   it('names what is missing', async () => {
@@ -123,7 +124,7 @@ describe('artifact manifest and artifact config: the stored bytes', () => {
   const run = (args: string[]) => runCli(['artifact', ...args], { env });
 
   it('prints the image index byte for byte (its sha256 is the digest info shows), and one platform with --platform', async () => {
-    const info = JSON.parse((await run(['info', `${reg.host}/acme/k8saudit:0.7.0`, '-o', 'json'])).stdout) as { digest: string };
+    const info = (JSON.parse((await run(['info', `${reg.host}/acme/k8saudit:0.7.0`, '-o', 'json'])).stdout) as { digest: string }[])[0]!;
     const index = await run(['manifest', `${reg.host}/acme/k8saudit:0.7.0`]);
     expect(index.stderr).toBe('');
     expect(index.code).toBe(0);
@@ -230,7 +231,7 @@ describe('several references at once, and --type', () => {
     expect(byRef.stderr).toContain(`${reg.host}/acme/k8saudit-rules:0.9.0 is a rulesfile, not a plugin`);
     const ok = await runCli(['artifact', 'info', '--type', 'rulesfile', 'k8saudit-rules', '-o', 'json'], { env });
     expect(ok.code).toBe(0);
-    expect((JSON.parse(ok.stdout) as { type: string }).type).toBe('rulesfile');
+    expect((JSON.parse(ok.stdout) as { type: string }[])[0]!.type).toBe('rulesfile');
   });
 
   it('repo pull REF REF: index names and floating tags too; every reference is resolved before anything is written', async () => {

@@ -75,7 +75,7 @@ describe('artifact list (built CLI, real registry)', () => {
     expect(lines[0]).toMatch(/^NAME\s+TYPE\s+VERSION\s+SOURCE\s+STATUS\s+REF$/);
     expect(lines[1]).toMatch(new RegExp(`^k8saudit\\s+plugin\\s+0\\.1\\.0\\s+install\\s+ok\\s+${reg.host}/plugins/k8saudit:0\\.1\\.0@sha256:[0-9a-f]{12}…$`));
     expect(lines[2]).toMatch(new RegExp(`^k8saudit-rules\\s+rulesfile\\s+1\\.0\\.0\\s+follow\\s+ok; refused 2\\.0\\.0 \\(dependencies\\)\\s+${reg.host}/rules/k8saudit-rules:stable$`));
-    expect(lines[3]).toMatch(/^k8saudit-rules: refused 2\.0\.0 at \S+: .*needs k8saudit \^0\.2\.0 \(installed: k8saudit 0\.1\.0\)/);
+    expect(lines[3]).toMatch(/^k8saudit-rules: refused 2\.0\.0 at \S+: .*needs k8saudit >=0\.2\.0 <1\.0\.0 \(installed: k8saudit 0\.1\.0\)/);
     expect(lines).toHaveLength(4);
 
     // The plugin file is deleted by hand: the list says so, by path.

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { cliEnv, runCli, ROOT } from '../helpers/cli.js';
+import { jsonErrorIn } from './json-error.js';
 
 const RULES = join(ROOT, 'test/fixtures/falco_rules.yaml');
 
@@ -86,8 +87,12 @@ describe('registry.auth.basic', () => {
     await writeConfig(env, { registry: { plainHttp: [reg.host], auth: { basic: [{ registry: reg.host, user: reg.username, password: wrong }] } } });
     const push = await runCli(pushArgs(`${reg.host}/rules/wrong`), { env });
     expect(push.code).toBe(1);
-    expect(push.stderr).toContain(`error: ${reg.host} refused the stored credentials`);
-    expect(push.stderr).toContain(`hint: the credentials for ${reg.host} come from registry.auth.basic in the config file: correct them there`);
+    // -o json: the error is a JSON object on stderr.
+    expect(jsonErrorIn(push.stderr)).toEqual({
+      code: 'AUTH_REQUIRED',
+      message: `${reg.host} refused the stored credentials`,
+      hint: `the credentials for ${reg.host} come from registry.auth.basic in the config file: correct them there`,
+    });
     expect(push.stdout + push.stderr).not.toContain(wrong);
     expect(push.stdout + push.stderr).not.toContain(reg.password!);
     const pull = await runCli(['repo', 'pull', `${reg.host}/rules/basic:1.0.0`, '--dest', await mkdtemp(join(tmpdir(), 'pull-'))], { env });
@@ -247,7 +252,7 @@ describe('registry.auth.oauth', () => {
     const push = await runCli(pushArgs(`${reg.host}/rules/oauth`, '9.9.9'), { env });
     expect(push.code).toBe(1);
     const host = new URL(oauth.url).host;
-    expect(push.stderr).toContain(`error: OAuth token endpoint ${host} refused the client credentials for ${reg.host} (HTTP 401) (invalid_client: client authentication failed)`);
+    expect(jsonErrorIn(push.stderr).message).toContain(`OAuth token endpoint ${host} refused the client credentials for ${reg.host} (HTTP 401) (invalid_client: client authentication failed)`);
     expect(push.stderr).toContain('registry.auth.oauth');
     expect(push.stdout + push.stderr).not.toContain(wrong);
     expect(push.stdout + push.stderr).not.toContain(CLIENT_SECRET);

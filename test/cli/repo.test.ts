@@ -55,8 +55,9 @@ describe.each([
     const dest = await mkdtemp(join(tmpdir(), 'pull-'));
     const pull = await runCli(['repo', 'pull', `${reg.host}/rules/falco:1`, '--dest', dest, '-o', 'json', ...flags], { env });
     expect(pull.code).toBe(0);
-    const pulled = JSON.parse(pull.stdout) as { digest: string; version: string; type: string; files: string[] };
-    expect(pulled).toMatchObject({ digest: pushed.digest, version: '1.2.3', type: 'rulesfile', files: ['falco_rules.yaml'] });
+    const pulled = JSON.parse(pull.stdout) as { digest: string; version: string; type: string; files: string[] }[];
+    expect(pulled).toHaveLength(1); // one reference: an array of one, the same shape as for several
+    expect(pulled[0]).toMatchObject({ digest: pushed.digest, version: '1.2.3', type: 'rulesfile', files: ['falco_rules.yaml'] });
     expect((await readFile(join(dest, 'falco_rules.yaml'))).equals(await readFile(RULES))).toBe(true);
     expect((await stat(join(dest, 'falco_rules.yaml'))).mode & 0o777).toBe(0o644);
   });
@@ -203,7 +204,7 @@ describe('repo pull safety', () => {
     await writeFile(join(src, 'rules.yaml'), '- list: new\n  items: [a]\n');
     const push = await runCli(['repo', 'push', `${reg.host}/rules/tamper`, join(src, 'rules.yaml'), '--type', 'rulesfile', '--version', '1.0.0', '--plain-http', '-o', 'json'], { env });
     expect(push.code).toBe(0);
-    const manifest = JSON.parse((await runCli(['repo', 'pull', `${reg.host}/rules/tamper:1.0.0`, '--plain-http', '--dest', await mkdtemp(join(tmpdir(), 'ok-')), '-o', 'json'], { env })).stdout) as { manifestDigest: string };
+    const manifest = JSON.parse((await runCli(['repo', 'pull', `${reg.host}/rules/tamper:1.0.0`, '--plain-http', '--dest', await mkdtemp(join(tmpdir(), 'ok-')), '-o', 'json'], { env })).stdout)[0] as { manifestDigest: string };
     expect(manifest.manifestDigest).toMatch(/^sha256:/);
     // Corrupt the layer blob in the registry's storage.
     const blobs = join(reg.storageDir, 'docker/registry/v2/blobs/sha256');

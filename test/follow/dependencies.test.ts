@@ -17,10 +17,11 @@ import { pushClient, pushRules, RULES_FIXTURE } from '../helpers/push.js';
 describe('dependency check (pure)', () => {
   const k8saudit = { name: 'k8saudit', version: '0.7.0', alternatives: [{ name: 'k8saudit-eks', version: '0.2.0' }] };
 
-  it("uses install's caret rule, and any alternative satisfies", () => {
+  it("uses install's rule (same major, not older; 0.x too), and any alternative satisfies", () => {
     const have = (name: string, version: string) => [{ name, version, type: 'plugin' }];
     expect(unmetDependencies([k8saudit], have('k8saudit', '0.7.3'))).toEqual([]);
-    expect(unmetDependencies([k8saudit], have('k8saudit', '0.8.0'))).toEqual([k8saudit]); // 0.x: a minor is a major
+    expect(unmetDependencies([k8saudit], have('k8saudit', '0.8.0'))).toEqual([]);
+    expect(unmetDependencies([k8saudit], have('k8saudit', '1.0.0'))).toEqual([k8saudit]);
     expect(unmetDependencies([k8saudit], have('k8saudit', '0.6.9'))).toEqual([k8saudit]);
     expect(unmetDependencies([k8saudit], have('k8saudit-eks', '0.2.1'))).toEqual([]);
     expect(unmetDependencies([{ name: 'json', version: '1.2.0' }], have('json', '1.9.0'))).toEqual([]);
@@ -30,9 +31,9 @@ describe('dependency check (pure)', () => {
 
   it('names what is wanted and what is there', () => {
     expect(describeUnmet([k8saudit], [{ name: 'k8saudit', version: '0.6.1', type: 'plugin' }, { name: 'json', version: '0.7.0', type: 'plugin' }])).toBe(
-      'k8saudit ^0.7.0 or k8saudit-eks ^0.2.0 (installed: k8saudit 0.6.1)',
+      'k8saudit >=0.7.0 <1.0.0 or k8saudit-eks >=0.2.0 <1.0.0 (installed: k8saudit 0.6.1)',
     );
-    expect(describeUnmet([{ name: 'json', version: '1.0.0' }], [])).toBe('json ^1.0.0 (installed: none)');
+    expect(describeUnmet([{ name: 'json', version: '1.0.0' }], [])).toBe('json >=1.0.0 <2.0.0 (installed: none)');
   });
 
   it('signs the installed set whatever its order', () => {
@@ -101,7 +102,7 @@ describe('artifact follow: dependencies (built CLI, real registry)', () => {
     expect(refused.code).toBe(1);
     const [outcome] = JSON.parse(refused.stdout) as { result: string; reason: string; message: string; version: string }[];
     expect(outcome).toMatchObject({ result: 'rejected', reason: 'dependencies', version: '2.0.0' });
-    expect(outcome!.message).toContain('needs k8saudit ^0.2.0 or k8saudit-eks ^0.1.0 (installed: k8saudit 0.1.0)');
+    expect(outcome!.message).toContain('needs k8saudit >=0.2.0 <1.0.0 or k8saudit-eks >=0.1.0 <1.0.0 (installed: k8saudit 0.1.0)');
     expect(outcome!.message).toContain('diginfractl artifact install k8saudit:0.2.0');
     expect(await readFile(join(rules, 'k8saudit_rules.yaml'))).toEqual(v1);
     // Nothing changed on the node: still refused, from the state.

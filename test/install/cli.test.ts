@@ -155,8 +155,8 @@ describe('diginfractl artifact install', () => {
 
     const conflict = await runCli(['artifact', 'install', 'falco-rules:3.0.0', `${reg.host}/acme/other-rules:1.0.0`], { env: n.env });
     expect(conflict.code).toBe(1);
-    expect(conflict.stderr).toContain('falco-rules 3.0.0 needs json ^0.7.0');
-    expect(conflict.stderr).toContain('other-rules 1.0.0 needs json ^1.0.0');
+    expect(conflict.stderr).toContain('falco-rules 3.0.0 needs json >=0.7.0 <1.0.0');
+    expect(conflict.stderr).toContain('other-rules 1.0.0 needs json >=1.0.0 <2.0.0');
     await expect(access(n.rules)).rejects.toThrow();
 
     const engine = await runCli(['artifact', 'install', 'falco-rules:3', '--engine-version', '0.40.0'], { env: n.env });

@@ -24,6 +24,8 @@ describe('parseOciReference', () => {
     ['index.docker.io/library/alpine:3', { registry: 'docker.io', repository: 'library/alpine', tag: '3' }],
     ['falcosecurity/rules', { registry: 'docker.io', repository: 'falcosecurity/rules' }],
     ['my-org/sub.repo_x/y__z:v1.2-rc.1', { registry: 'docker.io', repository: 'my-org/sub.repo_x/y__z', tag: 'v1.2-rc.1' }],
+    [`ghcr.io/diginfra/k8saudit:0.7.0@${DIGEST}`, { registry: 'ghcr.io', repository: 'diginfra/k8saudit', tag: '0.7.0', digest: DIGEST }],
+    [`localhost:5000/rules:1@${DIGEST}`, { registry: 'localhost:5000', repository: 'rules', tag: '1', digest: DIGEST }],
   ])('%s', (input, expected) => {
     expect(parseOciReference(input)).toEqual(expected);
   });
@@ -36,7 +38,7 @@ describe('parseOciReference', () => {
     [`ghcr.io/rules:${'x'.repeat(129)}`, /tag/],
     ['ghcr.io/rules@sha256:abc', /digest "sha256:abc"/],
     ['ghcr.io/rules@', /empty digest/],
-    [`ghcr.io/rules:1@${DIGEST}`, /either a tag or a digest/],
+    [`ghcr.io/rules:1@sha256:abc`, /digest "sha256:abc"/],
     ['ghcr.io//rules', /empty path component/],
     ['ghcr.io/rules/', /empty path component/],
     ['https://ghcr.io/rules', /URL scheme/],
@@ -61,6 +63,13 @@ describe('parseOciReference', () => {
     expect(formatReference(parseOciReference(`ghcr.io/x@${DIGEST}`))).toBe(`ghcr.io/x@${DIGEST}`);
     expect(referenceSelector(parseOciReference('ghcr.io/x'))).toBe('latest');
     expect(referenceSelector(parseOciReference(`ghcr.io/x@${DIGEST}`))).toBe(DIGEST);
+  });
+
+  it('takes REPO:TAG@DIGEST, the form the tool prints, back whole: the digest decides, the tag is shown', () => {
+    const printed = `ghcr.io/x:1.2.0@${DIGEST}`;
+    expect(referenceSelector(parseOciReference(printed))).toBe(DIGEST);
+    expect(formatReference(parseOciReference(printed))).toBe(printed);
+    expect(parseArtifactRef(printed)).toEqual({ kind: 'oci', ref: { registry: 'ghcr.io', repository: 'x', tag: '1.2.0', digest: DIGEST } });
   });
 
   it('maps Docker Hub to its API host', () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   compareVersions,
   compatibleLine,
+  dependencyRange,
   floatingRange,
   highestSatisfyingAll,
   isFloatingTag,
@@ -40,28 +41,35 @@ describe('floating tags', () => {
 });
 
 describe('dependency versions', () => {
-  it('uses the caret rule: same major, or same minor for 0.x', () => {
+  it('same major and not older, for 0.x too: 0.7.0 accepts 0.9.1, as the ecosystem reads it', () => {
     expect(satisfiesDependency('1.4.0', '1.2.0')).toBe(true);
     expect(satisfiesDependency('1.1.0', '1.2.0')).toBe(false);
     expect(satisfiesDependency('2.0.0', '1.2.0')).toBe(false);
     expect(satisfiesDependency('0.7.3', '0.7.0')).toBe(true);
-    expect(satisfiesDependency('0.8.0', '0.7.0')).toBe(false);
+    expect(satisfiesDependency('0.8.0', '0.7.0')).toBe(true);
+    expect(satisfiesDependency('0.9.1', '0.7.0')).toBe(true);
+    expect(satisfiesDependency('0.6.9', '0.7.0')).toBe(false);
+    expect(satisfiesDependency('1.0.0', '0.7.0')).toBe(false);
     expect(satisfiesDependency('garbage', '0.7.0')).toBe(false);
+    expect(dependencyRange('0.7.0')).toBe('>=0.7.0 <1.0.0');
+    expect(dependencyRange('1.2.0')).toBe('>=1.2.0 <2.0.0');
   });
 
-  it('finds the highest version satisfying all requirers', () => {
+  it('finds the newest version satisfying all requirers', () => {
     const tags = ['0.6.0', '0.7.0', '0.7.5', '0.8.0', '1.0.0', 'latest'];
-    expect(highestSatisfyingAll(tags, ['0.7.0', '0.7.2'])).toBe('0.7.5');
-    expect(highestSatisfyingAll(tags, ['0.7.0', '0.8.0'])).toBeUndefined();
+    expect(highestSatisfyingAll(tags, ['0.7.0', '0.7.2'])).toBe('0.8.0');
+    expect(highestSatisfyingAll(tags, ['0.7.0', '0.8.0'])).toBe('0.8.0');
+    expect(highestSatisfyingAll(tags, ['0.7.0', '0.9.0'])).toBeUndefined();
     expect(highestSatisfyingAll(['1.2.0', '1.5.0', '2.0.0'], ['1.0.0', '1.3.0'])).toBe('1.5.0');
   });
 
-  it('tells compatible lines apart', () => {
+  it('tells major lines apart', () => {
     expect(lineOf('1.2.3')).toBe('1.x');
-    expect(lineOf('0.7.1')).toBe('0.7.x');
+    expect(lineOf('0.7.1')).toBe('0.x');
     expect(compatibleLine(['1.0.0', '1.9.0'])).toBe(true);
     expect(compatibleLine(['1.0.0', '2.0.0'])).toBe(false);
-    expect(compatibleLine(['0.7.0', '0.8.0'])).toBe(false);
+    expect(compatibleLine(['0.7.0', '0.8.0'])).toBe(true);
+    expect(compatibleLine(['0.7.0', '1.0.0'])).toBe(false);
   });
 
   it('compares versions, semver above non-semver', () => {

@@ -126,8 +126,8 @@ describe('signatures end to end (built CLI, real registry)', () => {
     const info = await runCli(['artifact', 'info', `${reg.host}/rules/signed:1.0.0`, ...plain], { env });
     expect(info.stdout).toMatch(new RegExp(`^SIGNATURES\\s+1 cosign signature \\(1 with a key pair\\) at tag ${signatureTag(out.digest)}; check with repo verify --verify-key$`, 'm'));
     expect(info.stdout).toMatch(/^TAGS\s+1\.0\.0$/m);
-    const unsignedInfo = JSON.parse((await runCli(['artifact', 'info', `${reg.host}/rules/unsigned:1.0.0`, '-o', 'json', ...plain], { env })).stdout) as { signatures: unknown };
-    expect(unsignedInfo.signatures).toMatchObject({ keyPair: 0, keyless: 0 });
+    const [unsignedInfo] = JSON.parse((await runCli(['artifact', 'info', `${reg.host}/rules/unsigned:1.0.0`, '-o', 'json', ...plain], { env })).stdout) as { signatures: unknown }[];
+    expect(unsignedInfo!.signatures).toMatchObject({ keyPair: 0, keyless: 0 });
 
     // repo verify says the same without pulling.
     const verified = await runCli(['repo', 'verify', `${reg.host}/rules/signed:1.0.0`, '--verify-key', alice.pub, ...plain], { env });
@@ -227,8 +227,8 @@ describe('signatures end to end (built CLI, real registry)', () => {
     const ok = await pull(ref, '--verify-key', alice.pub);
     expect(ok.stderr).toBe('');
     expect(ok.code).toBe(0);
-    const info = JSON.parse((await runCli(['artifact', 'info', ref, '-o', 'json', ...plain], { env })).stdout) as { signatures: unknown };
-    expect(info.signatures).toEqual({ tag: signatureTag(digest), keyPair: 2, keyless: 1 });
+    const [info] = JSON.parse((await runCli(['artifact', 'info', ref, '-o', 'json', ...plain], { env })).stdout) as { signatures: unknown }[];
+    expect(info!.signatures).toEqual({ tag: signatureTag(digest), keyPair: 2, keyless: 1 });
   });
 
   it('artifact install verifies every artifact, dependencies included, before writing anything; registry.cosignKeys sets the keys', async () => {

@@ -42,8 +42,8 @@ export async function runArtifactInfo(ctx: CliContext, refTexts: string[], flags
     await client.close();
   }
   if (format === 'json') {
-    // One reference: its object, as before; several: an array in the order given.
-    ctx.out(JSON.stringify(infos.length === 1 ? infos[0] : infos, null, 2));
+    // An array in the order given, whatever the number of references: one shape for scripts.
+    ctx.out(JSON.stringify(infos, null, 2));
     return;
   }
   ctx.out(infos.map(describe).join('\n\n'));

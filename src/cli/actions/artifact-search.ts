@@ -9,15 +9,19 @@ import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
 import { loadIndexes, loadSearchRows } from '../../indexes/load.js';
 import { searchIndexes, searchRows, type SearchHit } from '../../indexes/search.js';
 import { formatTable, outputFormat, type CliContext } from '../run.js';
+import { parseMinScore, searchSimilar } from './search-similar.js';
 
 export interface SearchCliOptions {
   type?: string;
   index?: string[];
+  /** falcoctl's --min-score: also names this similar to a keyword (search-similar.ts). */
+  minScore?: string;
   output?: string;
 }
 
 export async function runArtifactSearch(ctx: CliContext, keywords: string[], opts: SearchCliOptions): Promise<void> {
   const format = outputFormat(opts.output);
+  const minScore = parseMinScore(opts.minScore);
   const loaded = await loadConfig(ctx.configPath === undefined ? {} : { path: ctx.configPath });
   for (const w of loaded.warnings) ctx.logger.warn(w);
   const { config } = loaded;
@@ -41,12 +45,12 @@ export async function runArtifactSearch(ctx: CliContext, keywords: string[], opt
     // The table needs the mandatory fields only: scan the compact search rows.
     const rows = await loadSearchRows(config, cacheRoot(config), loadOpts);
     loadedCount = rows.length;
-    hits = searchRows(rows, keywords, searchOpts);
+    hits = minScore === undefined ? searchRows(rows, keywords, searchOpts) : searchSimilar(searchRows(rows, [], searchOpts), keywords, minScore);
   } else {
     // JSON passes every field of the entries on.
     const indexes = await loadIndexes(config, cacheRoot(config), loadOpts);
     loadedCount = indexes.length;
-    hits = searchIndexes(indexes, keywords, searchOpts);
+    hits = minScore === undefined ? searchIndexes(indexes, keywords, searchOpts) : searchSimilar(searchIndexes(indexes, [], searchOpts), keywords, minScore);
   }
   if (loadedCount === 0 && failures.length > 0) {
     const first = failures[0]!.err;

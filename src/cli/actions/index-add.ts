@@ -7,13 +7,33 @@ import { isGcsIndex, isLocalIndex, isS3Index, normalizeIndexUrl } from '../../in
 import { downloadIndex, storeIndex, tlsForIndex } from '../../indexes/refresh.js';
 import { updateIndexCredentials } from '../../indexes/credentials.js';
 import type { IndexCredentials } from '../../indexes/types.js';
-import type { CliContext } from '../run.js';
+import { outputFormat, printJson, type CliContext } from '../run.js';
 import { loadIndexContext, warnPlainHttp } from './index-common.js';
 
 export interface IndexAddOptions {
   username?: string;
   passwordStdin?: boolean;
   force?: boolean;
+  /** falcoctl's third argument: checked against the URL, not stored (the URL's scheme decides). */
+  backend?: string;
+  output?: string;
+}
+
+/** URL schemes of falcoctl's index backends (`http` serves https:// URLs too, as in falcoctl). */
+const BACKENDS: Record<string, (url: string) => boolean> = {
+  https: (u) => /^https:\/\//i.test(u),
+  http: (u) => /^https?:\/\//i.test(u),
+  gcs: (u) => /^gs:\/\//i.test(u),
+  s3: (u) => /^s3:\/\//i.test(u),
+  file: (u) => isLocalIndex(u),
+};
+
+function checkBackend(backend: string, url: string): void {
+  const matches = Object.hasOwn(BACKENDS, backend) ? BACKENDS[backend] : undefined;
+  if (!matches) throw new DiginfraError('USAGE', `index backend "${backend}" is not one of ${Object.keys(BACKENDS).join(', ')}`);
+  if (!matches(url)) {
+    throw new DiginfraError('USAGE', `index backend "${backend}" does not match ${url}: the URL's scheme decides the backend`, { hint: 'drop BACKEND, or give the URL of that backend' });
+  }
 }
 
 async function readStdin(): Promise<string> {
@@ -23,11 +43,13 @@ async function readStdin(): Promise<string> {
 }
 
 export async function runIndexAdd(ctx: CliContext, name: string, rawUrl: string, opts: IndexAddOptions, stdin: () => Promise<string> = readStdin): Promise<void> {
+  const format = outputFormat(opts.output);
   const badName = checkIndexName(name);
   if (badName) throw new DiginfraError('USAGE', `index name ${badName}`);
   const badUrl = checkIndexUrl(rawUrl);
   if (badUrl) throw new DiginfraError('USAGE', `index URL ${badUrl.startsWith('must') ? badUrl : `"${rawUrl}": ${badUrl.replace(`"${rawUrl}" `, '')}`}`);
   const url = normalizeIndexUrl(rawUrl);
+  if (opts.backend !== undefined) checkBackend(opts.backend.toLowerCase(), url);
 
   let credentials: IndexCredentials | undefined;
   if (opts.passwordStdin && !opts.username) throw new DiginfraError('USAGE', '--password-stdin needs --username');
@@ -68,5 +90,6 @@ export async function runIndexAdd(ctx: CliContext, name: string, rawUrl: string,
     return cfg;
   });
   await storeIndex(ictx.cacheDir, entry, downloaded);
-  ctx.out(`index "${name}" ${existing ? 'replaced' : 'added'}: ${downloaded.count} ${downloaded.count === 1 ? 'entry' : 'entries'} from ${url}`);
+  if (format === 'json') printJson(ctx, { name, url, replaced: existing !== undefined, entries: downloaded.count });
+  else ctx.out(`index "${name}" ${existing ? 'replaced' : 'added'}: ${downloaded.count} ${downloaded.count === 1 ? 'entry' : 'entries'} from ${url}`);
 }

@@ -5,10 +5,11 @@ import { updateConfigFile } from '../../config/save.js';
 import { notConfigured } from '../../indexes/load.js';
 import { removeCachedIndex } from '../../indexes/store.js';
 import { updateIndexCredentials } from '../../indexes/credentials.js';
-import type { CliContext } from '../run.js';
+import { outputFormat, printJson, type CliContext } from '../run.js';
 import { loadIndexContext } from './index-common.js';
 
-export async function runIndexRemove(ctx: CliContext, names: string[]): Promise<void> {
+export async function runIndexRemove(ctx: CliContext, names: string[], opts: { output?: string } = {}): Promise<void> {
+  const format = outputFormat(opts.output);
   const ictx = await loadIndexContext(ctx);
   const file = await loadConfigFile(ictx.path);
   const unique = [...new Set(names)];
@@ -23,5 +24,6 @@ export async function runIndexRemove(ctx: CliContext, names: string[]): Promise<
   await updateConfigFile(ictx.path, (cfg) => ({ ...cfg, indexes: cfg.indexes.filter((ix) => !unique.includes(ix.name)) }));
   for (const n of unique) await removeCachedIndex(ictx.cacheDir, n);
   await updateIndexCredentials(ictx.credentialsPath, Object.fromEntries(unique.map((n) => [n, undefined])));
-  for (const n of unique) ctx.out(`index "${n}" removed`);
+  if (format === 'json') printJson(ctx, { removed: unique });
+  else for (const n of unique) ctx.out(`index "${n}" removed`);
 }

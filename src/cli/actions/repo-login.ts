@@ -1,12 +1,13 @@
 import { DiginfraError } from '../../errors.js';
 import { CredentialStore, hostSettingsFor, RegistryClient } from '../../registry/index.js';
 import { loadCliConfig, registryFlags, type RegistryFlagOptions } from '../session.js';
-import type { CliContext } from '../run.js';
+import { outputFormat, printJson, type CliContext } from '../run.js';
 
 interface LoginFlags extends RegistryFlagOptions {
   username: string;
   password?: string;
   passwordStdin?: boolean;
+  output?: string;
 }
 
 async function readStdin(): Promise<string> {
@@ -28,6 +29,7 @@ function checkRegistryName(registry: string, command: 'login' | 'logout'): strin
 }
 
 export async function runLogin(ctx: CliContext, registryText: string, flags: LoginFlags): Promise<void> {
+  const format = outputFormat(flags.output);
   const registry = checkRegistryName(registryText, 'login');
   if (flags.password !== undefined && flags.passwordStdin) {
     throw new DiginfraError('USAGE', 'give either --password or --password-stdin, not both');
@@ -53,17 +55,22 @@ export async function runLogin(ctx: CliContext, registryText: string, flags: Log
   }
   const store = new CredentialStore();
   await store.save(registry, { username: flags.username, password });
-  if (checked === 'unverified') {
-    ctx.logger.warn(`${registry} admits anonymous access, so the credentials could not be checked; saved them anyway`);
+  if (checked === 'unverified') ctx.logger.warn(`${registry} admits anonymous access, so the credentials could not be checked; saved them anyway`);
+  if (format === 'json') {
+    printJson(ctx, { registry, username: flags.username, verified: checked === 'verified', credentialsFile: store.path });
+  } else if (checked === 'unverified') {
     ctx.out(`credentials for ${registry} saved (not verified: the registry needs none) in ${store.path}`);
   } else {
     ctx.out(`login succeeded: credentials for ${registry} saved in ${store.path}`);
   }
 }
 
-export async function runLogout(ctx: CliContext, registryText: string): Promise<void> {
+export async function runLogout(ctx: CliContext, registryText: string, flags: { output?: string } = {}): Promise<void> {
+  const format = outputFormat(flags.output);
   const registry = checkRegistryName(registryText, 'logout');
   const store = new CredentialStore();
-  if (await store.remove(registry)) ctx.out(`removed credentials for ${registry} from ${store.path}`);
+  const removed = await store.remove(registry);
+  if (format === 'json') printJson(ctx, { registry, removed, credentialsFile: store.path });
+  else if (removed) ctx.out(`removed credentials for ${registry} from ${store.path}`);
   else ctx.out(`no credentials stored for ${registry} in ${store.path}`);
 }

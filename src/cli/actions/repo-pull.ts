@@ -51,7 +51,7 @@ export async function runPull(ctx: CliContext, refTexts: string[], flags: PullFl
         ref = { registry: 'oci', repository: layout.dir, ...(layout.digest !== undefined ? { digest: layout.digest } : { tag: layout.tag ?? 'latest' }) };
       } else {
         const { repo, tag, digest } = await locate(refText);
-        ref = digest ? { ...repo, digest } : { ...repo, tag: await selectTag(client, repo, tag) };
+        ref = digest ? { ...repo, ...(tag !== undefined && { tag }), digest } : { ...repo, tag: await selectTag(client, repo, tag) };
       }
       const artifact = await resolveArtifact(source, ref, platform);
       // Before anything is written: an unsigned or wrongly signed artifact leaves the destination as it was.
@@ -85,8 +85,8 @@ export async function runPull(ctx: CliContext, refTexts: string[], flags: PullFl
         dest,
         files,
       }));
-      // One reference: its object, as before; several: an array in the order given.
-      ctx.out(JSON.stringify(out.length === 1 ? out[0] : out, null, 2));
+      // An array in the order given, whatever the number of references: one shape for scripts.
+      ctx.out(JSON.stringify(out, null, 2));
       return;
     }
     for (const { artifact, label, files } of pulled) {

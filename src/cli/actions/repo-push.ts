@@ -6,6 +6,7 @@ import { DiginfraError } from '../../errors.js';
 import { formatReference, parseOciReference } from '../../reference/reference.js';
 import { openRegistry, type RegistryFlagOptions } from '../session.js';
 import { outputFormat, type CliContext } from '../run.js';
+import { checkExtraTags, pushExtraTags } from './extra-tags.js';
 
 interface PushFlags extends RegistryFlagOptions {
   type: string;
@@ -19,6 +20,8 @@ interface PushFlags extends RegistryFlagOptions {
   addFloatingTags?: boolean;
   mountFrom?: string;
   signKey?: string;
+  /** -t/--tag (repeatable): more tags for the same digest. */
+  tag?: string[];
   output?: string;
 }
 
@@ -35,6 +38,7 @@ function parseAnnotations(items: string[] = []): Record<string, string> {
 export async function runPush(ctx: CliContext, refText: string, files: string[], flags: PushFlags): Promise<void> {
   const format = outputFormat(flags.output);
   const ref = parseOciReference(refText);
+  const extraTags = checkExtraTags(ref, flags.tag);
   // Read the signing key before pushing anything: a bad key must not leave an unsigned release behind.
   const cosign = flags.signKey !== undefined ? await import('../../signature/cosign.js') : undefined;
   const signKey = flags.signKey !== undefined ? cosign!.loadPrivateKey(flags.signKey) : undefined;
@@ -58,6 +62,7 @@ export async function runPush(ctx: CliContext, refText: string, files: string[],
       // Signed before the tags move, so nobody following them ever sees this version unsigned.
       ...(signKey && { beforeTags: async (pushed) => void (signature = await cosign!.signDigest(client, pushed, pushed.digest, signKey)) }),
     });
+    result.tags.push(...(await pushExtraTags(client, result.ref, extraTags, result.tags)));
     if (format === 'json') {
       ctx.out(JSON.stringify({ reference: formatReference(result.ref), digest: result.ref.digest, mediaType: result.mediaType, tags: result.tags, ...(signature && { signature }) }, null, 2));
     } else {

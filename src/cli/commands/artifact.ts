@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { collect } from '../run.js';
 import { addRegistryFlags, verifyKeyOption } from './repo.js';
+import { assetsDirAsDir, followHabits, onlyJson } from './falcoctl-habits.js';
 
 /** `diginfractl artifact ...`: declares the subcommands; each action module loads only when it runs. */
 export function registerArtifactCommands(program: Command): void {
@@ -11,6 +12,7 @@ export function registerArtifactCommands(program: Command): void {
     .argument('[keyword...]', 'keywords (none: list everything)')
     .option('--type <type>', 'only artifacts of this type (rulesfile, plugin, ...)')
     .option('--index <name>', 'only this index (repeat for several)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--min-score <score>', "falcoctl's fuzzy match, 0 < score <= 1: a name this similar to a keyword also matches (0.65 in falcoctl; default: off)")
     .option('-o, --output <format>', 'table or json', 'table')
     .action(async (keywords: string[], opts, cmd: Command) => {
       const { contextFrom } = await import('../run.js');
@@ -21,7 +23,7 @@ export function registerArtifactCommands(program: Command): void {
     .description('show artifacts: index entry, reference, tags, and for one tag its digest, version, platforms, dependencies, requirements, signatures')
     .argument('<ref...>', 'NAME[:TAG], INDEX::NAME[:TAG], or REGISTRY/REPOSITORY[:TAG|@DIGEST]')
     .option('--type <type>', 'only artifacts of this type: short names resolve among index entries of this type, and another type is an error')
-    .option('-o, --output <format>', 'table or json (an array for several refs)', 'table')
+    .option('-o, --output <format>', 'table or json (an array, one element per reference)', 'table')
     .action(async (refs: string[], opts, cmd: Command) => {
       const { contextFrom } = await import('../run.js');
       const { runArtifactInfo } = await import('../actions/artifact-info.js');
@@ -31,7 +33,9 @@ export function registerArtifactCommands(program: Command): void {
     .description('print the manifest (or image index) a reference points at, byte for byte as stored; piped to sha256sum it gives the digest')
     .argument('<ref>', 'NAME[:TAG], INDEX::NAME[:TAG], or REGISTRY/REPOSITORY[:TAG|@DIGEST]')
     .option('--platform <os/arch>', "for an image index, print this platform's manifest instead")
+    .option('-o, --output <format>', 'json, the only format: the bytes as stored are JSON', 'json')
     .action(async (ref: string, opts, cmd: Command) => {
+      onlyJson(opts.output);
       const { contextFrom } = await import('../run.js');
       const { runArtifactManifest } = await import('../actions/artifact-raw.js');
       await runArtifactManifest(contextFrom(cmd), ref, opts);
@@ -40,7 +44,9 @@ export function registerArtifactCommands(program: Command): void {
     .description("print an artifact's config (name, version, dependencies, requirements), byte for byte as stored")
     .argument('<ref>', 'NAME[:TAG], INDEX::NAME[:TAG], or REGISTRY/REPOSITORY[:TAG|@DIGEST]')
     .option('--platform <os/arch>', "for an image index, the platform whose config to print (default: this machine's)")
+    .option('-o, --output <format>', 'json, the only format: the bytes as stored are JSON', 'json')
     .action(async (ref: string, opts, cmd: Command) => {
+      onlyJson(opts.output);
       const { contextFrom } = await import('../run.js');
       const { runArtifactConfig } = await import('../actions/artifact-raw.js');
       await runArtifactConfig(contextFrom(cmd), ref, opts);
@@ -58,6 +64,7 @@ export function registerArtifactCommands(program: Command): void {
     .option('--engine-version <version>', 'engine version to check requirements against (default: install.engineVersion)')
     .option('--lockfile <file>', 'lock file to write (default: install.lockfile, else diginfractl.lock in the rules files dir)')
     .option('--dir <type=dir>', 'directory for artifacts of another type, e.g. asset=/etc/diginfra/assets (repeat; added to install.dirs)', collect)
+    .option('--assets-dir <dir>', "where assets go: falcoctl's flag, the same as --dir asset=DIR")
     .option('--frozen', 'install exactly the digests recorded in the lock file; fail if a ref is missing from it')
     .option('--lock-timeout <seconds>', 'how long to wait for another install into the same directories', '60')
     .addOption(verifyKeyOption())
@@ -65,7 +72,7 @@ export function registerArtifactCommands(program: Command): void {
     .action(async (refs: string[], opts, cmd: Command) => {
       const { contextFrom } = await import('../run.js');
       const { runArtifactInstall } = await import('../actions/artifact-install.js');
-      await runArtifactInstall(contextFrom(cmd), refs, opts);
+      await runArtifactInstall(contextFrom(cmd), refs, assetsDirAsDir(opts));
     });
   addRegistryFlags(group.command('follow'))
     .description('keep rules files (and plugins) current: check each ref on a schedule, hot-swap new versions safely; no REF: follow.refs from the config')
@@ -77,9 +84,13 @@ export function registerArtifactCommands(program: Command): void {
     .option('--plugins-dir <dir>', 'where plugins go (default: follow.pluginsDir, /usr/share/diginfra/plugins)')
     .option('--state-dir <dir>', 'where follow keeps its state and the previous versions (default: follow.stateDir, /var/lib/diginfractl)')
     .option('--dir <type=dir>', 'directory for artifacts of another type, e.g. asset=/etc/diginfra/assets (repeat; added to follow.dirs; the type must also be allowed)', collect)
+    .option('--assets-dir <dir>', "where assets go: falcoctl's flag, the same as --dir asset=DIR")
     .option('--allowed-types <types>', 'comma-separated types to install (default: follow.allowedTypes, rulesfile); add plugin to follow plugins')
     .option('--engine-version <version>', 'engine version to check requirements against (default: follow.engineVersion)')
     .option('--engine-versions-url <url>', 'URL answering {"engine_version": "0.40.0"}, read at each check that needs it (default: follow.engineVersionsUrl)')
+    .option('--falco-versions <url>', "falcoctl's name for --engine-versions-url")
+    .option('--tmp-dir <dir>', "falcoctl's staging dir: accepted and not used (files are staged beside their destination)")
+    .option('--timeout <duration>', "falcoctl's wait for the versions URL at start-up: accepted and not used (the URL is read at each check, which retries at the next one)")
     .option('--validate-cmd <cmd>', 'command run with the staged rules file as last argument; non-zero exit rejects it (default: follow.validateCmd)')
     .option('--metrics-addr <host:port>', 'serve /metrics, /healthz and /readyz here, e.g. 0.0.0.0:9376 (default: follow.metricsAddr; off)')
     .addOption(verifyKeyOption())
@@ -88,7 +99,8 @@ export function registerArtifactCommands(program: Command): void {
     .action(async (refs: string[], opts, cmd: Command) => {
       const { contextFrom } = await import('../run.js');
       const { runArtifactFollow } = await import('../actions/artifact-follow.js');
-      await runArtifactFollow(contextFrom(cmd), refs, opts);
+      const ctx = contextFrom(cmd);
+      await runArtifactFollow(ctx, refs, followHabits(ctx, opts));
     });
   group
     .command('list')

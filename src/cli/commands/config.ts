@@ -18,8 +18,9 @@ export function registerConfigCommands(program: Command): void {
     .command('validate')
     .description('check a config file; exit status 0 when valid, 1 with every problem listed when not')
     .argument('<file>', 'config file to check')
-    .action(async (file: string, _opts, cmd: Command) => {
+    .option('-o, --output <format>', 'table or json', 'table')
+    .action(async (file: string, opts: { output?: string }, cmd: Command) => {
       const { runConfigValidate } = await import('../actions/config-validate.js');
-      await runConfigValidate(contextFrom(cmd), file);
+      await runConfigValidate(contextFrom(cmd), file, opts);
     });
 }

@@ -10,21 +10,24 @@ export function registerIndexCommands(program: Command): void {
     .description('fetch and validate an index, then add it to the config (https://, http://, gs://, s3://, file:// or a path)')
     .argument('<name>', 'index name, used in "index remove|update" and in NAME::ARTIFACT references')
     .argument('<url>', 'https:// (or http://, warned) URL, gs://BUCKET/OBJECT (Google Cloud Storage), s3://BUCKET/KEY (Amazon S3), file:// URL or local path of the index file')
+    .argument('[backend]', "falcoctl's backend (https, http, gcs, s3, file): optional, and must agree with the URL, whose scheme decides")
     .option('--username <user>', 'user for HTTP basic auth of a private index (with --password-stdin)')
     .option('--password-stdin', 'read the basic-auth password from standard input')
     .option('--force', 'replace an index of the same name')
-    .action(async (name: string, url: string, opts, cmd: Command) => {
+    .option('-o, --output <format>', 'table or json', 'table')
+    .action(async (name: string, url: string, backend: string | undefined, opts, cmd: Command) => {
       const { runIndexAdd } = await import('../actions/index-add.js');
-      await runIndexAdd(contextFrom(cmd), name, url, opts);
+      await runIndexAdd(contextFrom(cmd), name, url, { ...opts, ...(backend !== undefined && { backend }) });
     });
 
   group
     .command('remove')
     .description('remove indexes from the config, with their cached copies and credentials')
     .argument('<name...>', 'index names')
-    .action(async (names: string[], _opts, cmd: Command) => {
+    .option('-o, --output <format>', 'table or json', 'table')
+    .action(async (names: string[], opts: { output?: string }, cmd: Command) => {
       const { runIndexRemove } = await import('../actions/index-remove.js');
-      await runIndexRemove(contextFrom(cmd), names);
+      await runIndexRemove(contextFrom(cmd), names, opts);
     });
 
   group

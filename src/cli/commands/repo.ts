@@ -1,5 +1,7 @@
 import { Option, type Command } from 'commander';
+import { DiginfraError } from '../../errors.js';
 import { collect, contextFrom } from '../run.js';
+import { destOf } from './falcoctl-habits.js';
 
 /** Flags every command that talks to a registry accepts (new Option objects for each command). */
 export function registryOptions(): Option[] {
@@ -22,7 +24,8 @@ export function addRegistryFlags(cmd: Command): Command {
 
 /** `diginfractl repo ...`: declares the subcommands; each action module loads only when it runs. */
 export function registerRepoCommands(program: Command): void {
-  const repo = program.command('repo').description('publish and fetch artifacts in OCI registries, manage registry credentials');
+  // `registry` is falcoctl's name for this group (`registry push|pull|auth basic`): the same commands.
+  const repo = program.command('repo').alias('registry').description('publish and fetch artifacts in OCI registries, manage registry credentials');
 
   addRegistryFlags(
     repo
@@ -34,8 +37,9 @@ export function registerRepoCommands(program: Command): void {
       .requiredOption('--version <version>', 'artifact version (strict semver, e.g. 1.2.3)')
       .option('--name <name>', 'artifact name in the config (default: last path component of the repository)')
       .option('--platform <os/arch>', 'platform of the file at the same position (repeat)', collect)
-      .option('--depends-on <name:version|alt:version>', 'dependency, with alternatives after "|" (repeat)', collect)
-      .option('--requires <name:version>', 'requirement such as engine_version:0.40.0 (repeat)', collect)
+      .option('-d, --depends-on <name:version|alt:version>', 'dependency, with alternatives after "|" (repeat)', collect)
+      .option('-r, --requires <name:version>', 'requirement such as engine_version:0.40.0 (repeat)', collect)
+      .option('-t, --tag <tag>', 'another tag for the same artifact, pushed after the first (repeat)', collect)
       .option('--annotation <key=value>', 'manifest annotation (repeat)', collect)
       .option('--annotation-source <url>', 'source repository of the artifact (annotation org.opencontainers.image.source, as falcoctl sets it)')
       .option('--add-floating-tags', 'also tag MAJOR.MINOR, MAJOR and latest (each unless a newer version holds it)')
@@ -52,36 +56,29 @@ export function registerRepoCommands(program: Command): void {
       .command('pull')
       .description('pull artifacts and extract their files into a directory (every reference is resolved, and verified with --verify-key, before anything is written)')
       .argument('<ref...>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST], NAME[:TAG] or INDEX::NAME[:TAG] (looked up in the indexes), or oci:DIR[:TAG|@DIGEST] (an OCI image layout, read offline)')
-      .option('--dest <dir>', 'directory to extract into', '.')
+      .option('--dest <dir>', 'directory to extract into (default: the current directory)')
+      .option('--dest-dir <dir>', "the same as --dest (falcoctl's name; its -o DIR is not taken: -o is the output format here)")
       .option('--platform <os/arch>', "platform to pull from a multi-platform artifact (default: this machine's)")
       .addOption(verifyKeyOption())
-      .option('-o, --output <format>', 'table or json (an array for several refs)', 'table'),
+      .option('-o, --output <format>', 'table or json (an array, one element per reference)', 'table'),
   ).action(async (refs: string[], opts, cmd: Command) => {
     const { runPull } = await import('../actions/repo-pull.js');
-    await runPull(contextFrom(cmd), refs, opts);
+    await runPull(contextFrom(cmd), refs, { ...opts, dest: destOf(opts) });
   });
 
-  addRegistryFlags(
-    repo
-      .command('login')
-      .description('check credentials against a registry and store them (docker config.json format, mode 0600)')
-      .argument('<registry>', 'registry host[:port]')
-      .requiredOption('-u, --username <user>', 'user name')
-      .option('-p, --password <password>', 'password (prefer --password-stdin: this one lands in shell history)')
-      .option('--password-stdin', 'read the password from standard input'),
-  ).action(async (registry: string, opts, cmd: Command) => {
-    const { runLogin } = await import('../actions/repo-login.js');
-    await runLogin(contextFrom(cmd), registry, opts);
-  });
+  declareLogin(repo.command('login'), 'check credentials against a registry and store them (docker config.json format, mode 0600)');
 
   repo
     .command('logout')
     .description('remove stored credentials for a registry')
     .argument('<registry>', 'registry host[:port]')
-    .action(async (registry: string, _opts, cmd: Command) => {
+    .option('-o, --output <format>', 'table or json', 'table')
+    .action(async (registry: string, opts, cmd: Command) => {
       const { runLogout } = await import('../actions/repo-login.js');
-      await runLogout(contextFrom(cmd), registry);
+      await runLogout(contextFrom(cmd), registry, opts);
     });
+
+  registerAuthCommands(repo);
 
   addRegistryFlags(
     repo
@@ -119,4 +116,47 @@ export function registerRepoCommands(program: Command): void {
     const { runVerify } = await import('../actions/repo-sign.js');
     await runVerify(contextFrom(cmd), ref, opts);
   });
+}
+
+/** `repo login` and its falcoctl name `registry auth basic`: check credentials, then store them. */
+function declareLogin(cmd: Command, description: string): void {
+  addRegistryFlags(
+    cmd
+      .description(description)
+      .argument('<registry>', 'registry host[:port]')
+      .requiredOption('-u, --username <user>', 'user name')
+      .option('-p, --password <password>', 'password (prefer --password-stdin: this one lands in shell history)')
+      .option('--password-stdin', 'read the password from standard input')
+      .option('-o, --output <format>', 'table or json', 'table'),
+  ).action(async (registry: string, opts, c: Command) => {
+    const { runLogin } = await import('../actions/repo-login.js');
+    await runLogin(contextFrom(c), registry, opts);
+  });
+}
+
+/**
+ * falcoctl's `registry auth basic|oauth|gcp`, hidden from help (docs/falcoctl.md). `basic` is
+ * `repo login`; OAuth and Google credentials are configuration here, not a stored login.
+ */
+function registerAuthCommands(repo: Command): void {
+  const auth = repo.command('auth', { hidden: true }).description("falcoctl's registry auth: basic is repo login; oauth and gcp are config keys");
+  declareLogin(auth.command('basic'), 'the same as repo login');
+  const configured = (what: string, key: string, example: string) => () => {
+    throw new DiginfraError('USAGE', `${what} credentials are not stored by a command here: they are read from the config, key ${key}`, {
+      hint: `add them to the config file (${example}), or set DIGINFRACTL_${key.toUpperCase().replace(/\./g, '_')}; see docs/configuration.md`,
+    });
+  };
+  auth
+    .command('oauth')
+    .description('refused: OAuth2 client credentials go in the config (registry.auth.oauth)')
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(configured('OAuth2 client', 'registry.auth.oauth', 'registry.auth.oauth: [{registry, clientID, clientSecret, tokenURL}]'));
+  auth
+    .command('gcp')
+    .alias('gke')
+    .description('refused: Google application default credentials are turned on per registry in the config (registry.auth.gcp)')
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(configured('Google application default', 'registry.auth.gcp', 'registry.auth.gcp: [{registry: europe-docker.pkg.dev}]'));
 }
