@@ -6,7 +6,8 @@
  *
  * What is installed comes from `artifact install`'s lock file (entries whose files are still in
  * place) and from the refs this agent follows itself. The version rule is the one `artifact install`
- * resolves with (src/resolve/versions.ts): `k8saudit 0.7.0` accepts 0.7.x, `1.2.0` accepts 1.x >= 1.2.
+ * resolves with (src/resolve/versions.ts): same major, not older: `k8saudit 0.7.0` accepts 0.x >= 0.7.0,
+ * `1.2.0` accepts 1.x >= 1.2.0.
  */
 import type { Dependency, VersionedName } from '../artifact/format.js';
 import { readLockfile } from '../install/lockfile.js';
@@ -40,7 +41,7 @@ export function unmetDependencies(deps: readonly Dependency[], installed: readon
   return deps.filter((dep) => !choices(dep).some((c) => installed.some((i) => i.name === c.name && satisfiesDependency(i.version, c.version))));
 }
 
-/** `k8saudit ^0.7.0 or k8saudit-eks ^0.2.0 (installed: k8saudit 0.6.1)`, for a log line and the rejection. */
+/** `k8saudit >=0.7.0 <1.0.0 or k8saudit-eks >=0.2.0 <1.0.0 (installed: k8saudit 0.6.1)`, for a log line and the rejection. */
 export function describeUnmet(unmet: readonly Dependency[], installed: readonly InstalledArtifact[]): string {
   return unmet
     .map((dep) => {
