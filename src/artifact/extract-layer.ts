@@ -4,8 +4,9 @@
  *    naming the entry: symbolic links and hard links of ANY target (rules files and plugins never need
  *    them, and a link that is never created cannot point anywhere), character/block devices, FIFOs,
  *    sparse/multi-volume and unknown entry types;
- *  - absolute paths, drive letters, `..` components and NUL bytes are refused (`\` counts as a
- *    separator, so `a\..\b` is refused too);
+ *  - absolute paths, drive letters, `..` components, NUL bytes and other control characters (a
+ *    newline in a name would spoof lines of output) are refused (`\` counts as a separator, so
+ *    `a\..\b` is refused too);
  *  - files get 0755 if any execute bit is set, else 0644; directories 0755; setuid/setgid/sticky bits,
  *    owners and mtimes of the archive are ignored;
  *  - the total of file sizes may not exceed `maxBytes` (checked from each header before its body is
@@ -267,9 +268,21 @@ class LayerExtraction {
     this.#files.set(rel, { rel, mode: normalizedMode(entry.mode), size });
   }
 
+  /**
+   * `parts` joined under the staging dir, or UNSAFE_ARCHIVE when that leaves it. The names were
+   * checked when the header arrived (safeRelative); this second guard runs before anything is
+   * created, so no directory outside staging is ever made, even for a name the first one let by.
+   */
+  #inside(parts: readonly string[], entryPath: string): string {
+    const abs = resolve(this.#root, ...parts);
+    if (!abs.startsWith(this.#root + sep)) throw unsafe(`entry ${shown(entryPath)} leaves the target directory`);
+    return abs;
+  }
+
   /** Creates `rel` and its parents as real directories (0755), refusing anything else in the way. */
   async #ensureDir(rel: string, entryPath: string): Promise<void> {
     const parts = rel === '' ? [] : rel.split('/');
+    for (let i = 1; i <= parts.length; i++) this.#inside(parts.slice(0, i), entryPath);
     for (let i = 1; i <= parts.length; i++) {
       const sub = parts.slice(0, i).join('/');
       if (this.#dirs.has(sub)) continue;
@@ -289,9 +302,8 @@ class LayerExtraction {
   /** Where file `rel` goes, its parents made: a file of an earlier layer there is removed, a directory refused. */
   async #fileTarget(entry: ReadEntry, rel: string): Promise<string> {
     const parts = rel.split('/');
+    const abs = this.#inside(parts, entry.path);
     await this.#ensureDir(parts.slice(0, -1).join('/'), entry.path);
-    const abs = join(this.#root, ...parts);
-    if (!abs.startsWith(this.#root + sep)) throw unsafe(`entry ${shown(entry.path)} leaves the target directory`);
     const existing = await lstat(abs).catch(() => undefined);
     if (existing?.isDirectory()) throw unsafe(`entry ${shown(entry.path)} is a file, but the layer made ${shown(rel)} a directory`);
     if (existing) await unlink(abs);

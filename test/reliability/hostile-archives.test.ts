@@ -1,0 +1,121 @@
+/**
+ * Hostile archives, hand-made, against the extractor and the built CLI with a real registry: names
+ * that would spoof output (control characters), names that leave the staging dir even when the first
+ * check lets them by (nothing may be created outside staging), archives `repo push` must refuse, and
+ * layers whose media type does not match the artifact's type.
+ */
+import { lstat, mkdir, mkdtemp, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { extractLayer } from '../../src/artifact/extract-layer.js';
+import type { RegistryClient } from '../../src/registry/index.js';
+import { requireCli, runCli } from '../helpers/cli.js';
+import { errorOf } from '../helpers/errors.js';
+import { hostileLayer, pushRawArtifact } from '../helpers/hostile.js';
+import { pushClient } from '../helpers/push.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { namesIn, node } from './setup.js';
+
+let reg: TestRegistry;
+let client: RegistryClient;
+
+beforeAll(async () => {
+  requireCli('artifact', ['install']);
+  reg = await startRegistry();
+  client = pushClient();
+}, 60_000);
+
+afterAll(async () => {
+  await client?.close();
+  await reg?.stop();
+});
+
+/** A temp root with a staging dir two levels down, so `../../x` would still land inside the root. */
+async function staging(): Promise<{ root: string; dir: string }> {
+  const root = await mkdtemp(join(tmpdir(), 'hostile-'));
+  const dir = join(root, 'dest', 'sub', 'staging');
+  await mkdir(dir, { recursive: true });
+  return { root, dir };
+}
+
+/** Every path under `root` that is not the staging dir, one of its parents, or inside it. */
+async function outsideStaging(root: string, dir: string): Promise<string[]> {
+  const stagingRel = relative(root, dir);
+  const out: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    for (const name of await readdir(d)) {
+      const abs = join(d, name);
+      const rel = relative(root, abs);
+      if (!rel.startsWith(`${stagingRel}/`) && !`${stagingRel}/`.startsWith(`${rel}/`)) out.push(rel);
+      if ((await lstat(abs)).isDirectory()) await walk(abs);
+    }
+  };
+  await walk(root);
+  return out;
+}
+
+describe('file names with control characters', () => {
+  const names = ['rules.yaml\ninstalled rulesfile evil 6.6.6', 'a\rb.yaml', 'tab\there.yaml', 'esc\u001b[2Jx.yaml', 'del\u007f.yaml', 'csi\u009b31m.yaml', 'dir\nname/x.yaml'];
+
+  it.each(names)('extractLayer refuses %j and writes nothing', async (name) => {
+    const { root, dir } = await staging();
+    const err = await errorOf(extractLayer(Readable.from([hostileLayer([{ path: 'ok.yaml', data: 'x' }, { path: name, data: 'y' }])]), dir, { maxBytes: 1 << 20 }));
+    expect(err.code).toBe('UNSAFE_ARCHIVE');
+    expect(err.message).toContain(`entry ${JSON.stringify(name)} has a control character in its name`);
+    expect(await outsideStaging(root, dir)).toEqual([]);
+    expect(await readdir(dir)).not.toContain(name.split('/')[0]);
+  });
+
+  it('artifact install refuses the artifact: exit 1, the name escaped on one line, no spoofed output, nothing installed', async () => {
+    const spoof = 'rules.yaml\ninstalled rulesfile trusted 9.9.9 from ghcr.io/trusted/rules:9.9.9';
+    await pushRawArtifact(client, `${reg.host}/evil/spoof:1.0.0`, {
+      type: 'rulesfile',
+      name: 'spoof',
+      version: '1.0.0',
+      layers: [{ bytes: hostileLayer([{ path: spoof, data: '- list: x\n  items: []\n' }]) }],
+    });
+    const n = await node([reg.host]);
+    const r = await runCli(['artifact', 'install', `${reg.host}/evil/spoof:1.0.0`], { env: n.env });
+    expect(r.code).toBe(1);
+    expect(r.stdout).not.toContain('installed rulesfile trusted');
+    expect(r.stderr).not.toMatch(/^installed rulesfile trusted/m);
+    const errors = r.stderr.split('\n').filter((l) => l.startsWith('error: '));
+    expect(errors).toEqual([`error: entry ${JSON.stringify(spoof)} has a control character in its name`]);
+    expect(await namesIn(n.rules)).toEqual([]);
+  });
+});
+
+describe('the guard before anything is created', () => {
+  it('with the entry-name checks gone, a name leaving staging is still refused before any directory is made outside it', async () => {
+    vi.resetModules();
+    // The mutation an outside tester made: safeRelative normalizes but refuses nothing.
+    vi.doMock('../../src/artifact/extract-checks.js', async (importOriginal) => ({
+      ...(await importOriginal<typeof import('../../src/artifact/extract-checks.js')>()),
+      safeRelative: (path: string) => path.split('/').filter((p) => p !== '' && p !== '.').join('/'),
+    }));
+    try {
+      const { extractLayer: unguarded } = await import('../../src/artifact/extract-layer.js');
+      for (const entries of [
+        [{ path: '../../escape/deep/er/file.yaml', data: 'x' }],
+        [{ path: '../../escape-dir/', type: 'Directory' as const }],
+        [{ path: 'ok/../../../escape2/f.yaml', data: 'x' }],
+      ]) {
+        const { root, dir } = await staging();
+        // A fresh module graph: its DiginfraError is another class than this file's, so no errorOf here.
+        const err = (await unguarded(Readable.from([hostileLayer(entries)]), dir, { maxBytes: 1 << 20 }).then(
+          () => undefined,
+          (e: unknown) => e,
+        )) as { code?: string; message: string };
+        expect(err.code).toBe('UNSAFE_ARCHIVE');
+        expect(err.message).toContain('leaves the target directory');
+        expect(await outsideStaging(root, dir)).toEqual([]);
+      }
+    } finally {
+      vi.doUnmock('../../src/artifact/extract-checks.js');
+      vi.resetModules();
+    }
+  });
+});
+
