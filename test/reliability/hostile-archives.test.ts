@@ -4,15 +4,18 @@
  * check lets them by (nothing may be created outside staging), archives `repo push` must refuse, and
  * layers whose media type does not match the artifact's type.
  */
-import { lstat, mkdir, mkdtemp, readdir } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { extractLayer } from '../../src/artifact/extract-layer.js';
+import { checkLayer, extractLayer } from '../../src/artifact/extract-layer.js';
+import { pushArtifact } from '../../src/artifact/push.js';
+import { parseOciReference } from '../../src/reference/reference.js';
 import type { RegistryClient } from '../../src/registry/index.js';
 import { requireCli, runCli } from '../helpers/cli.js';
 import { errorOf } from '../helpers/errors.js';
+import { exists, tempDir } from '../helpers/fs.js';
 import { hostileLayer, pushRawArtifact } from '../helpers/hostile.js';
 import { pushClient } from '../helpers/push.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -23,6 +26,7 @@ let client: RegistryClient;
 
 beforeAll(async () => {
   requireCli('artifact', ['install']);
+  requireCli('repo', ['push']);
   reg = await startRegistry();
   client = pushClient();
 }, 60_000);
@@ -119,3 +123,67 @@ describe('the guard before anything is created', () => {
   });
 });
 
+
+/** Layers every consumer refuses, each with the message extraction gives. */
+const refused: { what: string; entries: Parameters<typeof hostileLayer>[0]; message: string }[] = [
+  { what: 'a ../ entry', entries: [{ path: 'ok.yaml', data: 'x' }, { path: '../evil.yaml', data: 'x' }], message: 'entry "../evil.yaml" leaves the target directory with ".."' },
+  { what: 'an absolute path', entries: [{ path: '/etc/evil.yaml', data: 'x' }], message: 'entry "/etc/evil.yaml" has an absolute path' },
+  { what: 'a symbolic link', entries: [{ path: 'link.yaml', type: 'SymbolicLink', linkpath: '/etc/shadow' }], message: 'entry "link.yaml" is a symbolic link to "/etc/shadow"' },
+  { what: 'a newline in a name', entries: [{ path: 'a\nb.yaml', data: 'x' }], message: 'entry "a\\nb.yaml" has a control character in its name' },
+  { what: 'a file made a directory', entries: [{ path: 'a', data: 'x' }, { path: 'a/b.yaml', data: 'y' }], message: 'entry "a/b.yaml" needs "a" to be a directory' },
+  { what: 'the same file twice', entries: [{ path: 'r.yaml', data: 'x' }, { path: './r.yaml', data: 'y' }], message: 'entry "./r.yaml" appears twice' },
+];
+
+describe('repo push checks a .tar.gz by the rules of extraction', () => {
+  it.each(refused)('checkLayer and extractLayer refuse $what with the same error', async ({ entries, message }) => {
+    const layer = hostileLayer(entries);
+    const checked = await errorOf(checkLayer(Readable.from([layer]), { maxBytes: 1 << 20 }));
+    const { dir } = await staging();
+    const extracted = await errorOf(extractLayer(Readable.from([layer]), dir, { maxBytes: 1 << 20 }));
+    expect(checked.code).toBe('UNSAFE_ARCHIVE');
+    expect(checked.message).toContain(message);
+    expect(checked.message).toBe(extracted.message);
+  });
+
+  it.each(refused)('pushArtifact refuses a .tar.gz with $what and uploads nothing', async ({ entries, message }) => {
+    const file = join(await tempDir('hostile-push-'), 'rules.tar.gz');
+    await writeFile(file, hostileLayer(entries));
+    const repo = `evil/push-${Math.random().toString(36).slice(2, 8)}`;
+    const err = await errorOf(pushArtifact(client, parseOciReference(`${reg.host}/${repo}:1.0.0`), { type: 'rulesfile', version: '1.0.0', files: [file] }));
+    expect(err.code).toBe('UNSAFE_ARCHIVE');
+    expect(err.message.startsWith(`refusing to push ${file}: `)).toBe(true);
+    expect(err.message).toContain(message);
+    expect(err.hint).toContain('nothing was pushed');
+    // Not even the config blob: the repository was never created.
+    expect(await exists(join(reg.storageDir, 'docker/registry/v2/repositories', repo))).toBe(false);
+  });
+
+  it('the CLI exits 1 naming the file and the entry; a clean archive and a plain file still push', async () => {
+    const n = await node([reg.host]);
+    const dir = await tempDir('hostile-push-');
+    const bad = join(dir, 'bad.tar.gz');
+    await writeFile(bad, hostileLayer(refused[0]!.entries));
+    const r = await runCli(['repo', 'push', `${reg.host}/evil/cli:1.0.0`, bad, '--type', 'rulesfile', '--version', '1.0.0'], { env: n.env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`error: refusing to push ${bad}: entry "../evil.yaml" leaves the target directory with ".."`);
+    expect(r.stderr).toContain('hint: nothing was pushed');
+    expect(await exists(join(reg.storageDir, 'docker/registry/v2/repositories/evil/cli'))).toBe(false);
+
+    const good = join(dir, 'good.tar.gz');
+    await writeFile(good, hostileLayer([{ path: 'rules/', type: 'Directory' }, { path: 'rules/a.yaml', data: '- list: a\n  items: []\n' }]));
+    const ok = await runCli(['repo', 'push', `${reg.host}/good/archive:1.0.0`, good, '--type', 'rulesfile', '--version', '1.0.0'], { env: n.env });
+    expect(ok.stderr).not.toContain('error:');
+    expect(ok.code).toBe(0);
+    const plain = join(dir, 'plain.yaml');
+    await writeFile(plain, '- list: p\n  items: []\n');
+    expect((await runCli(['repo', 'push', `${reg.host}/good/plain:1.0.0`, plain, '--type', 'rulesfile', '--version', '1.0.0'], { env: n.env })).code).toBe(0);
+  });
+
+  it('refuses a file to pack whose name has a control character', async () => {
+    const file = join(await tempDir('hostile-push-'), 'x\ny.yaml');
+    await writeFile(file, '- list: x\n  items: []\n');
+    const err = await errorOf(pushArtifact(client, parseOciReference(`${reg.host}/evil/name:1.0.0`), { type: 'rulesfile', version: '1.0.0', files: [file] }));
+    expect(err.code).toBe('UNSAFE_ARCHIVE');
+    expect(err.message).toContain('has a control character in its name');
+  });
+});
