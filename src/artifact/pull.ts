@@ -8,7 +8,7 @@ import type { ArtifactSource } from '../registry/client.js';
 import { chooseFromIndex, type Platform } from '../platform/index.js';
 import { isIndexMediaType, isManifestMediaType, type Descriptor, type ImageIndex, type ImageManifest } from '../registry/media-types.js';
 import { placeFiles, removeDir } from '../util/index.js';
-import { artifactLayers, parseArtifactConfig, type ArtifactConfig } from './format.js';
+import { artifactLayers, checkLayerTypes, parseArtifactConfig, type ArtifactConfig } from './format.js';
 import { stageLayers } from './stage-layers.js';
 
 export interface ResolvedArtifact {
@@ -62,6 +62,8 @@ export async function resolveArtifact(client: ArtifactSource, ref: OciReference,
       hint: 'diginfractl reads artifacts pushed with `diginfractl repo push`; is this a container image?',
     });
   }
+  // Here, so that pull, install and follow (which all resolve through this function) refuse it alike.
+  checkLayerTypes(type, layers, name);
   const configBytes = await client.readBlob(ref, manifest.config);
   let rawConfig: unknown;
   try {

@@ -25,8 +25,8 @@ let reg: TestRegistry;
 let client: RegistryClient;
 
 beforeAll(async () => {
-  requireCli('artifact', ['install']);
-  requireCli('repo', ['push']);
+  requireCli('artifact', ['install', 'follow']);
+  requireCli('repo', ['push', 'pull']);
   reg = await startRegistry();
   client = pushClient();
 }, 60_000);
@@ -185,5 +185,33 @@ describe('repo push checks a .tar.gz by the rules of extraction', () => {
     const err = await errorOf(pushArtifact(client, parseOciReference(`${reg.host}/evil/name:1.0.0`), { type: 'rulesfile', version: '1.0.0', files: [file] }));
     expect(err.code).toBe('UNSAFE_ARCHIVE');
     expect(err.message).toContain('has a control character in its name');
+  });
+});
+
+describe('a layer whose media type is not the artifact\'s type', () => {
+  it('is refused by install, pull and follow alike, and nothing is written', async () => {
+    const ref = `${reg.host}/evil/mixed:1.0.0`;
+    await pushRawArtifact(client, ref, {
+      type: 'rulesfile',
+      name: 'mixed',
+      version: '1.0.0',
+      layers: [
+        { bytes: hostileLayer([{ path: 'rules.yaml', data: '- list: x\n  items: []\n' }]) },
+        { bytes: hostileLayer([{ path: 'libevil.so', data: '\u007fELF' }]), mediaType: 'application/vnd.cncf.diginfra.plugin.layer.v1+tar.gz' },
+      ],
+    });
+    const n = await node([reg.host]);
+    const state = join(n.env.HOME, 'state');
+    const runs = {
+      install: await runCli(['artifact', 'install', ref], { env: n.env }),
+      pull: await runCli(['repo', 'pull', ref, '--dest', n.pulled], { env: n.env }),
+      follow: await runCli(['artifact', 'follow', ref, '--once', '--rulesfiles-dir', n.rules, '--state-dir', state, '--plain-http'], { env: n.env }),
+    };
+    for (const [command, r] of Object.entries(runs)) {
+      expect(r.code, command).toBe(1);
+      expect(r.stderr + r.stdout, command).toMatch(/mixed:1\.0\.0(@sha256:[a-f0-9]{64})? is a rulesfile artifact, but its layer sha256:[a-f0-9]{64} is a plugin layer/);
+    }
+    expect(await namesIn(n.rules)).toEqual([]);
+    expect(await namesIn(n.pulled)).toEqual([]);
   });
 });
