@@ -6,7 +6,7 @@
 import { Transform, pipeline, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { OciReference } from '../reference/reference.js';
-import { backoffDelay, isRetryableNetworkError, networkError, type Descriptor, type RegistryClient } from '../registry/index.js';
+import { backoffDelay, BrokenDownloadError, isRetryableNetworkError, networkError, type Descriptor, type RegistryClient } from '../registry/index.js';
 import { writeStreamAtomic } from './atomic-stream.js';
 
 /** What ingest needs of a client: verified blob streams, and its retry policy. */
@@ -28,8 +28,10 @@ export async function ingestBlob(client: BlobReader, ref: OciReference, desc: Pi
       await writeStreamAtomic(dest, open);
       return;
     } catch (err) {
-      if (!isRetryableNetworkError(err)) throw err;
-      if (attempt + 1 >= policy.attempts) throw networkError(ref.registry, err);
+      // A broken download names the blob already; the connection's error (its cause) says whether to start over.
+      const broken = err instanceof BrokenDownloadError;
+      if (!isRetryableNetworkError(broken ? err.cause : err)) throw err;
+      if (attempt + 1 >= policy.attempts) throw broken ? err : networkError(ref.registry, err);
       await sleep(backoffDelay(attempt, policy));
     }
   }

@@ -3,7 +3,7 @@
  * https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-blobs
  */
 import { pipeline, type Readable } from 'node:stream';
-import { DiginfraError } from '../errors.js';
+import { DiginfraError, messageOf } from '../errors.js';
 import type { OciReference } from '../reference/reference.js';
 import type { AuthSession } from './auth/session.js';
 import { repositoryScope } from './auth/scope.js';
@@ -54,9 +54,29 @@ export async function openBlob(session: AuthSession, ref: OciReference, desc: Pi
     throw new DiginfraError('SIZE_MISMATCH', `blob ${desc.digest} is ${length} bytes, manifest says ${desc.size}`);
   }
   const verifier = new VerifyingStream(desc, `blob ${desc.digest}`);
+  // Registered before pipeline's own listener, so the caller gets the error that names the download.
+  res.body.on('error', (err: unknown) => verifier.destroy(brokenDownload(ref, desc, verifier.bytes, err)));
   // Errors of either side reach the caller through `verifier`; the callback only stops them escaping.
   pipeline(res.body, verifier, () => {});
   return verifier;
+}
+
+/**
+ * A blob download whose connection broke or went silent mid-body (NETWORK); `cause` is the
+ * connection's own error, which tells whether starting over may help (content/ingest.ts).
+ */
+export class BrokenDownloadError extends DiginfraError {}
+
+/**
+ * A connection that broke (or went silent) mid-body, as an error naming the registry, the repository
+ * and the blob: undici's own says only "other side closed". Our errors and aborts pass unchanged.
+ */
+function brokenDownload(ref: OciReference, desc: Pick<Descriptor, 'digest' | 'size'>, received: number, err: unknown): Error {
+  if (err instanceof DiginfraError || (err instanceof Error && err.name === 'AbortError')) return err;
+  return new BrokenDownloadError('NETWORK', `download of blob ${desc.digest} from ${ref.registry}/${ref.repository} broke after ${received} of ${desc.size} bytes: ${messageOf(err)}`, {
+    cause: err,
+    hint: `the connection to ${ref.registry} was closed or went silent mid-download; nothing was written, try again`,
+  });
 }
 
 /** A small blob (a config) read into memory, verified; refuses anything over `maxBytes`. */

@@ -11,3 +11,4 @@ export { digestParts, fileDigest, sha256Digest } from './digest.js';
 export * from './media-types.js';
 /** For downloads that outlive one request (content ingest): the client's retry decisions. */
 export { backoffDelay, isRetryableNetworkError, networkError } from './transport.js';
+export { BrokenDownloadError } from './blobs.js';
