@@ -10,6 +10,7 @@ import { repositoryScope } from './auth/scope.js';
 import { VerifyingStream } from './digest.js';
 import { statusError } from './errors.js';
 import { header } from './headers.js';
+import { errorCodeOf } from './transport.js';
 import type { Descriptor } from './media-types.js';
 
 /** Redirects followed for one blob GET (registry to storage, storage to CDN...). */
@@ -55,7 +56,7 @@ export async function openBlob(session: AuthSession, ref: OciReference, desc: Pi
   }
   const verifier = new VerifyingStream(desc, `blob ${desc.digest}`);
   // Registered before pipeline's own listener, so the caller gets the error that names the download.
-  res.body.on('error', (err: unknown) => verifier.destroy(brokenDownload(ref, desc, verifier.bytes, err)));
+  res.body.on('error', (err: unknown) => verifier.destroy(brokenDownload(ref, desc, verifier.bytes, err, session.transport.readTimeoutMs)));
   // Errors of either side reach the caller through `verifier`; the callback only stops them escaping.
   pipeline(res.body, verifier, () => {});
   return verifier;
@@ -71,9 +72,10 @@ export class BrokenDownloadError extends DiginfraError {}
  * A connection that broke (or went silent) mid-body, as an error naming the registry, the repository
  * and the blob: undici's own says only "other side closed". Our errors and aborts pass unchanged.
  */
-function brokenDownload(ref: OciReference, desc: Pick<Descriptor, 'digest' | 'size'>, received: number, err: unknown): Error {
+function brokenDownload(ref: OciReference, desc: Pick<Descriptor, 'digest' | 'size'>, received: number, err: unknown, readTimeoutMs: number): Error {
   if (err instanceof DiginfraError || (err instanceof Error && err.name === 'AbortError')) return err;
-  return new BrokenDownloadError('NETWORK', `download of blob ${desc.digest} from ${ref.registry}/${ref.repository} broke after ${received} of ${desc.size} bytes: ${messageOf(err)}`, {
+  const why = errorCodeOf(err) === 'UND_ERR_BODY_TIMEOUT' ? `the registry sent nothing for ${readTimeoutMs / 1000} s (registry.timeouts.read)` : messageOf(err);
+  return new BrokenDownloadError('NETWORK', `download of blob ${desc.digest} from ${ref.registry}/${ref.repository} broke after ${received} of ${desc.size} bytes: ${why}`, {
     cause: err,
     hint: `the connection to ${ref.registry} was closed or went silent mid-download; nothing was written, try again`,
   });

@@ -29,6 +29,9 @@ export interface RetryPolicy {
   maxRetryAfterMs: number;
 }
 
+/** Default of TransportOptions.readTimeoutMs. */
+const DEFAULT_READ_TIMEOUT_MS = 60_000;
+
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 250, maxDelayMs: 8_000, maxRetryAfterMs: 60_000 };
 
 export interface TransportOptions {
@@ -160,6 +163,11 @@ export class Transport {
     return this.#retry;
   }
 
+  /** The longest silence allowed for headers and between body chunks (registry.timeouts.read). */
+  get readTimeoutMs(): number {
+    return this.#options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+  }
+
   settings(registry: string): HostSettings {
     const s = this.#options.hostSettings?.(registry) ?? {};
     return { plainHttp: s.plainHttp ?? false, insecureSkipTlsVerify: s.insecureSkipTlsVerify ?? false, ...s };
@@ -180,7 +188,7 @@ export class Transport {
       insecure: s.insecureSkipTlsVerify,
       ...(s.caFile !== undefined && { ca: readCaFile(s.caFile) }),
       connectTimeoutMs: this.#options.connectTimeoutMs ?? 15_000,
-      readTimeoutMs: this.#options.readTimeoutMs ?? 60_000,
+      readTimeoutMs: this.readTimeoutMs,
       env: this.#options.env ?? process.env,
     });
     this.#dispatchers.set(registry, dispatcher);
