@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'VALIDATION_FAILED' // a staged rules file rejected before swap
   | 'SIGNATURE_MISSING' // verification keys are set and the artifact has no cosign signature
   | 'SIGNATURE_INVALID' // no cosign signature of the artifact verifies with those keys
+  | 'INTERRUPTED' // SIGINT or SIGTERM ended the command before it finished
   | 'IO'; // local filesystem failure
 
 export class DiginfraError extends Error {

@@ -104,6 +104,8 @@ export async function extractArtifact(
      * layer is verified and extracted.
      */
     onProgress?: (layer: Descriptor, bytes: number, done: boolean) => void;
+    /** Abandons the pull before any file is placed: downloads stop, the staging dir is removed. */
+    signal?: AbortSignal;
   } = {},
 ): Promise<{ files: string[]; placed: string[]; unchanged: string[] }> {
   const progress = opts.onProgress;
@@ -111,12 +113,15 @@ export async function extractArtifact(
     maxBytes: opts.maxBytes,
     mode: opts.mode,
     layerFile: opts.layerFile,
+    signal: opts.signal,
     ...(progress && {
       onBytes: (layer, _chunk, total) => progress(layer, total, false),
       onDownloaded: (layer) => progress(layer, layer.size, true),
     }),
   });
   try {
+    // Once files start moving they all move: a pull is interrupted before, never half placed.
+    opts.signal?.throwIfAborted();
     const result = await placeFiles(staging, files, dest, { skipIdentical: opts.skipIdentical ?? true });
     return { files: files.map((f) => f.rel), ...result };
   } finally {

@@ -14,7 +14,7 @@ import { formatReference, type OciReference } from '../reference/reference.js';
 import { formatPlatform } from '../registry/index.js';
 import { sweepStaleStaging, writeFileAtomic } from '../util/index.js';
 import { type BlobCache, withManifestCache } from '../content/index.js';
-import { acquireDirLocks, type LockOwner } from './dir-lock.js';
+import { acquireDirLocks, type HeldLocks, type LockOwner } from './dir-lock.js';
 import { formatLockfile, mergeLock, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './lockfile.js';
 import { planFrozen, planInstall, type InstallPlan, type PlanOptions, type PlannedArtifact, type ResolveSession, type SkippedArtifact } from './plan.js';
 import { commitStagedAll, discardStaged, stageArtifact, type BlobEvent, type StagedArtifact } from './stage.js';
@@ -38,6 +38,12 @@ export interface InstallOptions extends PlanOptions {
   cacheMaxAgeMs?: number;
   /** Checks each planned artifact (the digest its tag pointed at) before anything is written: signatures. */
   verify?: (ref: OciReference & { digest: string }) => Promise<void>;
+  /**
+   * Abandons the install until its files start to move (downloads stop, temp files and staging dirs
+   * are removed, the target dirs are as they were) and rejects with the signal's reason; once the
+   * move has begun it completes (a few renames).
+   */
+  signal?: AbortSignal;
 }
 
 /** What `-o json` reports per artifact: its lock entry, with absolute paths and what this run did. */
@@ -154,6 +160,28 @@ function staleFiles(previous: Lockfile | undefined, planned: readonly PlannedArt
   return out;
 }
 
+/**
+ * The install locks, or the signal's reason as soon as it aborts (a wait for another install can be
+ * a minute); locks taken after that are released at once.
+ */
+async function unlessAborted(taking: Promise<HeldLocks>, signal: AbortSignal | undefined): Promise<HeldLocks> {
+  if (signal === undefined) return taking;
+  signal.throwIfAborted();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([taking, aborted]);
+  } catch (err) {
+    if (signal.aborted) void taking.then((late) => late.release()).catch(() => undefined);
+    throw err;
+  } finally {
+    signal.removeEventListener('abort', onAbort!);
+  }
+}
+
 export async function installArtifacts(opts: InstallOptions): Promise<InstallResult> {
   const lockfile = resolve(opts.lockfile);
   const session: ResolveSession = { ...opts.session, client: withManifestCache(opts.session.client, opts.cache) };
@@ -167,10 +195,13 @@ export async function installArtifacts(opts: InstallOptions): Promise<InstallRes
   if (plan.artifacts.length === 0) return result;
 
   const dirs = [...plan.artifacts.map((p) => resolve(p.dir)), dirname(lockfile)];
-  const locks = await acquireDirLocks(dirs, {
-    ...(opts.lockTimeoutMs !== undefined && { timeoutMs: opts.lockTimeoutMs }),
-    ...(opts.onWaitLock !== undefined && { onWait: opts.onWaitLock }),
-  });
+  const locks = await unlessAborted(
+    acquireDirLocks(dirs, {
+      ...(opts.lockTimeoutMs !== undefined && { timeoutMs: opts.lockTimeoutMs }),
+      ...(opts.onWaitLock !== undefined && { onWait: opts.onWaitLock }),
+    }),
+    opts.signal,
+  );
   const staged: StagedArtifact[] = [];
   let committed = 0;
   try {
@@ -186,6 +217,7 @@ export async function installArtifacts(opts: InstallOptions): Promise<InstallRes
         mode: p.mode,
         label: `${p.name} ${p.version}`,
         ...(opts.onBlob !== undefined && { onBlob: opts.onBlob }),
+        ...(opts.signal !== undefined && { signal: opts.signal }),
       });
       staged.push(s);
       result.downloaded.blobs += s.downloaded.blobs;
@@ -200,6 +232,8 @@ export async function installArtifacts(opts: InstallOptions): Promise<InstallRes
     const next = mergeLock(previous, entries);
     const text = await formatLockfile(next);
     const current = await readFile(lockfile, 'utf8').catch(() => undefined);
+    // The last point where an interruption leaves everything as it was; past it, the move completes.
+    opts.signal?.throwIfAborted();
     committed = staged.length; // commitStagedAll removes the staging dirs, whatever happens
     const { sets, removed } = await commitStagedAll(staged, {
       remove: staleFiles(previous, plan.artifacts, newFiles),

@@ -28,6 +28,8 @@ export interface StageOptions {
   onBlob?: (event: BlobEvent) => void;
   /** Label for progress events (default: artifact name and version). */
   label?: string;
+  /** Abandons downloads and staging (temp files and the staging dir removed); rejects with its reason. */
+  signal?: AbortSignal;
 }
 
 export interface StagedArtifact {
@@ -46,7 +48,7 @@ export async function cacheLayers(
   client: RegistryClient,
   cache: BlobCache,
   artifact: ResolvedArtifact,
-  opts: Pick<StageOptions, 'onBlob' | 'label'> = {},
+  opts: Pick<StageOptions, 'onBlob' | 'label' | 'signal'> = {},
 ): Promise<{ paths: Map<string, string>; blobs: number; bytes: number }> {
   const label = opts.label ?? `${artifact.config.name} ${artifact.config.version}`;
   const paths = new Map<string, string>();
@@ -61,10 +63,16 @@ export async function cacheLayers(
     }
     opts.onBlob?.({ kind: 'start', artifact: label, digest: layer.digest, size: layer.size, cached: false });
     let seen = 0;
-    const got = await cache.fetch(client, artifact.ref, layer, (n) => {
-      seen += n;
-      opts.onBlob?.({ kind: 'bytes', artifact: label, digest: layer.digest, size: layer.size, bytes: seen });
-    });
+    const got = await cache.fetch(
+      client,
+      artifact.ref,
+      layer,
+      (n) => {
+        seen += n;
+        opts.onBlob?.({ kind: 'bytes', artifact: label, digest: layer.digest, size: layer.size, bytes: seen });
+      },
+      opts.signal,
+    );
     paths.set(layer.digest, got.path);
     if (got.downloaded) {
       blobs++;
@@ -87,6 +95,7 @@ export async function stageArtifact(client: RegistryClient, cache: BlobCache, ar
     mode: opts.mode,
     reserved: RESERVED,
     layerFile: async (layer) => paths.get(layer.digest),
+    signal: opts.signal,
   });
   return { artifact, dest, staging, files, downloaded: { blobs, bytes } };
 }

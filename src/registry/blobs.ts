@@ -30,13 +30,15 @@ export async function blobExists(session: AuthSession, ref: OciReference, digest
 
 /**
  * GET of a blob as a stream that verifies size and digest as it flows. Redirects to blob storage
- * are followed by hand so the registry's Authorization never goes to another host.
+ * are followed by hand so the registry's Authorization never goes to another host. `signal` aborts
+ * the request and the stream (with its reason).
  */
-export async function openBlob(session: AuthSession, ref: OciReference, desc: Pick<Descriptor, 'digest' | 'size'>): Promise<Readable> {
+export async function openBlob(session: AuthSession, ref: OciReference, desc: Pick<Descriptor, 'digest' | 'size'>, opts: { signal?: AbortSignal | undefined } = {}): Promise<Readable> {
   const scopes = [repositoryScope(ref.repository, ['pull'])];
   let url = session.url(ref.registry, `/v2/${ref.repository}/blobs/${desc.digest}`);
   const origin = new URL(url).host;
-  let res = await session.send(ref.registry, scopes, { method: 'GET', url });
+  const signal = opts.signal !== undefined ? { signal: opts.signal } : {};
+  let res = await session.send(ref.registry, scopes, { method: 'GET', url, ...signal });
   for (let hop = 0; REDIRECT_STATUSES.has(res.statusCode); hop++) {
     const location = header(res, 'location');
     await res.body.dump();
@@ -45,7 +47,7 @@ export async function openBlob(session: AuthSession, ref: OciReference, desc: Pi
     }
     url = new URL(location, url).toString();
     // Storage backends (S3, GCS, CDNs) authenticate with the signed URL itself.
-    res = new URL(url).host === origin ? await session.send(ref.registry, scopes, { method: 'GET', url }) : await session.transport.send(ref.registry, { method: 'GET', url });
+    res = new URL(url).host === origin ? await session.send(ref.registry, scopes, { method: 'GET', url, ...signal }) : await session.transport.send(ref.registry, { method: 'GET', url, ...signal });
   }
   if (res.statusCode !== 200) throw await statusError(res, ref, `blob ${desc.digest}`);
   const length = Number(header(res, 'content-length'));

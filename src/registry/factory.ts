@@ -150,7 +150,7 @@ export function registryTimeouts(registry: Pick<RegistryConfig, 'timeouts'>, rol
 export function createRegistryClient(
   registry: RegistryConfig,
   flags: RegistryFlags = {},
-  extra: Pick<TransportOptions, 'onResponse' | 'retry' | 'env'> & { store?: CredentialStore; role?: 'command' | 'agent' } = {},
+  extra: Pick<TransportOptions, 'onResponse' | 'retry' | 'env' | 'signal'> & { store?: CredentialStore; role?: 'command' | 'agent' } = {},
 ): RegistryClient {
   const timeouts = registryTimeouts(registry, extra.role);
   const store = extra.store ?? new CredentialStore(registry.authFile ? { extraFiles: [registry.authFile] } : {});
@@ -168,5 +168,6 @@ export function createRegistryClient(
     retry: { attempts: timeouts.attempts, ...extra.retry },
     ...(extra.onResponse !== undefined && { onResponse: extra.onResponse }),
     ...(extra.env !== undefined && { env: extra.env }),
+    ...(extra.signal !== undefined && { signal: extra.signal }),
   });
 }

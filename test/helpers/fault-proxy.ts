@@ -36,8 +36,11 @@ export interface FaultProxy {
   setFault(fault: BlobFault | undefined, digest?: string): void;
   /** Every blob GET so far, in order. */
   readonly blobRequests: readonly BlobRequest[];
-  /** Resolves once a blob GET has sent at least `bytes` body bytes (for a test to act mid-download). */
-  waitForBytes(bytes: number, timeoutMs?: number): Promise<BlobRequest>;
+  /**
+   * Resolves once a blob GET has sent at least `bytes` body bytes (for a test to act mid-download);
+   * only GETs from index `from` of blobRequests on count (default: all).
+   */
+  waitForBytes(bytes: number, opts?: { from?: number; timeoutMs?: number }): Promise<BlobRequest>;
   close(): Promise<void>;
 }
 
@@ -128,10 +131,10 @@ export async function startFaultProxy(target: TestRegistry): Promise<FaultProxy>
       else faults.set(digest, fault);
     },
     blobRequests,
-    waitForBytes(bytes, timeoutMs = 30_000) {
+    waitForBytes(bytes, { from = 0, timeoutMs = 30_000 } = {}) {
       return new Promise((resolve, reject) => {
         const check = (): void => {
-          const hit = blobRequests.find((r) => r.sent >= bytes);
+          const hit = blobRequests.slice(from).find((r) => r.sent >= bytes);
           if (!hit) return;
           waiters.delete(check);
           clearTimeout(timer);
