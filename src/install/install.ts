@@ -5,7 +5,9 @@
  * version shipped and the new one does not, write the lock file: that last step all or nothing
  * (commitStagedAll keeps the previous version of every replaced file until the lock file is
  * written, and puts them all back on any failure). So any failure leaves the target dirs and the
- * lock file exactly as they were.
+ * lock file exactly as they were. A kill during the move is settled by the next install, before it
+ * does anything else (recover.ts): the intent record written before the first rename says what to
+ * complete or undo.
  */
 import { readFile, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
@@ -17,6 +19,7 @@ import { type BlobCache, withManifestCache } from '../content/index.js';
 import { acquireDirLocks, type HeldLocks, type LockOwner } from './dir-lock.js';
 import { formatLockfile, mergeLock, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './lockfile.js';
 import { planFrozen, planInstall, type InstallPlan, type PlanOptions, type PlannedArtifact, type ResolveSession, type SkippedArtifact } from './plan.js';
+import { recoverInterruptedChanges, type SettledIntent } from './recover.js';
 import { commitStagedAll, discardStaged, stageArtifact, type BlobEvent, type StagedArtifact } from './stage.js';
 
 export interface InstallOptions extends PlanOptions {
@@ -34,6 +37,8 @@ export interface InstallOptions extends PlanOptions {
   onWaitLock?: (dir: string, holder: LockOwner | undefined) => void;
   /** Called with the plan before anything is written (for logging). */
   onPlan?: (plan: InstallPlan) => void;
+  /** Told of each install a kill had interrupted, once it is completed or undone (for logging). */
+  onRecovered?: (settled: SettledIntent) => void;
   /** After a successful install, cached blobs unused for this long are removed (0: never). */
   cacheMaxAgeMs?: number;
   /** Checks each planned artifact (the digest its tag pointed at) before anything is written: signatures. */
@@ -184,6 +189,12 @@ async function unlessAborted(taking: Promise<HeldLocks>, signal: AbortSignal | u
 
 export async function installArtifacts(opts: InstallOptions): Promise<InstallResult> {
   const lockfile = resolve(opts.lockfile);
+  // Before anything else: an install killed while moving files left a mix; make it one version again.
+  const recovered = await recoverInterruptedChanges([dirname(lockfile), opts.rulesfilesDir, opts.pluginsDir, ...Object.values(opts.dirs ?? {})], {
+    ...(opts.lockTimeoutMs !== undefined && { timeoutMs: opts.lockTimeoutMs }),
+    ...(opts.onWaitLock !== undefined && { onWait: opts.onWaitLock }),
+  });
+  for (const r of recovered) opts.onRecovered?.(r);
   const session: ResolveSession = { ...opts.session, client: withManifestCache(opts.session.client, opts.cache) };
   const plan = opts.frozen
     ? await planFrozen(session, opts.refs, await readLockfile(lockfile), lockfile, opts)
@@ -237,6 +248,8 @@ export async function installArtifacts(opts: InstallOptions): Promise<InstallRes
     committed = staged.length; // commitStagedAll removes the staging dirs, whatever happens
     const { sets, removed } = await commitStagedAll(staged, {
       remove: staleFiles(previous, plan.artifacts, newFiles),
+      // A kill from here on is settled by the next run: forward once the lock file holds `text`, else back.
+      intent: { dir: dirname(lockfile), commit: { path: lockfile, content: text } },
       beforeCommit: async () => {
         if (current === text) return;
         try {

@@ -7,13 +7,13 @@
 import type { ResolvedArtifact } from '../artifact/pull.js';
 import { stageLayers, uniqueLayers } from '../artifact/stage-layers.js';
 import type { RegistryClient } from '../registry/client.js';
-import { placeFiles, placeFileSets, removeDir, type PlaceFileSetsOptions } from '../util/index.js';
+import { INTENT_NAME, placeFiles, placeFileSets, removeDir, type PlaceFileSetsOptions } from '../util/index.js';
 import type { BlobCache } from '../content/index.js';
 import { DIR_LOCK_NAME } from './dir-lock.js';
 import { LOCKFILE_NAME } from './lockfile.js';
 
 /** Names an artifact may not ship: the install's own bookkeeping files. */
-export const RESERVED = new Set([LOCKFILE_NAME, DIR_LOCK_NAME]);
+export const RESERVED = new Set([LOCKFILE_NAME, DIR_LOCK_NAME, INTENT_NAME]);
 
 export type BlobEvent =
   | { kind: 'start'; artifact: string; digest: string; size: number; cached: false }
@@ -112,11 +112,12 @@ export async function commitStaged(staged: StagedArtifact): Promise<{ placed: st
 /**
  * Moves every staged artifact into place ALL OR NOTHING (placeFileSets): the previous version of each
  * replaced file is kept until the end, and a failure anywhere (a rename, a removal in `opts.remove`,
- * `opts.beforeCommit`) puts every file back as it was. The staging dirs are removed either way.
+ * `opts.beforeCommit`) puts every file back as it was; with `opts.intent`, a kill is settled by the
+ * next run (recover.ts). The staging dirs are removed either way.
  */
 export async function commitStagedAll(
   staged: readonly StagedArtifact[],
-  opts: Pick<PlaceFileSetsOptions, 'remove' | 'beforeCommit'> = {},
+  opts: Pick<PlaceFileSetsOptions, 'remove' | 'beforeCommit' | 'intent'> = {},
 ): Promise<{ sets: { placed: string[]; unchanged: string[] }[]; removed: string[] }> {
   try {
     return await placeFileSets(

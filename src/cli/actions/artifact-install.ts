@@ -108,6 +108,11 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
           );
         }
       },
+      onRecovered: ({ outcome, record }) =>
+        ctx.logger.warn(
+          { event: 'recovered', outcome, interruptedPid: record.pid, startedAt: record.startedAt, changes: record.changes.length },
+          `an install killed while moving files (pid ${record.pid} on ${record.host}, started ${record.startedAt}) was ${outcome === 'completed' ? 'completed' : 'undone'}: ${record.changes.length} file change(s) ${outcome === 'completed' ? 'finished' : 'put back'}`,
+        ),
       onWaitLock: (dir, holder) => ctx.logger.warn(`waiting for another install to finish in ${dir}${holder ? ` (pid ${holder.pid} on ${holder.host})` : ''}`),
       onBlob: progressReporter(ctx, format === 'json'),
       signal: interrupt.signal,
