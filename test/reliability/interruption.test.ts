@@ -12,16 +12,15 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packLayer } from '../../src/artifact/archive.js';
 import { recoverInterruptedChanges } from '../../src/install/recover.js';
 import { readLockfile } from '../../src/install/lockfile.js';
 import type { RegistryClient } from '../../src/registry/index.js';
 import { INTENT_NAME } from '../../src/util/index.js';
 import { requireCli, runCli, spawnCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fs.js';
-import { push, pushClient } from '../helpers/push.js';
+import { pushClient } from '../helpers/push.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { leftoversIn, namesIn, node, type Node } from './setup.js';
+import { leftoversIn, namesIn, node, pushOneLayer, type Node } from './setup.js';
 
 type Version = Record<string, string>;
 
@@ -42,25 +41,12 @@ let reg: TestRegistry;
 let client: RegistryClient;
 const ref = (version: string): string => `${reg.host}/churn/rules:${version}`;
 
-/** Pushes `files` as one .tar.gz layer of rules file artifact `churn` at `version`. */
-async function pushVersion(version: string, files: Version): Promise<void> {
-  const dir = await tempDir('churn-');
-  const paths: string[] = [];
-  for (const [name, content] of Object.entries(files)) {
-    await writeFile(join(dir, name), content);
-    paths.push(join(dir, name));
-  }
-  const layer = join(dir, 'churn.tar.gz');
-  await packLayer(paths, layer);
-  await push(client, ref(version), { type: 'rulesfile', version, name: 'churn', files: [layer] });
-}
-
 beforeAll(async () => {
   requireCli('artifact', ['install']);
   reg = await startRegistry();
   client = pushClient();
-  await pushVersion('1.0.0', V1);
-  await pushVersion('2.0.0', V2);
+  await pushOneLayer(client, ref('1.0.0'), { name: 'churn', version: '1.0.0', files: V1 });
+  await pushOneLayer(client, ref('2.0.0'), { name: 'churn', version: '2.0.0', files: V2 });
 }, 120_000);
 
 afterAll(async () => {

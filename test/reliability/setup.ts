@@ -5,7 +5,11 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { packLayer } from '../../src/artifact/archive.js';
+import type { RegistryClient } from '../../src/registry/index.js';
 import { cliEnv } from '../helpers/cli.js';
+import { tempDir } from '../helpers/fs.js';
+import { push } from '../helpers/push.js';
 
 export interface Node {
   env: NodeJS.ProcessEnv & { HOME: string };
@@ -42,4 +46,17 @@ export async function namesIn(dir: string): Promise<string[]> {
 /** Dot-named leftovers of diginfractl in `dir`: staging dirs, temp files, intent records, locks. */
 export async function leftoversIn(dir: string): Promise<string[]> {
   return (await namesIn(dir)).filter((n) => n.startsWith('.'));
+}
+
+/** Pushes `files` (name -> content) packed into ONE .tar.gz layer, as rules file artifact `name` at `version`, tagged `ref`. */
+export async function pushOneLayer(client: RegistryClient, ref: string, opts: { name: string; version: string; files: Record<string, string | Buffer> }): Promise<void> {
+  const dir = await tempDir(`${opts.name}-`);
+  const paths: string[] = [];
+  for (const [file, content] of Object.entries(opts.files)) {
+    await writeFile(join(dir, file), content);
+    paths.push(join(dir, file));
+  }
+  const layer = join(dir, `${opts.name}.tar.gz`);
+  await packLayer(paths, layer);
+  await push(client, ref, { type: 'rulesfile', version: opts.version, name: opts.name, files: [layer] });
 }

@@ -7,16 +7,14 @@
  * and inotify (fs.watch) tells deterministically how each live name changed: by one rename only.
  */
 import { watch } from 'node:fs';
-import { open, readFile, writeFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packLayer } from '../../src/artifact/archive.js';
 import type { RegistryClient } from '../../src/registry/index.js';
 import { requireCli, runCli, spawnCli } from '../helpers/cli.js';
-import { tempDir } from '../helpers/fs.js';
-import { push, pushClient } from '../helpers/push.js';
+import { pushClient } from '../helpers/push.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { node } from './setup.js';
+import { node, pushOneLayer } from './setup.js';
 
 const SIZE = 8 * 1024 * 1024;
 const NAMES = ['a.yaml', 'b.yaml', 'c.yaml', 'd.yaml'];
@@ -27,20 +25,12 @@ let reg: TestRegistry;
 let client: RegistryClient;
 const ref = (version: string): string => `${reg.host}/torn/rules:${version}`;
 
-async function pushVersion(version: string, content: Buffer): Promise<void> {
-  const dir = await tempDir('torn-');
-  const paths = NAMES.map((n) => join(dir, n));
-  for (const p of paths) await writeFile(p, content);
-  await packLayer(paths, join(dir, 'layer.tar.gz'));
-  await push(client, ref(version), { type: 'rulesfile', version, name: 'torn', files: [join(dir, 'layer.tar.gz')] });
-}
-
 beforeAll(async () => {
   requireCli('artifact', ['install']);
   reg = await startRegistry();
   client = pushClient();
-  await pushVersion('1.0.0', OLD);
-  await pushVersion('2.0.0', NEW);
+  await pushOneLayer(client, ref('1.0.0'), { name: 'torn', version: '1.0.0', files: Object.fromEntries(NAMES.map((n) => [n, OLD])) });
+  await pushOneLayer(client, ref('2.0.0'), { name: 'torn', version: '2.0.0', files: Object.fromEntries(NAMES.map((n) => [n, NEW])) });
 }, 120_000);
 
 afterAll(async () => {
