@@ -62,15 +62,13 @@ export class Interrupted extends DiginfraError {
   }
 }
 
-/** How long an interrupted command may take to clean up before it is ended anyway. */
-const INTERRUPT_GRACE_MS = 4_000;
-
 /**
  * For commands that download (`artifact install`, `repo pull`): the first SIGINT or SIGTERM aborts
  * `signal` with an Interrupted reason, so transfers stop, staging is removed and the command fails
- * with exit status 130 or 143 within moments. Should cleanup hang, the process exits after
- * INTERRUPT_GRACE_MS all the same. A second signal ends the process at once (an install caught in
- * its move phase is settled by the next run: src/install/recover.ts). `dispose` removes the handlers.
+ * with exit status 130 or 143 within moments. An install already moving its files finishes that
+ * first (a few renames), so there is no forced exit on a timer. A second signal ends the process at
+ * once (an install caught in its move phase is then settled by the next run: src/install/recover.ts).
+ * `dispose` removes the handlers.
  */
 export function interruptOnSignals(): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
@@ -82,12 +80,7 @@ export function interruptOnSignals(): { signal: AbortSignal; dispose: () => void
   const first = (sig: NodeJS.Signals): void => {
     for (const s of SIGNALS) process.off(s, first);
     for (const s of SIGNALS) process.on(s, again);
-    const reason = new Interrupted(sig);
-    setTimeout(() => {
-      process.stderr.write(`error: ${reason.message} (cleanup did not finish within ${INTERRUPT_GRACE_MS / 1000} s)\n`);
-      process.exit(reason.exitCode);
-    }, INTERRUPT_GRACE_MS).unref();
-    controller.abort(reason);
+    controller.abort(new Interrupted(sig));
   };
   for (const s of SIGNALS) process.on(s, first);
   return {

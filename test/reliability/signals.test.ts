@@ -82,8 +82,6 @@ describe('a signal during a download', () => {
     expect(exit.signal).toBeNull();
     expect(exit.code, stderr).toBe(signal === 'SIGINT' ? 130 : 143);
     expect(stderr).toContain(`error: interrupted by ${signal}: the download in progress was abandoned and its staging removed`);
-    // It ended by cleaning up, not by the grace period's forced exit.
-    expect(stderr).not.toContain('cleanup did not finish');
     // The transfer itself was dropped, not left to run out in the background.
     expect(download.closedAt).toBeDefined();
     expect(download.closedAt! - sentAt).toBeLessThan(5_000);
