@@ -24,9 +24,17 @@ export function invalid(message: string, cause?: unknown): DiginfraError {
   });
 }
 
-/** Entry name: its normalized relative path, or UNSAFE_ARCHIVE for anything that could leave the target. */
+/**
+ * Control characters (C0, DEL, C1): a newline in a file name prints as a line of its own wherever the
+ * name is shown (`artifact install` lists every file), so a layer could spoof output; no rules file or
+ * plugin needs one.
+ */
+const CONTROL_CHAR_RE = /[\u0001-\u001f\u007f-\u009f]/;
+
+/** Entry name: its normalized relative path, or UNSAFE_ARCHIVE for anything that could leave the target or spoof output. */
 export function safeRelative(path: string): string {
   if (path.includes('\0')) throw unsafe(`entry ${shown(path)} has a NUL byte in its name`);
+  if (CONTROL_CHAR_RE.test(path)) throw unsafe(`entry ${shown(path)} has a control character in its name`);
   if (path.startsWith('/') || path.startsWith('\\') || /^[a-zA-Z]:/.test(path)) throw unsafe(`entry ${shown(path)} has an absolute path`);
   const parts = path.split(/[\\/]+/).filter((p) => p !== '' && p !== '.');
   if (parts.includes('..')) throw unsafe(`entry ${shown(path)} leaves the target directory with ".."`);

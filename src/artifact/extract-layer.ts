@@ -4,8 +4,9 @@
  *    naming the entry: symbolic links and hard links of ANY target (rules files and plugins never need
  *    them, and a link that is never created cannot point anywhere), character/block devices, FIFOs,
  *    sparse/multi-volume and unknown entry types;
- *  - absolute paths, drive letters, `..` components and NUL bytes are refused (`\` counts as a
- *    separator, so `a\..\b` is refused too);
+ *  - absolute paths, drive letters, `..` components, NUL bytes and other control characters (a
+ *    newline in a name would spoof lines of output) are refused (`\` counts as a separator, so
+ *    `a\..\b` is refused too);
  *  - files get 0755 if any execute bit is set, else 0644; directories 0755; setuid/setgid/sticky bits,
  *    owners and mtimes of the archive are ignored;
  *  - the total of file sizes may not exceed `maxBytes` (checked from each header before its body is
@@ -14,6 +15,7 @@
  *    stopped after inflating about `maxBytes`, never fully;
  *  - the same file twice in one archive is refused; a file already in the staging dir (from an
  *    earlier layer of the same artifact) is replaced, as later OCI layers override earlier ones.
+ * checkLayer applies the same checks to a layer without writing anything (`repo push` runs it).
  * Only `stagingDir` is written, and nothing is created through a link (none is ever created, and files
  * are opened with O_EXCL|O_NOFOLLOW). Every check of an entry runs when its header arrives, before
  * anything of it is created. On any error, what was already written stays in the staging dir for the
@@ -120,6 +122,10 @@ class LayerExtraction {
   readonly #files = new Map<string, ExtractedFile>();
   /** Directories known to be real directories we may write in ('' = the staging dir). */
   readonly #dirs = new Set<string>(['']);
+  /** Directories the archive's entries declare or imply so far. */
+  readonly #treeDirs = new Set<string>();
+  /** False for checkLayer: entries are checked and their data skipped, nothing is written. */
+  readonly #write: boolean;
   #entries = 0;
   /** File sizes as their headers declare them. */
   #declared = 0;
@@ -139,8 +145,9 @@ class LayerExtraction {
   readonly #parser = new Parser({ strict: true });
   readonly #sink: Writable;
 
-  constructor(root: string, limits: ExtractLimits) {
-    this.#root = root;
+  constructor(root: string | undefined, limits: ExtractLimits) {
+    this.#root = root ?? '';
+    this.#write = root !== undefined;
     this.#maxBytes = limits.maxBytes;
     this.#maxEntries = limits.maxEntries ?? DEFAULT_MAX_ENTRIES;
     this.#sink = this.#tarSink();
@@ -228,6 +235,7 @@ class LayerExtraction {
       return this.#fail(err as Error);
     }
     const { rel, kind } = admitted;
+    if (!this.#write) return void entry.resume();
     this.#chain = this.#chain
       .then(async () => {
         if (this.#failure) return void entry.resume();
@@ -244,15 +252,29 @@ class LayerExtraction {
       });
   }
 
-  /** Every check of an entry, in order: count, name, links, type, and for a file its name and size. */
+  /** Every check of an entry, in order: count, name, links, type, the shape of the tree, and for a file its name and size. */
   #admit(entry: ReadEntry): { rel: string; kind: 'dir' | 'file' } {
     this.#entries++;
     if (this.#entries > this.#maxEntries) throw unsafe(`layer has more than ${this.#maxEntries} entries (at ${shown(entry.path)})`);
     const rel = safeRelative(entry.path);
     refuseLink(entry);
     const kind = entryKind(entry);
+    this.#admitShape(entry, rel, kind);
     if (kind === 'file') this.#admitFile(entry, rel);
     return { rel, kind };
+  }
+
+  /**
+   * Within the archive, a path is a file or a directory, never both (checked from the headers, so
+   * checkLayer sees it too; across layers the file system tells, in #ensureDir and #fileTarget).
+   */
+  #admitShape(entry: ReadEntry, rel: string, kind: 'dir' | 'file'): void {
+    const parts = rel === '' ? [] : rel.split('/');
+    const dirs = parts.map((_, i) => parts.slice(0, i + 1).join('/')).slice(0, kind === 'dir' ? parts.length : -1);
+    const asFile = dirs.find((d) => this.#files.has(d));
+    if (asFile !== undefined) throw unsafe(`entry ${shown(entry.path)} needs ${shown(asFile)} to be a directory, but the layer made it a file`);
+    if (kind === 'file' && this.#treeDirs.has(rel)) throw unsafe(`entry ${shown(entry.path)} is a file, but the layer made ${shown(rel)} a directory`);
+    for (const d of dirs) this.#treeDirs.add(d);
   }
 
   /** A file entry: it has a name, appears once, and its declared size fits the byte limit. */
@@ -267,9 +289,21 @@ class LayerExtraction {
     this.#files.set(rel, { rel, mode: normalizedMode(entry.mode), size });
   }
 
+  /**
+   * `parts` joined under the staging dir, or UNSAFE_ARCHIVE when that leaves it. The names were
+   * checked when the header arrived (safeRelative); this second guard runs before anything is
+   * created, so no directory outside staging is ever made, even for a name the first one let by.
+   */
+  #inside(parts: readonly string[], entryPath: string): string {
+    const abs = resolve(this.#root, ...parts);
+    if (!abs.startsWith(this.#root + sep)) throw unsafe(`entry ${shown(entryPath)} leaves the target directory`);
+    return abs;
+  }
+
   /** Creates `rel` and its parents as real directories (0755), refusing anything else in the way. */
   async #ensureDir(rel: string, entryPath: string): Promise<void> {
     const parts = rel === '' ? [] : rel.split('/');
+    for (let i = 1; i <= parts.length; i++) this.#inside(parts.slice(0, i), entryPath);
     for (let i = 1; i <= parts.length; i++) {
       const sub = parts.slice(0, i).join('/');
       if (this.#dirs.has(sub)) continue;
@@ -289,9 +323,8 @@ class LayerExtraction {
   /** Where file `rel` goes, its parents made: a file of an earlier layer there is removed, a directory refused. */
   async #fileTarget(entry: ReadEntry, rel: string): Promise<string> {
     const parts = rel.split('/');
+    const abs = this.#inside(parts, entry.path);
     await this.#ensureDir(parts.slice(0, -1).join('/'), entry.path);
-    const abs = join(this.#root, ...parts);
-    if (!abs.startsWith(this.#root + sep)) throw unsafe(`entry ${shown(entry.path)} leaves the target directory`);
     const existing = await lstat(abs).catch(() => undefined);
     if (existing?.isDirectory()) throw unsafe(`entry ${shown(entry.path)} is a file, but the layer made ${shown(rel)} a directory`);
     if (existing) await unlink(abs);
@@ -365,4 +398,14 @@ class LayerExtraction {
 export async function extractLayer(input: Readable | NodeJS.ReadableStream, stagingDir: string, limits: ExtractLimits): Promise<ExtractedFile[]> {
   const root = await usableStagingDir(stagingDir);
   return new LayerExtraction(root, limits).run(input);
+}
+
+/**
+ * Checks a layer by the rules of extractLayer, writing nothing: every entry header is admitted or
+ * refused exactly as extraction would (same code), the data is read and skipped. What `repo push`
+ * runs on a .tar.gz before uploading it, so that no consumer is the first to refuse it. Returns the
+ * files the layer holds; errors as extractLayer's (UNSAFE_ARCHIVE, ARTIFACT_INVALID).
+ */
+export async function checkLayer(input: Readable | NodeJS.ReadableStream, limits: ExtractLimits): Promise<ExtractedFile[]> {
+  return new LayerExtraction(undefined, limits).run(input);
 }

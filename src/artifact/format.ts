@@ -135,6 +135,21 @@ export function artifactLayers(manifest: ImageManifest): { type: string | undefi
   return { type: type ?? typeFromMediaType(layers[0]?.mediaType), layers };
 }
 
+/**
+ * Refuses an artifact with a layer of another artifact type than its own (a plugin layer in a rules
+ * file's manifest): every layer's files go to the artifact type's directory with its file mode, so a
+ * plugin would be installed as a rules file. `where` names the artifact in the error.
+ */
+export function checkLayerTypes(type: string, layers: readonly Descriptor[], where: string): void {
+  for (const layer of layers) {
+    const layerType = typeFromMediaType(layer.mediaType);
+    if (layerType === type) continue;
+    throw new DiginfraError('ARTIFACT_INVALID', `${where} is a ${type} artifact, but its layer ${layer.digest} is a ${layerType ?? 'foreign'} layer (${layer.mediaType}); refused, as its files would be installed as a ${type}'s`, {
+      hint: 'nothing was written; ask the publisher to push each artifact type as an artifact of its own',
+    });
+  }
+}
+
 export function isEmptyConfig(desc: Descriptor): boolean {
   return desc.mediaType === OCI_EMPTY;
 }

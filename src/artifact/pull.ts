@@ -8,7 +8,7 @@ import type { ArtifactSource } from '../registry/client.js';
 import { chooseFromIndex, type Platform } from '../platform/index.js';
 import { isIndexMediaType, isManifestMediaType, type Descriptor, type ImageIndex, type ImageManifest } from '../registry/media-types.js';
 import { placeFiles, removeDir } from '../util/index.js';
-import { artifactLayers, parseArtifactConfig, type ArtifactConfig } from './format.js';
+import { artifactLayers, checkLayerTypes, parseArtifactConfig, type ArtifactConfig } from './format.js';
 import { stageLayers } from './stage-layers.js';
 
 export interface ResolvedArtifact {
@@ -62,6 +62,8 @@ export async function resolveArtifact(client: ArtifactSource, ref: OciReference,
       hint: 'diginfractl reads artifacts pushed with `diginfractl repo push`; is this a container image?',
     });
   }
+  // Here, so that pull, install and follow (which all resolve through this function) refuse it alike.
+  checkLayerTypes(type, layers, name);
   const configBytes = await client.readBlob(ref, manifest.config);
   let rawConfig: unknown;
   try {
@@ -102,6 +104,8 @@ export async function extractArtifact(
      * layer is verified and extracted.
      */
     onProgress?: (layer: Descriptor, bytes: number, done: boolean) => void;
+    /** Abandons the pull before any file is placed: downloads stop, the staging dir is removed. */
+    signal?: AbortSignal;
   } = {},
 ): Promise<{ files: string[]; placed: string[]; unchanged: string[] }> {
   const progress = opts.onProgress;
@@ -109,12 +113,15 @@ export async function extractArtifact(
     maxBytes: opts.maxBytes,
     mode: opts.mode,
     layerFile: opts.layerFile,
+    signal: opts.signal,
     ...(progress && {
       onBytes: (layer, _chunk, total) => progress(layer, total, false),
       onDownloaded: (layer) => progress(layer, layer.size, true),
     }),
   });
   try {
+    // Once files start moving they all move: a pull is interrupted before, never half placed.
+    opts.signal?.throwIfAborted();
     const result = await placeFiles(staging, files, dest, { skipIdentical: opts.skipIdentical ?? true });
     return { files: files.map((f) => f.rel), ...result };
   } finally {

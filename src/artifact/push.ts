@@ -1,8 +1,9 @@
 /**
- * Publishing: packs files into layers, writes config and manifest (or one manifest per platform and an
- * image index over them), then tags. Blobs go first and tags last, so a tag never points at
- * something incomplete.
+ * Publishing: checks every layer by the extractor's rules, packs files into layers, writes config and
+ * manifest (or one manifest per platform and an image index over them), then tags. Blobs go first and
+ * tags last, so a tag never points at something incomplete.
  */
+import { createReadStream } from 'node:fs';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -12,6 +13,9 @@ import { DiginfraError } from '../errors.js';
 import { formatReference, withDigest, withTag, type OciReference } from '../reference/reference.js';
 import { bufferBlob, type Descriptor, fileBlob, formatPlatform, type ImageIndex, OCI_INDEX, OCI_MANIFEST, type Platform, type RegistryClient } from '../registry/index.js';
 import { packLayer } from './archive.js';
+import { safeRelative } from './extract-checks.js';
+import { checkLayer } from './extract-layer.js';
+import { DEFAULT_MAX_LAYER_BYTES } from './stage-layers.js';
 import {
   ANNOTATION_CREATED,
   ANNOTATION_TITLE,
@@ -104,6 +108,7 @@ export async function pushArtifact(client: RegistryClient, ref: OciReference, op
   const twice = keys.find((k, i) => keys.indexOf(k) !== i);
   if (twice) throw new DiginfraError('USAGE', `platform ${twice} given twice`);
   const config = await buildConfig(ref, opts);
+  for (const file of opts.files) await checkLayerInput(file, await isArchiveFile(file));
   const work = await mkdtemp(join(tmpdir(), 'diginfractl-push-'));
   try {
     const configBytes = Buffer.from(JSON.stringify(config));
@@ -182,18 +187,40 @@ async function buildConfig(ref: OciReference, opts: PushOptions): Promise<Artifa
   return checkConfigForPush(config);
 }
 
-async function pushLayer(client: RegistryClient, ref: OciReference, opts: PushOptions, file: string, packed: string): Promise<Descriptor> {
-  let path = file;
-  let isArchive = /\.(tar\.gz|tgz)$/i.test(file);
+/** Whether `file` is pushed as it is (a .tar.gz) or packed into a layer first. */
+async function isArchiveFile(file: string): Promise<boolean> {
+  if (!/\.(tar\.gz|tgz)$/i.test(file)) return false;
   try {
-    if (isArchive && !(await isGzip(file))) {
-      throw new DiginfraError('USAGE', `${file} is named like a .tar.gz but is not gzip data`);
-    }
+    if (!(await isGzip(file))) throw new DiginfraError('USAGE', `${file} is named like a .tar.gz but is not gzip data`);
+    return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new DiginfraError('USAGE', `file not found: ${file}`);
-    if ((err as NodeJS.ErrnoException).code === 'EISDIR') isArchive = false;
-    else throw err;
+    if ((err as NodeJS.ErrnoException).code === 'EISDIR') return false;
+    throw err;
   }
+}
+
+/**
+ * Refuses, before anything is uploaded, a layer that every consumer would refuse: a .tar.gz is read
+ * through the extractor's own rules (checkLayer: names, links, types, limits), a file to pack has its
+ * name checked by the same rule (it becomes the entry's name).
+ */
+async function checkLayerInput(file: string, archive: boolean): Promise<void> {
+  try {
+    if (archive) await checkLayer(createReadStream(file), { maxBytes: DEFAULT_MAX_LAYER_BYTES });
+    else safeRelative(basename(file));
+  } catch (err) {
+    if (!(err instanceof DiginfraError) || (err.code !== 'UNSAFE_ARCHIVE' && err.code !== 'ARTIFACT_INVALID')) throw err;
+    throw new DiginfraError(err.code, `refusing to push ${file}: ${err.message}`, {
+      cause: err,
+      hint: 'nothing was pushed: every consumer would refuse this layer; fix the archive (or the file name) and push again',
+    });
+  }
+}
+
+async function pushLayer(client: RegistryClient, ref: OciReference, opts: PushOptions, file: string, packed: string): Promise<Descriptor> {
+  let path = file;
+  const isArchive = await isArchiveFile(file);
   if (!isArchive) {
     try {
       await packLayer([file], packed);

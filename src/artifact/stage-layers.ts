@@ -40,6 +40,8 @@ export interface StageLayersOptions {
   onDownloaded?: ((layer: Descriptor) => void) | undefined;
   /** The staging dir, as soon as it exists (to keep a sweep from taking it for a leftover). */
   onStaging?: ((staging: string) => void) | undefined;
+  /** Abandons staging (downloads and extraction stop, the staging dir is removed); rejects with its reason. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface StagedLayers {
@@ -82,8 +84,8 @@ function countedBytes(source: Readable, onBytes: (chunk: number, total: number) 
 /** The bytes of `layer`: its local copy when `layerFile` has one, else the registry's (counted when asked). */
 async function openLayer(client: Pick<ArtifactSource, 'openBlob'>, artifact: LayeredArtifact, layer: Descriptor, opts: StageLayersOptions): Promise<{ stream: Readable; downloaded: boolean }> {
   const local = await opts.layerFile?.(layer);
-  if (local !== undefined) return { stream: createReadStream(local), downloaded: false };
-  const blob = await client.openBlob(artifact.ref, layer);
+  if (local !== undefined) return { stream: createReadStream(local, opts.signal && { signal: opts.signal }), downloaded: false };
+  const blob = await client.openBlob(artifact.ref, layer, { signal: opts.signal });
   const onBytes = opts.onBytes;
   return { stream: onBytes ? countedBytes(blob, (chunk, total) => onBytes(layer, chunk, total)) : blob, downloaded: true };
 }
@@ -91,8 +93,8 @@ async function openLayer(client: Pick<ArtifactSource, 'openBlob'>, artifact: Lay
 /**
  * Extracts every layer of `artifact` (once each) into a new staging dir inside `dest` (created when
  * missing). The files' total is capped by `maxBytes` across layers; a name in `reserved` is refused.
- * On any failure (a digest mismatch, an unsafe archive, the network) the staging dir is removed and
- * the error thrown; `dest` is as it was.
+ * On any failure (a digest mismatch, an unsafe archive, the network, `signal`) the staging dir is
+ * removed and the error thrown; `dest` is as it was.
  */
 export async function stageLayers(client: Pick<ArtifactSource, 'openBlob'>, artifact: LayeredArtifact, dest: string, opts: StageLayersOptions = {}): Promise<StagedLayers> {
   const staging = await stagingDirIn(dest);
@@ -101,6 +103,7 @@ export async function stageLayers(client: Pick<ArtifactSource, 'openBlob'>, arti
     const files = new Map<string, number>();
     let budget = opts.maxBytes ?? DEFAULT_MAX_LAYER_BYTES;
     for (const layer of uniqueLayers(artifact.layers)) {
+      opts.signal?.throwIfAborted();
       const { stream, downloaded } = await openLayer(client, artifact, layer, opts);
       const extracted = await extractLayer(stream, staging, { maxBytes: budget });
       if (downloaded) opts.onDownloaded?.(layer);
@@ -115,6 +118,7 @@ export async function stageLayers(client: Pick<ArtifactSource, 'openBlob'>, arti
     return { staging, files: [...files].map(([rel, mode]) => ({ rel, mode })) };
   } catch (err) {
     await removeDir(staging);
-    throw err;
+    // An abort surfaces as whatever the stream died of (a local read's AbortError): report its reason.
+    throw opts.signal?.aborted ? opts.signal.reason : err;
   }
 }

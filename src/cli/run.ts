@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { DiginfraError, exitCodeFor, messageOf, type ErrorCode } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
@@ -81,7 +82,58 @@ export function reportError(err: unknown, opts: { json?: boolean } = {}): number
   if (!(err instanceof DiginfraError) && process.env.DIGINFRACTL_DEBUG && err instanceof Error) {
     process.stderr.write(`${err.stack ?? ''}\n`);
   }
-  return exitCodeFor(err);
+  return err instanceof Interrupted ? err.exitCode : exitCodeFor(err);
+}
+
+/**
+ * A command ended by SIGINT or SIGTERM. Its exit status is 128 + the signal's number (130, 143), as a
+ * shell reports a process the signal killed: the command did not finish, so scripts and init
+ * containers must not take it for success. (`artifact follow` is different: SIGTERM is how the agent
+ * is meant to stop, and it exits 0.)
+ */
+export class Interrupted extends DiginfraError {
+  readonly signal: NodeJS.Signals;
+  readonly exitCode: number;
+
+  constructor(signal: NodeJS.Signals) {
+    super('INTERRUPTED', `interrupted by ${signal}: the download in progress was abandoned and its staging removed`, {
+      hint: 'files already in place were left as they were; run the command again to finish',
+    });
+    this.signal = signal;
+    this.exitCode = 128 + (constants.signals[signal] ?? 0);
+  }
+}
+
+/**
+ * For commands that download (`artifact install`, `repo pull`): the first SIGINT or SIGTERM aborts
+ * `signal` with an Interrupted reason, so transfers stop, staging is removed and the command fails
+ * with exit status 130 or 143 within moments. An install already moving its files finishes that
+ * first (a few renames), so there is no forced exit on a timer. A second signal ends the process at
+ * once (an install caught in its move phase is then settled by the next run: src/install/recover.ts).
+ * `dispose` removes the handlers.
+ */
+export function interruptOnSignals(): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+  const again = (sig: NodeJS.Signals): void => {
+    for (const s of SIGNALS) process.off(s, again);
+    process.kill(process.pid, sig);
+  };
+  const first = (sig: NodeJS.Signals): void => {
+    for (const s of SIGNALS) process.off(s, first);
+    for (const s of SIGNALS) process.on(s, again);
+    controller.abort(new Interrupted(sig));
+  };
+  for (const s of SIGNALS) process.on(s, first);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      for (const s of SIGNALS) {
+        process.off(s, first);
+        process.off(s, again);
+      }
+    },
+  };
 }
 
 /** A usage error commander found (unknown option, missing argument), as `-o json` prints it. */

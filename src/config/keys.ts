@@ -14,6 +14,7 @@ import {
   checkRef,
   checkSemver,
   checkType,
+  parseDuration,
 } from './checks.js';
 
 export type KeyKind = 'string' | 'strings' | 'bool' | 'number' | 'map' | 'indexes' | 'basicAuth' | 'oauthAuth' | 'gcpAuth';
@@ -48,6 +49,8 @@ function key(path: string, kind: KeyKind, extra: Omit<KeyDef, 'path' | 'kind' | 
   return { path, kind, env: envName(path), ...extra };
 }
 
+/** An idle-read timeout: a duration of at least a second (less would fail ordinary requests). */
+const checkReadTimeout = (v: string) => checkDuration(v) ?? (parseDuration(v)! < 1000 ? `"${v}" is shorter than 1s` : undefined);
 const hostOrStar = (v: string) => (v === '*' ? undefined : checkHost(v));
 /** A type for `dirs`: rulesfile and plugin have rulesfilesDir and pluginsDir of their own. */
 const checkOtherType = (v: string) =>
@@ -64,6 +67,8 @@ export const KEYS: readonly KeyDef[] = [
   key('registry.auth.basic', 'basicAuth', { optional: true, secret: true }),
   key('registry.auth.oauth', 'oauthAuth', { optional: true, secret: true }),
   key('registry.auth.gcp', 'gcpAuth', { optional: true }),
+  key('registry.timeouts.read', 'string', { optional: true, check: checkReadTimeout }),
+  key('registry.timeouts.attempts', 'number', { optional: true, range: [1, 10] }),
   key('install.refs', 'strings', { check: checkRef }),
   key('install.rulesfilesDir', 'string', { check: checkNonEmpty }),
   key('install.pluginsDir', 'string', { check: checkNonEmpty }),

@@ -42,6 +42,18 @@ export interface RegistryAuthConfig {
   gcp: GcpAuthConfig[];
 }
 
+/**
+ * How long a registry may keep us waiting, and how often a request is tried. Unset values take the
+ * defaults of the running command (src/registry/factory.ts: registryTimeouts): the follow agent's
+ * are shorter than those of one-off commands.
+ */
+export interface RegistryTimeoutsConfig {
+  /** Longest silence (a duration) while waiting for response headers and between two chunks of a body. */
+  read?: string;
+  /** Tries of each request, and of each blob download of `artifact install`, the first included. */
+  attempts?: number;
+}
+
 export interface RegistryConfig {
   /** Hosts (host[:port]) reached over plain HTTP instead of HTTPS. */
   plainHttp: string[];
@@ -60,6 +72,8 @@ export interface RegistryConfig {
   authFile?: string;
   /** Credentials written in the config file itself (falcoctl compatible); absent when none are set. */
   auth?: RegistryAuthConfig;
+  /** Idle-read timeout and retry budget; absent when neither is set. */
+  timeouts?: RegistryTimeoutsConfig;
 }
 
 export interface InstallConfig {

@@ -161,11 +161,11 @@ export class BlobCache {
   }
 
   /** The cached copy, or a fresh download (verified while streaming) into the cache. */
-  async fetch(client: BlobReader, ref: OciReference, desc: Pick<Descriptor, 'digest' | 'size'>, onBytes?: (n: number) => void): Promise<BlobFetch> {
+  async fetch(client: BlobReader, ref: OciReference, desc: Pick<Descriptor, 'digest' | 'size'>, onBytes?: (n: number) => void, signal?: AbortSignal): Promise<BlobFetch> {
     const cached = await this.lookup(desc);
     if (cached) return { path: cached, downloaded: false };
     const path = this.path(desc.digest);
-    await ingestBlob(client, ref, desc, path, onBytes);
+    await ingestBlob(client, ref, desc, path, onBytes, signal);
     return { path, downloaded: true };
   }
 }

@@ -4,9 +4,8 @@
  * starts the download over, as the client retries its requests.
  */
 import { Transform, pipeline, type Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { OciReference } from '../reference/reference.js';
-import { backoffDelay, isRetryableNetworkError, networkError, type Descriptor, type RegistryClient } from '../registry/index.js';
+import { backoffDelay, BrokenDownloadError, isRetryableNetworkError, networkError, pause, type Descriptor, type RegistryClient } from '../registry/index.js';
 import { writeStreamAtomic } from './atomic-stream.js';
 
 /** What ingest needs of a client: verified blob streams, and its retry policy. */
@@ -14,12 +13,20 @@ export type BlobReader = Pick<RegistryClient, 'openBlob' | 'transport'>;
 
 /**
  * Downloads a blob into `dest`, which is either absent or complete and verified afterwards.
- * `onBytes` is told of every chunk received (a retried download counts again).
+ * `onBytes` is told of every chunk received (a retried download counts again). `signal` abandons the
+ * download (no retry; the temp file is removed) and rejects with its reason.
  */
-export async function ingestBlob(client: BlobReader, ref: OciReference, desc: Pick<Descriptor, 'digest' | 'size'>, dest: string, onBytes?: (n: number) => void): Promise<void> {
+export async function ingestBlob(
+  client: BlobReader,
+  ref: OciReference,
+  desc: Pick<Descriptor, 'digest' | 'size'>,
+  dest: string,
+  onBytes?: (n: number) => void,
+  signal?: AbortSignal,
+): Promise<void> {
   const policy = client.transport.retryPolicy;
   const open = async (): Promise<Readable> => {
-    const body = await client.openBlob(ref, desc);
+    const body = await client.openBlob(ref, desc, { signal });
     // pipeline (not pipe) so that an error of `body` reaches the counter, and so the file.
     return onBytes ? pipeline(body, counter(onBytes), () => undefined) : body;
   };
@@ -28,9 +35,12 @@ export async function ingestBlob(client: BlobReader, ref: OciReference, desc: Pi
       await writeStreamAtomic(dest, open);
       return;
     } catch (err) {
-      if (!isRetryableNetworkError(err)) throw err;
-      if (attempt + 1 >= policy.attempts) throw networkError(ref.registry, err);
-      await sleep(backoffDelay(attempt, policy));
+      if (signal?.aborted) throw signal.reason;
+      // A broken download names the blob already; the connection's error (its cause) says whether to start over.
+      const broken = err instanceof BrokenDownloadError;
+      if (!isRetryableNetworkError(broken ? err.cause : err)) throw err;
+      if (attempt + 1 >= policy.attempts) throw broken ? err : networkError(ref.registry, err);
+      await pause(backoffDelay(attempt, policy), signal);
     }
   }
 }

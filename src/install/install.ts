@@ -5,7 +5,9 @@
  * version shipped and the new one does not, write the lock file: that last step all or nothing
  * (commitStagedAll keeps the previous version of every replaced file until the lock file is
  * written, and puts them all back on any failure). So any failure leaves the target dirs and the
- * lock file exactly as they were.
+ * lock file exactly as they were. A kill during the move is settled by the next install, before it
+ * does anything else (recover.ts): the intent record written before the first rename says what to
+ * complete or undo.
  */
 import { readFile, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
@@ -14,9 +16,10 @@ import { formatReference, type OciReference } from '../reference/reference.js';
 import { formatPlatform } from '../registry/index.js';
 import { sweepStaleStaging, writeFileAtomic } from '../util/index.js';
 import { type BlobCache, withManifestCache } from '../content/index.js';
-import { acquireDirLocks, type LockOwner } from './dir-lock.js';
+import { acquireDirLocks, type HeldLocks, type LockOwner } from './dir-lock.js';
 import { formatLockfile, mergeLock, readLockfile, writeLockfile, type LockEntry, type Lockfile } from './lockfile.js';
 import { planFrozen, planInstall, type InstallPlan, type PlanOptions, type PlannedArtifact, type ResolveSession, type SkippedArtifact } from './plan.js';
+import { recoverInterruptedChanges, type SettledIntent } from './recover.js';
 import { commitStagedAll, discardStaged, stageArtifact, type BlobEvent, type StagedArtifact } from './stage.js';
 
 export interface InstallOptions extends PlanOptions {
@@ -34,10 +37,18 @@ export interface InstallOptions extends PlanOptions {
   onWaitLock?: (dir: string, holder: LockOwner | undefined) => void;
   /** Called with the plan before anything is written (for logging). */
   onPlan?: (plan: InstallPlan) => void;
+  /** Told of each install a kill had interrupted, once it is completed or undone (for logging). */
+  onRecovered?: (settled: SettledIntent) => void;
   /** After a successful install, cached blobs unused for this long are removed (0: never). */
   cacheMaxAgeMs?: number;
   /** Checks each planned artifact (the digest its tag pointed at) before anything is written: signatures. */
   verify?: (ref: OciReference & { digest: string }) => Promise<void>;
+  /**
+   * Abandons the install until its files start to move (downloads stop, temp files and staging dirs
+   * are removed, the target dirs are as they were) and rejects with the signal's reason; once the
+   * move has begun it completes (a few renames).
+   */
+  signal?: AbortSignal;
 }
 
 /** What `-o json` reports per artifact: its lock entry, with absolute paths and what this run did. */
@@ -154,8 +165,36 @@ function staleFiles(previous: Lockfile | undefined, planned: readonly PlannedArt
   return out;
 }
 
+/**
+ * The install locks, or the signal's reason as soon as it aborts (a wait for another install can be
+ * a minute); locks taken after that are released at once.
+ */
+async function unlessAborted(taking: Promise<HeldLocks>, signal: AbortSignal | undefined): Promise<HeldLocks> {
+  if (signal === undefined) return taking;
+  signal.throwIfAborted();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([taking, aborted]);
+  } catch (err) {
+    if (signal.aborted) void taking.then((late) => late.release()).catch(() => undefined);
+    throw err;
+  } finally {
+    signal.removeEventListener('abort', onAbort!);
+  }
+}
+
 export async function installArtifacts(opts: InstallOptions): Promise<InstallResult> {
   const lockfile = resolve(opts.lockfile);
+  // Before anything else: an install killed while moving files left a mix; make it one version again.
+  const recovered = await recoverInterruptedChanges([dirname(lockfile), opts.rulesfilesDir, opts.pluginsDir, ...Object.values(opts.dirs ?? {})], {
+    ...(opts.lockTimeoutMs !== undefined && { timeoutMs: opts.lockTimeoutMs }),
+    ...(opts.onWaitLock !== undefined && { onWait: opts.onWaitLock }),
+  });
+  for (const r of recovered) opts.onRecovered?.(r);
   const session: ResolveSession = { ...opts.session, client: withManifestCache(opts.session.client, opts.cache) };
   const plan = opts.frozen
     ? await planFrozen(session, opts.refs, await readLockfile(lockfile), lockfile, opts)
@@ -167,10 +206,13 @@ export async function installArtifacts(opts: InstallOptions): Promise<InstallRes
   if (plan.artifacts.length === 0) return result;
 
   const dirs = [...plan.artifacts.map((p) => resolve(p.dir)), dirname(lockfile)];
-  const locks = await acquireDirLocks(dirs, {
-    ...(opts.lockTimeoutMs !== undefined && { timeoutMs: opts.lockTimeoutMs }),
-    ...(opts.onWaitLock !== undefined && { onWait: opts.onWaitLock }),
-  });
+  const locks = await unlessAborted(
+    acquireDirLocks(dirs, {
+      ...(opts.lockTimeoutMs !== undefined && { timeoutMs: opts.lockTimeoutMs }),
+      ...(opts.onWaitLock !== undefined && { onWait: opts.onWaitLock }),
+    }),
+    opts.signal,
+  );
   const staged: StagedArtifact[] = [];
   let committed = 0;
   try {
@@ -186,6 +228,7 @@ export async function installArtifacts(opts: InstallOptions): Promise<InstallRes
         mode: p.mode,
         label: `${p.name} ${p.version}`,
         ...(opts.onBlob !== undefined && { onBlob: opts.onBlob }),
+        ...(opts.signal !== undefined && { signal: opts.signal }),
       });
       staged.push(s);
       result.downloaded.blobs += s.downloaded.blobs;
@@ -200,9 +243,13 @@ export async function installArtifacts(opts: InstallOptions): Promise<InstallRes
     const next = mergeLock(previous, entries);
     const text = await formatLockfile(next);
     const current = await readFile(lockfile, 'utf8').catch(() => undefined);
+    // The last point where an interruption leaves everything as it was; past it, the move completes.
+    opts.signal?.throwIfAborted();
     committed = staged.length; // commitStagedAll removes the staging dirs, whatever happens
     const { sets, removed } = await commitStagedAll(staged, {
       remove: staleFiles(previous, plan.artifacts, newFiles),
+      // A kill from here on is settled by the next run: forward once the lock file holds `text`, else back.
+      intent: { dir: dirname(lockfile), commit: { path: lockfile, content: text } },
       beforeCommit: async () => {
         if (current === text) return;
         try {

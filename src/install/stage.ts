@@ -7,13 +7,13 @@
 import type { ResolvedArtifact } from '../artifact/pull.js';
 import { stageLayers, uniqueLayers } from '../artifact/stage-layers.js';
 import type { RegistryClient } from '../registry/client.js';
-import { placeFiles, placeFileSets, removeDir, type PlaceFileSetsOptions } from '../util/index.js';
+import { INTENT_NAME, placeFiles, placeFileSets, removeDir, type PlaceFileSetsOptions } from '../util/index.js';
 import type { BlobCache } from '../content/index.js';
 import { DIR_LOCK_NAME } from './dir-lock.js';
 import { LOCKFILE_NAME } from './lockfile.js';
 
 /** Names an artifact may not ship: the install's own bookkeeping files. */
-export const RESERVED = new Set([LOCKFILE_NAME, DIR_LOCK_NAME]);
+export const RESERVED = new Set([LOCKFILE_NAME, DIR_LOCK_NAME, INTENT_NAME]);
 
 export type BlobEvent =
   | { kind: 'start'; artifact: string; digest: string; size: number; cached: false }
@@ -28,6 +28,8 @@ export interface StageOptions {
   onBlob?: (event: BlobEvent) => void;
   /** Label for progress events (default: artifact name and version). */
   label?: string;
+  /** Abandons downloads and staging (temp files and the staging dir removed); rejects with its reason. */
+  signal?: AbortSignal;
 }
 
 export interface StagedArtifact {
@@ -46,7 +48,7 @@ export async function cacheLayers(
   client: RegistryClient,
   cache: BlobCache,
   artifact: ResolvedArtifact,
-  opts: Pick<StageOptions, 'onBlob' | 'label'> = {},
+  opts: Pick<StageOptions, 'onBlob' | 'label' | 'signal'> = {},
 ): Promise<{ paths: Map<string, string>; blobs: number; bytes: number }> {
   const label = opts.label ?? `${artifact.config.name} ${artifact.config.version}`;
   const paths = new Map<string, string>();
@@ -61,10 +63,16 @@ export async function cacheLayers(
     }
     opts.onBlob?.({ kind: 'start', artifact: label, digest: layer.digest, size: layer.size, cached: false });
     let seen = 0;
-    const got = await cache.fetch(client, artifact.ref, layer, (n) => {
-      seen += n;
-      opts.onBlob?.({ kind: 'bytes', artifact: label, digest: layer.digest, size: layer.size, bytes: seen });
-    });
+    const got = await cache.fetch(
+      client,
+      artifact.ref,
+      layer,
+      (n) => {
+        seen += n;
+        opts.onBlob?.({ kind: 'bytes', artifact: label, digest: layer.digest, size: layer.size, bytes: seen });
+      },
+      opts.signal,
+    );
     paths.set(layer.digest, got.path);
     if (got.downloaded) {
       blobs++;
@@ -87,6 +95,7 @@ export async function stageArtifact(client: RegistryClient, cache: BlobCache, ar
     mode: opts.mode,
     reserved: RESERVED,
     layerFile: async (layer) => paths.get(layer.digest),
+    signal: opts.signal,
   });
   return { artifact, dest, staging, files, downloaded: { blobs, bytes } };
 }
@@ -103,11 +112,12 @@ export async function commitStaged(staged: StagedArtifact): Promise<{ placed: st
 /**
  * Moves every staged artifact into place ALL OR NOTHING (placeFileSets): the previous version of each
  * replaced file is kept until the end, and a failure anywhere (a rename, a removal in `opts.remove`,
- * `opts.beforeCommit`) puts every file back as it was. The staging dirs are removed either way.
+ * `opts.beforeCommit`) puts every file back as it was; with `opts.intent`, a kill is settled by the
+ * next run (recover.ts). The staging dirs are removed either way.
  */
 export async function commitStagedAll(
   staged: readonly StagedArtifact[],
-  opts: Pick<PlaceFileSetsOptions, 'remove' | 'beforeCommit'> = {},
+  opts: Pick<PlaceFileSetsOptions, 'remove' | 'beforeCommit' | 'intent'> = {},
 ): Promise<{ sets: { placed: string[]; unchanged: string[] }[]; removed: string[] }> {
   try {
     return await placeFileSets(

@@ -118,10 +118,11 @@ export class RegistryClient {
 
   /**
    * GET of a blob as a stream that verifies size and digest as it flows. Redirects to blob storage
-   * are followed by hand so the registry's Authorization never goes to another host.
+   * are followed by hand so the registry's Authorization never goes to another host. `signal` aborts
+   * the download (the stream errors with the signal's reason).
    */
-  openBlob(ref: OciReference, desc: Pick<Descriptor, 'digest' | 'size'>): Promise<Readable> {
-    return openBlob(this.#session, ref, desc);
+  openBlob(ref: OciReference, desc: Pick<Descriptor, 'digest' | 'size'>, opts: { signal?: AbortSignal | undefined } = {}): Promise<Readable> {
+    return openBlob(this.#session, ref, desc, opts);
   }
 
   /** A small blob (a config) read into memory, verified; refuses anything over `maxBytes`. */

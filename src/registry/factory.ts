@@ -2,6 +2,7 @@
  * Builds the registry client the commands use, from the `registry` config section and per-command
  * flags. Flags apply to every host of the command; config entries to the hosts they name.
  */
+import { parseDuration } from '../config/checks.js';
 import type { RegistryConfig } from '../config/types.js';
 import { CredentialStore } from './auth/credentials.js';
 import { GOOGLE_REGISTRY_USER, sharedGoogleSource } from './auth/google.js';
@@ -118,11 +119,40 @@ export function credentialsFor(registry: RegistryConfig, store: CredentialSource
   };
 }
 
+/** Idle-read timeout and retry budget as the transport takes them. */
+export interface RegistryTimeouts {
+  readTimeoutMs: number;
+  attempts: number;
+}
+
+/** One-off commands (install, pull, push...): a minute of silence, four tries. */
+export const COMMAND_TIMEOUTS: Readonly<RegistryTimeouts> = { readTimeoutMs: 60_000, attempts: 4 };
+/**
+ * The follow agent: it checks again on its own schedule, so a stalled registry should cost a check
+ * little time (20 s of silence, two tries: a stalled blob is given up after about 41 s, not 4 min).
+ */
+export const AGENT_TIMEOUTS: Readonly<RegistryTimeouts> = { readTimeoutMs: 20_000, attempts: 2 };
+
+/**
+ * The effective `registry.timeouts`: what the config sets, else the defaults of `role` ('agent' for
+ * `artifact follow`, 'command' for the rest).
+ */
+export function registryTimeouts(registry: Pick<RegistryConfig, 'timeouts'>, role: 'command' | 'agent' = 'command'): RegistryTimeouts {
+  const defaults = role === 'agent' ? AGENT_TIMEOUTS : COMMAND_TIMEOUTS;
+  const read = registry.timeouts?.read !== undefined ? parseDuration(registry.timeouts.read) : undefined;
+  const attempts = registry.timeouts?.attempts;
+  return {
+    readTimeoutMs: read ?? defaults.readTimeoutMs,
+    attempts: attempts !== undefined ? Math.max(1, Math.floor(attempts)) : defaults.attempts,
+  };
+}
+
 export function createRegistryClient(
   registry: RegistryConfig,
   flags: RegistryFlags = {},
-  extra: Pick<TransportOptions, 'onResponse' | 'retry' | 'env'> & { store?: CredentialStore } = {},
+  extra: Pick<TransportOptions, 'onResponse' | 'retry' | 'env' | 'signal'> & { store?: CredentialStore; role?: 'command' | 'agent' } = {},
 ): RegistryClient {
+  const timeouts = registryTimeouts(registry, extra.role);
   const store = extra.store ?? new CredentialStore(registry.authFile ? { extraFiles: [registry.authFile] } : {});
   const userAgent = 'diginfractl/0.1.0';
   return new RegistryClient({
@@ -134,8 +164,10 @@ export function createRegistryClient(
       ...(extra.env !== undefined && { env: extra.env }),
     }),
     userAgent,
+    readTimeoutMs: timeouts.readTimeoutMs,
+    retry: { attempts: timeouts.attempts, ...extra.retry },
     ...(extra.onResponse !== undefined && { onResponse: extra.onResponse }),
-    ...(extra.retry !== undefined && { retry: extra.retry }),
     ...(extra.env !== undefined && { env: extra.env }),
+    ...(extra.signal !== undefined && { signal: extra.signal }),
   });
 }

@@ -10,4 +10,5 @@ export { bufferBlob, fileBlob, type BlobSource } from './upload.js';
 export { digestParts, fileDigest, sha256Digest } from './digest.js';
 export * from './media-types.js';
 /** For downloads that outlive one request (content ingest): the client's retry decisions. */
-export { backoffDelay, isRetryableNetworkError, networkError } from './transport.js';
+export { backoffDelay, isRetryableNetworkError, networkError, pause } from './transport.js';
+export { BrokenDownloadError } from './blobs.js';

@@ -29,6 +29,9 @@ export interface RetryPolicy {
   maxRetryAfterMs: number;
 }
 
+/** Default of TransportOptions.readTimeoutMs. */
+const DEFAULT_READ_TIMEOUT_MS = 60_000;
+
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 250, maxDelayMs: 8_000, maxRetryAfterMs: 60_000 };
 
 export interface TransportOptions {
@@ -42,6 +45,8 @@ export interface TransportOptions {
   onResponse?: (info: { registry: string; method: string; status: number | 'error' }) => void;
   /** Environment for proxy variables; defaults to process.env. */
   env?: NodeJS.ProcessEnv;
+  /** Aborts every request of this transport, and the waits between retries (a command's SIGINT/SIGTERM). */
+  signal?: AbortSignal;
 }
 
 export interface HttpRequest {
@@ -52,6 +57,8 @@ export interface HttpRequest {
   body?: () => Dispatcher.DispatchOptions['body'];
   /** Do not retry this request (non-replayable side effects). */
   noRetry?: boolean;
+  /** Aborts this request (with the transport's own signal, whichever comes first); the error is the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export type HttpResponse = Dispatcher.ResponseData;
@@ -160,6 +167,11 @@ export class Transport {
     return this.#retry;
   }
 
+  /** The longest silence allowed for headers and between body chunks (registry.timeouts.read). */
+  get readTimeoutMs(): number {
+    return this.#options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+  }
+
   settings(registry: string): HostSettings {
     const s = this.#options.hostSettings?.(registry) ?? {};
     return { plainHttp: s.plainHttp ?? false, insecureSkipTlsVerify: s.insecureSkipTlsVerify ?? false, ...s };
@@ -180,7 +192,7 @@ export class Transport {
       insecure: s.insecureSkipTlsVerify,
       ...(s.caFile !== undefined && { ca: readCaFile(s.caFile) }),
       connectTimeoutMs: this.#options.connectTimeoutMs ?? 15_000,
-      readTimeoutMs: this.#options.readTimeoutMs ?? 60_000,
+      readTimeoutMs: this.readTimeoutMs,
       env: this.#options.env ?? process.env,
     });
     this.#dispatchers.set(registry, dispatcher);
@@ -190,12 +202,15 @@ export class Transport {
   /** One exchange, no retries. The caller must consume or dump the body. */
   async once(registry: string, req: HttpRequest): Promise<HttpResponse> {
     const headers = { 'user-agent': this.#options.userAgent ?? 'diginfractl', ...req.headers };
+    const signal = this.#signal(req);
+    signal?.throwIfAborted();
     try {
       const res = await request(req.url, {
         method: req.method,
         headers,
         body: req.body?.() ?? null,
         dispatcher: this.#dispatcher(registry),
+        ...(signal !== undefined && { signal }),
       });
       this.#options.onResponse?.({ registry, method: req.method, status: res.statusCode });
       return res;
@@ -217,8 +232,10 @@ export class Transport {
       try {
         res = await this.once(registry, req);
       } catch (err) {
+        const signal = this.#signal(req);
+        if (signal?.aborted) throw signal.reason;
         if (attempt + 1 < attempts && isRetryableNetworkError(err)) {
-          await sleep(backoffDelay(attempt, policy));
+          await pause(backoffDelay(attempt, policy), signal);
           continue;
         }
         throw networkError(new URL(req.url).host, err);
@@ -227,14 +244,30 @@ export class Transport {
       const retryAfter = parseRetryAfter(res.headers['retry-after']);
       if (retryAfter !== undefined && retryAfter > policy.maxRetryAfterMs) return res;
       await res.body.dump();
-      await sleep(retryAfter ?? backoffDelay(attempt, policy));
+      await pause(retryAfter ?? backoffDelay(attempt, policy), this.#signal(req));
     }
+  }
+
+  /** The request's signal, the transport's, or both combined. */
+  #signal(req: HttpRequest): AbortSignal | undefined {
+    const own = this.#options.signal;
+    if (req.signal === undefined || own === undefined) return req.signal ?? own;
+    return AbortSignal.any([req.signal, own]);
   }
 
   async close(): Promise<void> {
     const all = [...this.#dispatchers.values()];
     this.#dispatchers.clear();
     await Promise.all(all.map((d) => d.close()));
+  }
+}
+
+/** A wait between retries that an abort ends at once, with the signal's reason. */
+export async function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await sleep(ms, undefined, signal && { signal });
+  } catch (err) {
+    throw signal?.aborted ? signal.reason : err;
   }
 }
 

@@ -19,7 +19,7 @@ import { createRegistryClient } from '../../registry/index.js';
 import { formatPlatform, platformOrHost } from '../../platform/index.js';
 import { registryFlags, verifierFor, type RegistryFlagOptions } from '../session.js';
 import type { OciReference } from '../../reference/reference.js';
-import { outputFormat, type CliContext } from '../run.js';
+import { interruptOnSignals, outputFormat, type CliContext } from '../run.js';
 import { human, progressReporter } from '../progress.js';
 
 export interface InstallFlags extends RegistryFlagOptions {
@@ -67,7 +67,9 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
   const root = cacheRoot(config);
 
   const verify = await verifierFor(config, flags.verifyKey);
-  const client = createRegistryClient(config.registry, registryFlags(flags));
+  // From here a SIGINT/SIGTERM abandons the install (exit 130/143) instead of killing it mid-download.
+  const interrupt = interruptOnSignals();
+  const client = createRegistryClient(config.registry, registryFlags(flags), { signal: interrupt.signal });
   let indexes: Promise<LoadedIndex[]> | undefined;
   try {
     const result = await installArtifacts({
@@ -106,12 +108,19 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
           );
         }
       },
+      onRecovered: ({ outcome, record }) =>
+        ctx.logger.warn(
+          { event: 'recovered', outcome, interruptedPid: record.pid, startedAt: record.startedAt, changes: record.changes.length },
+          `an install killed while moving files (pid ${record.pid} on ${record.host}, started ${record.startedAt}) was ${outcome === 'completed' ? 'completed' : 'undone'}: ${record.changes.length} file change(s) ${outcome === 'completed' ? 'finished' : 'put back'}`,
+        ),
       onWaitLock: (dir, holder) => ctx.logger.warn(`waiting for another install to finish in ${dir}${holder ? ` (pid ${holder.pid} on ${holder.host})` : ''}`),
       onBlob: progressReporter(ctx, format === 'json'),
+      signal: interrupt.signal,
     });
     print(ctx, format, result, formatPlatform(platform));
   } finally {
     await client.close();
+    interrupt.dispose();
   }
 }
 

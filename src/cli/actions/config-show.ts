@@ -1,9 +1,23 @@
-/** `diginfractl config show`: the effective config with the source of each value, secrets masked. */
+/**
+ * `diginfractl config show`: the effective config with the source of each value, secrets masked, and
+ * the registry timeouts in effect (for commands, and for the follow agent when they are defaults).
+ */
 import { DiginfraError } from '../../errors.js';
 import { loadConfig } from '../../config/load.js';
 import { maskConfig } from '../../config/mask.js';
 import { KEYS } from '../../config/keys.js';
+import { registryTimeouts, type RegistryTimeouts } from '../../registry/factory.js';
 import type { CliContext } from '../run.js';
+
+interface ShownTimeouts {
+  read: string;
+  attempts: number;
+}
+
+/** Effective timeouts as the config writes them (`60s`). */
+function shownTimeouts(t: RegistryTimeouts): ShownTimeouts {
+  return { read: `${t.readTimeoutMs / 1000}s`, attempts: t.attempts };
+}
 
 export async function runConfigShow(ctx: CliContext, opts: { output?: string }): Promise<void> {
   const format = opts.output ?? 'yaml';
@@ -11,8 +25,12 @@ export async function runConfigShow(ctx: CliContext, opts: { output?: string }):
   const loaded = await loadConfig(ctx.configPath === undefined ? {} : { path: ctx.configPath });
   for (const w of loaded.warnings) ctx.logger.warn(w);
   const masked = maskConfig(loaded.config);
+  // registry.timeouts: the values in effect, those a command uses and those the follow agent uses.
+  const effective = { commands: shownTimeouts(registryTimeouts(loaded.config.registry, 'command')), follow: shownTimeouts(registryTimeouts(loaded.config.registry, 'agent')) };
+  masked.registry.timeouts = { ...effective.commands, ...loaded.config.registry.timeouts };
   const label = (path: string): string => {
     const src = loaded.sources[path] ?? 'default';
+    if (src === 'default' && path.startsWith('registry.timeouts.')) return `default (artifact follow: ${effective.follow[path.slice('registry.timeouts.'.length) as keyof ShownTimeouts]})`;
     return src === 'env' ? `env ${KEYS.find((k) => k.path === path)!.env}` : src;
   };
 
@@ -25,6 +43,7 @@ export async function runConfigShow(ctx: CliContext, opts: { output?: string }):
           config: masked,
           sources: Object.fromEntries(KEYS.filter((k) => loaded.sources[k.path]).map((k) => [k.path, loaded.sources[k.path]])),
           env: Object.fromEntries(KEYS.filter((k) => loaded.sources[k.path] === 'env').map((k) => [k.path, k.env])),
+          registryTimeouts: effective,
         },
         null,
         2,

@@ -3,12 +3,12 @@ import { extractArtifact, resolveArtifact, type ResolvedArtifact } from '../../a
 import { loadConfig } from '../../config/load.js';
 import { selectTag } from '../../artifact/tags.js';
 import { formatReference, type OciReference } from '../../reference/reference.js';
-import type { ArtifactSource } from '../../registry/index.js';
+import { createRegistryClient, type ArtifactSource } from '../../registry/index.js';
 import { OciLayout, layoutSource, parseLayoutRef } from '../../artifact/oci-layout.js';
 import { formatPlatform, platformOrHost } from '../../platform/index.js';
-import { openRegistry, verifierFor, type RegistryFlagOptions } from '../session.js';
+import { registryFlags, verifierFor, type RegistryFlagOptions } from '../session.js';
 import { refLocator } from './locate.js';
-import { outputFormat, type CliContext } from '../run.js';
+import { interruptOnSignals, outputFormat, type CliContext } from '../run.js';
 import { progressReporter } from '../progress.js';
 
 interface PullFlags extends RegistryFlagOptions {
@@ -39,7 +39,9 @@ export async function runPull(ctx: CliContext, refTexts: string[], flags: PullFl
   for (const w of loaded.warnings) ctx.logger.warn(w);
   const verify = await verifierFor(loaded.config, flags.verifyKey);
   const locate = refLocator(ctx, loaded);
-  const client = await openRegistry(ctx, flags, loaded.config);
+  // From here a SIGINT/SIGTERM abandons the pull (exit 130/143): the transfer stops, staging is removed.
+  const interrupt = interruptOnSignals();
+  const client = createRegistryClient(loaded.config.registry, registryFlags(flags), { signal: interrupt.signal });
   try {
     const artifacts: Pulled[] = [];
     for (const refText of refTexts) {
@@ -65,7 +67,7 @@ export async function runPull(ctx: CliContext, refTexts: string[], flags: PullFl
     const owner = new Map<string, string>();
     for (const { artifact, source, label: reference } of artifacts) {
       const label = `${artifact.config.name} ${artifact.config.version}`;
-      const files = await extractOne(source, artifact, dest, label, progress);
+      const files = await extractOne(source, artifact, dest, label, progress, interrupt.signal);
       for (const f of files) {
         const earlier = owner.get(f);
         if (earlier !== undefined && earlier !== label) ctx.logger.warn(`${resolve(dest, f)} of ${earlier} was overwritten by the one of ${label}`);
@@ -95,14 +97,23 @@ export async function runPull(ctx: CliContext, refTexts: string[], flags: PullFl
     }
   } finally {
     await client.close();
+    interrupt.dispose();
   }
 }
 
-async function extractOne(client: ArtifactSource, artifact: ResolvedArtifact, dest: string, label: string, progress: ReturnType<typeof progressReporter> | undefined): Promise<string[]> {
+async function extractOne(
+  client: ArtifactSource,
+  artifact: ResolvedArtifact,
+  dest: string,
+  label: string,
+  progress: ReturnType<typeof progressReporter> | undefined,
+  signal: AbortSignal,
+): Promise<string[]> {
   const started = new Set<string>();
   try {
     const { files } = await extractArtifact(client, artifact, dest, {
       skipIdentical: true,
+      signal,
       ...(progress && {
         onProgress: (layer, bytes, done) => {
           if (!started.has(layer.digest)) {

@@ -10,6 +10,7 @@ import { DiginfraError, messageOf } from '../../errors.js';
 import { fsyncDir, fsyncDirsDeepestFirst, fsyncFile } from './fsync.js';
 import { placement, type StagedFile } from './place.js';
 import { sameContent } from './same-content.js';
+import { intentPath, newIntent, removeIntent, sha256Hex, writeIntent, type IntentChange, type IntentRecord } from './intent.js';
 import { makeStagingDir } from './staging.js';
 
 /** Files of one destination dir, staged in `stagingDir` (same filesystem, see makeStagingDir). */
@@ -29,6 +30,13 @@ export interface PlaceFileSetsOptions {
    * write the lock file that records it). If it throws, everything is rolled back.
    */
   beforeCommit?: () => Promise<void>;
+  /**
+   * Survive a kill: before the first rename, an intent record (intent.ts) listing every change is
+   * written in `dir` (locked by the caller, like every destination), and removed when the change is
+   * over. A record left by a killed process is settled by settleIntent: forward when `commit.path`
+   * holds `commit.content` (what beforeCommit writes), back otherwise.
+   */
+  intent?: { dir: string; commit?: { path: string; content: string } };
 }
 
 export interface PlaceFileSetsResult {
@@ -112,11 +120,24 @@ async function keepBackup(path: string, backup: string, isSymlink: boolean): Pro
   await chmod(backup, (await stat(path)).mode & 0o7777);
 }
 
+/** A `remove` path that exists, and where it goes meanwhile. */
+interface PlannedRemoval {
+  path: string;
+  backup: string;
+}
+
+/** The directory of `destDirs` that holds `path` (the deepest), if any. */
+function ownerOf(path: string, destDirs: readonly string[]): string | undefined {
+  return destDirs.filter((d) => path.startsWith(d + sep)).sort((x, y) => y.length - x.length)[0];
+}
+
 /**
- * 1. Prepare: decides what each file needs (place, fix the mode, or nothing) and keeps what will be
- * replaced. Nothing visible changes; on failure the backups are dropped.
+ * 1. Prepare: decides what each file needs (place, fix the mode, or nothing), keeps what will be
+ * replaced and picks where removed files go. Nothing visible changes; on failure the backups are
+ * dropped.
  */
-async function prepare(plans: PlannedPlacement[][], destDirs: readonly string[], backups: Backups, skipIdentical: boolean): Promise<void> {
+async function prepare(plans: PlannedPlacement[][], destDirs: readonly string[], backups: Backups, opts: PlaceFileSetsOptions): Promise<PlannedRemoval[]> {
+  const skipIdentical = opts.skipIdentical;
   try {
     for (const [i, plan] of plans.entries()) {
       for (const p of plan) {
@@ -137,6 +158,13 @@ async function prepare(plans: PlannedPlacement[][], destDirs: readonly string[],
         await keepBackup(p.to, p.backup, current.isSymbolicLink());
       }
     }
+    const removals: PlannedRemoval[] = [];
+    for (const path of opts.remove ?? []) {
+      const st = await lstat(path).catch(() => undefined);
+      if (st === undefined || st.isDirectory()) continue;
+      removals.push({ path, backup: await backups.next(ownerOf(path, destDirs) ?? dirname(path)) });
+    }
+    return removals;
   } catch (err) {
     await backups.drop();
     throw new DiginfraError('IO', `cannot prepare the install: ${messageOf(err)}`, { cause: err, hint: 'no file was changed' });
@@ -170,13 +198,13 @@ async function placeOne(p: PlannedPlacement, journal: Journal): Promise<void> {
  */
 async function apply(
   plans: PlannedPlacement[][],
-  destDirs: readonly string[],
-  backups: Backups,
+  removals: readonly PlannedRemoval[],
   opts: PlaceFileSetsOptions,
   journal: Journal,
   result: PlaceFileSetsResult,
 ): Promise<{ what: string; err: unknown } | undefined> {
   let step = '';
+  let changes = 0;
   try {
     for (const [i, plan] of plans.entries()) {
       for (const p of plan) {
@@ -185,30 +213,29 @@ async function apply(
           if (p.action === 'chmod') {
             await chmod(p.to, p.mode);
             journal.undo.push({ kind: 'chmod', path: p.to, mode: p.oldMode! });
+            stopForTest(`change:${++changes}`);
           }
           result.sets[i]!.unchanged.push(p.rel);
           continue;
         }
         await placeOne(p, journal);
         result.sets[i]!.placed.push(p.rel);
+        stopForTest(`change:${++changes}`);
       }
     }
-    for (const path of opts.remove ?? []) {
+    for (const { path, backup } of removals) {
       step = `cannot remove ${path}`;
-      const st = await lstat(path).catch(() => undefined);
-      if (st === undefined || st.isDirectory()) continue;
-      const dir = dirname(path);
-      const owner = destDirs.filter((d) => path.startsWith(d + sep)).sort((x, y) => y.length - x.length)[0];
-      const backup = await backups.next(owner ?? dir);
       await rename(path, backup);
       journal.undo.push({ kind: 'restore', path, backup });
-      journal.touched.add(dir);
+      journal.touched.add(dirname(path));
       result.removed.push(path);
+      stopForTest(`change:${++changes}`);
     }
     step = 'cannot sync the directories written';
     await fsyncDirsDeepestFirst(journal.touched);
     step = '';
     await opts.beforeCommit?.();
+    stopForTest('commit');
     return undefined;
   } catch (err) {
     return { what: step, err };
@@ -216,10 +243,63 @@ async function apply(
 }
 
 /**
+ * Tests only (test/reliability/interruption.test.ts): with DIGINFRACTL_TEST_STOP_AT set to a point
+ * of the move phase, the process stops itself there (SIGSTOP), so that a test can look at the
+ * half-made change and kill it. Points: `change:N` after the Nth change (`change:0`: the intent
+ * record is written, nothing renamed yet), and `commit` once beforeCommit returned.
+ */
+function stopForTest(point: string): void {
+  if (process.env.DIGINFRACTL_TEST_STOP_AT === point) process.kill(process.pid, 'SIGSTOP');
+}
+
+/** The intent record of the change planned: what each step replaces, by what, and where the old is kept. */
+function intentOf(plans: PlannedPlacement[][], removals: readonly PlannedRemoval[], sets: readonly FileSet[], destDirs: readonly string[], backups: Backups, newDirs: readonly string[], intent: NonNullable<PlaceFileSetsOptions['intent']>): IntentRecord {
+  const changes: IntentChange[] = [];
+  for (const p of plans.flat()) {
+    if (p.action === 'place') changes.push({ op: 'place', from: p.from, to: p.to, mode: p.mode, ...(p.backup !== undefined && { backup: p.backup }) });
+    else if (p.action === 'chmod') changes.push({ op: 'chmod', path: p.to, mode: p.mode, oldMode: p.oldMode! });
+  }
+  for (const r of removals) changes.push({ op: 'remove', path: r.path, backup: r.backup });
+  const dirs = new Set([...destDirs, resolve(intent.dir), ...removals.map((r) => ownerOf(r.path, destDirs) ?? dirname(r.path))]);
+  return newIntent({
+    dirs: [...dirs],
+    changes,
+    newDirs: [...newDirs],
+    scratch: [...backups.dirs, ...sets.map((s) => resolve(s.stagingDir))],
+    ...(intent.commit !== undefined && { commit: { path: resolve(intent.commit.path), sha256: sha256Hex(intent.commit.content) } }),
+  });
+}
+
+/** Parent directories of the files to place that do not exist yet (created by the change). */
+async function missingParents(plans: PlannedPlacement[][]): Promise<string[]> {
+  const missing = new Set<string>();
+  for (const p of plans.flat()) {
+    if (p.action !== 'place') continue;
+    for (let d = dirname(p.to); !missing.has(d) && dirname(d) !== d; d = dirname(d)) {
+      if ((await lstat(d).catch(() => undefined)) !== undefined) break;
+      missing.add(d);
+    }
+  }
+  return [...missing];
+}
+
+/** Writes the intent record (after the backups are durable), or drops the backups and throws. */
+async function announce(record: IntentRecord, dir: string, backups: Backups): Promise<void> {
+  try {
+    for (const b of backups.dirs) await fsyncDir(b);
+    await writeIntent(dir, record);
+  } catch (err) {
+    await backups.drop();
+    throw new DiginfraError('IO', `cannot prepare the install: ${messageOf(err)}`, { cause: err, hint: 'no file was changed' });
+  }
+  stopForTest('change:0');
+}
+
+/**
  * 3. Roll back, newest change first, and throw `failed`. When a step of the rollback itself fails,
  * the error says which paths were not restored and the backups are left in place.
  */
-async function rollBack(journal: Journal, backups: Backups, failed: { what: string; err: unknown }): Promise<never> {
+async function rollBack(journal: Journal, backups: Backups, failed: { what: string; err: unknown }, intentDir: string | undefined): Promise<never> {
   const notRestored: string[] = [];
   for (const u of journal.undo.reverse()) {
     try {
@@ -235,9 +315,13 @@ async function rollBack(journal: Journal, backups: Backups, failed: { what: stri
   if (notRestored.length > 0) {
     throw new DiginfraError('IO', `${failed.what || 'install failed'}: ${messageOf(failed.err)}; and the rollback failed for ${notRestored.join(', ')}`, {
       cause: failed.err,
-      hint: `the previous versions are kept in ${backups.dirs.join(', ')}; move them back by hand`,
+      hint: intentDir !== undefined
+        ? `the previous versions are kept in ${backups.dirs.join(', ')}; the next install puts them back (${intentPath(intentDir)} says how)`
+        : `the previous versions are kept in ${backups.dirs.join(', ')}; move them back by hand`,
     });
   }
+  // The record goes first: without it nothing would undo an interrupted drop, and nothing needs to.
+  if (intentDir !== undefined) await removeIntent(intentDir).catch(() => undefined);
   await backups.drop();
   if (failed.what === '' && failed.err instanceof DiginfraError) throw failed.err;
   throw new DiginfraError(failed.err instanceof DiginfraError ? failed.err.code : 'IO', `${failed.what || 'install failed'}: ${messageOf(failed.err)}`, {
@@ -267,11 +351,18 @@ export async function placeFileSets(sets: readonly FileSet[], opts: PlaceFileSet
   );
   const destDirs = sets.map((s) => resolve(s.destDir));
   const backups = new Backups();
-  await prepare(plans, destDirs, backups, opts.skipIdentical);
+  const removals = await prepare(plans, destDirs, backups, opts);
+  const intentDir = opts.intent && resolve(opts.intent.dir);
+  if (opts.intent !== undefined) {
+    const newDirs = await missingParents(plans);
+    await announce(intentOf(plans, removals, sets, destDirs, backups, newDirs, opts.intent), intentDir!, backups);
+  }
   const journal: Journal = { undo: [], touched: new Set() };
   const result: PlaceFileSetsResult = { sets: sets.map(() => ({ placed: [], unchanged: [] })), removed: [] };
-  const failed = await apply(plans, destDirs, backups, opts, journal, result);
-  if (failed !== undefined) return rollBack(journal, backups, failed);
+  const failed = await apply(plans, removals, opts, journal, result);
+  if (failed !== undefined) return rollBack(journal, backups, failed, intentDir);
+  // The record goes before the backups: a kill in between leaves only backups, which a sweep removes.
+  if (intentDir !== undefined) await removeIntent(intentDir);
   await backups.drop();
   return result;
 }
