@@ -153,7 +153,7 @@ describe('-o json on every command that prints data', () => {
   }, 60_000);
 
   it('config show, config validate, version', async () => {
-    expect(keysOf(await json('config', 'show'))).toEqual(['config', 'env', 'exists', 'path', 'sources']);
+    expect(keysOf(await json('config', 'show'))).toEqual(['config', 'env', 'exists', 'path', 'registryTimeouts', 'sources']);
     expect(await json('config', 'validate', env.DIGINFRACTL_CONFIG!)).toEqual({ path: env.DIGINFRACTL_CONFIG, valid: true, warnings: [] });
     expect(await json('version')).toEqual({ version: '0.1.0' });
   });
