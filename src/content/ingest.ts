@@ -6,7 +6,7 @@
 import { Transform, pipeline, type Readable } from 'node:stream';
 import type { OciReference } from '../reference/reference.js';
 import { backoffDelay, BrokenDownloadError, isRetryableNetworkError, networkError, pause, type Descriptor, type RegistryClient } from '../registry/index.js';
-import { writeStreamAtomic } from './atomic-stream.js';
+import { writeStreamAtomic } from '../util/index.js';
 
 /** What ingest needs of a client: verified blob streams, and its retry policy. */
 export type BlobReader = Pick<RegistryClient, 'openBlob' | 'transport'>;

@@ -5,8 +5,11 @@
  * too, so after a crash the disk holds the old file or the new one, never a mix.
  */
 import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { DiginfraError, messageOf } from '../../errors.js';
 import { fsyncDir } from './fsync.js';
 
@@ -46,6 +49,30 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
       cause: err,
       hint: `${path} was left as it was; check that ${dir} exists, is writable and has free space`,
     });
+  }
+  await fsyncDir(dir);
+}
+
+/**
+ * The streaming counterpart of writeFileAtomic, for content too large to hold in memory (a layer
+ * ingested into the blob cache): what `openSource` streams is written to `path` atomically, the same
+ * way. `openSource` is called once the temp file's directory exists and its stream is piped at once,
+ * so an error it emits always has a listener. The stream's own errors are rethrown as they are (a
+ * SIZE_MISMATCH stays one); the temp file is removed.
+ */
+export async function writeStreamAtomic(path: string, openSource: () => Promise<Readable>, opts: { mode?: number } = {}): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const tmp = tempName(path);
+  try {
+    const source = await openSource();
+    // 'wx': never follows or reuses an existing name. `flush` fsyncs before close, so the rename
+    // publishes complete bytes.
+    await pipeline(source, createWriteStream(tmp, { flags: 'wx', mode: opts.mode ?? 0o644, flush: true }));
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
   }
   await fsyncDir(dir);
 }
