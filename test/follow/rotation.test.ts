@@ -47,7 +47,7 @@ describe('artifact follow: rotated Secrets and ConfigMaps apply without a restar
     agents.push(agent);
     const port = await agent.port();
     const live = join(rules, 'falco_rules.yaml');
-    const failing = () => waitFor('a failed check', async () => metricValue(await scrape(port), 'diginfractl_follow_consecutive_failures', { ref }) >= 2, 15_000);
+    const failing = () => waitFor('failed checks', async () => metricValue(await scrape(port), 'diginfractl_follow_checks_total', { ref, result: 'error' }) >= 2, 15_000);
     const installed = (v: string) => waitFor(`${v} installed`, async () => (await readFile(live, 'utf8').catch(() => '')) === RULES(v), 10_000);
     return { agent, port, failing, installed };
   }
