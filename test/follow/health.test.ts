@@ -6,9 +6,8 @@
  * source (origin or mirror), bytes downloaded per ref.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Follower, type FollowSettings } from '../../src/follow/follower.js';
+import { Follower } from '../../src/follow/follower.js';
 import { createFollowMetrics, type FollowMetrics } from '../../src/metrics/follow-metrics.js';
 import { RegistryClient } from '../../src/registry/index.js';
 import type { HostSettings } from '../../src/registry/transport.js';
@@ -16,7 +15,7 @@ import { tempDir } from '../helpers/fs.js';
 import { deadPort, listenOnLoopback } from '../helpers/net.js';
 import { pushClient, pushRules } from '../helpers/push.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { memoryLogger, metricValue, waitFor } from './setup.js';
+import { followSettings, memoryLogger, metricValue, waitFor } from './setup.js';
 
 interface Agent {
   follower: Follower;
@@ -33,18 +32,7 @@ async function agent(refs: string[], opts: { hostSettings?: (host: string) => Pa
     retry: { attempts: 1, maxRetryAfterMs: 0 },
     onResponse: (i) => metrics.onResponse(i),
   });
-  const settings: FollowSettings = {
-    refs,
-    schedule: { kind: 'every', intervalMs: 1_000 },
-    jitter: 0,
-    rulesfilesDir: join(root, 'rules'),
-    pluginsDir: join(root, 'plugins'),
-    dirs: {},
-    stateDir: join(root, 'state'),
-    installLockfiles: [join(root, 'rules', 'diginfractl.lock')],
-    allowedTypes: ['rulesfile'],
-    platform: { os: 'linux', architecture: 'amd64' },
-  };
+  const settings = followSettings(root, refs, { schedule: { kind: 'every', intervalMs: 1_000 } });
   const follower = new Follower(settings, {
     logger: memoryLogger().logger,
     metrics,
