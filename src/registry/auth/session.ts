@@ -74,7 +74,9 @@ export class AuthSession {
       refused = await this.#send(registry, scopes, req, undefined);
       if (refused.statusCode !== 403 || !this.#credentialCache.has(registry)) return refused;
     } catch (err) {
-      if (!isDiginfraError(err, 'AUTH_REQUIRED')) throw err;
+      // Only a refusal of credentials we had: a lookup that failed (a helper, a token endpoint) left
+      // nothing cached, and asking it again at once would fail the same way.
+      if (!isDiginfraError(err, 'AUTH_REQUIRED') || !this.#credentialCache.has(registry)) throw err;
       if (!(await this.#rereadChanged(registry))) throw err;
       return this.#send(registry, scopes, req, undefined);
     }
