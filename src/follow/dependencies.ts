@@ -10,7 +10,7 @@
  * `1.2.0` accepts 1.x >= 1.2.0.
  */
 import type { Dependency, VersionedName } from '../artifact/format.js';
-import { readLockfile } from '../install/lockfile.js';
+import { findRequested, readLockfile } from '../install/lockfile.js';
 import { dependencyRange, satisfiesDependency } from '../resolve/versions.js';
 import { filesPresent, type InstalledVersion } from './state.js';
 
@@ -76,4 +76,18 @@ export async function installedArtifacts(lockfiles: readonly string[], followed:
     if (await filesPresent(v.dir, v.files)) installed.push({ name: v.name, version: v.version, type: v.type });
   }
   return { installed, known, signature: signatureOf(installed) };
+}
+
+/**
+ * Whether `artifact install` placed `ref` (normalized, as its lock file records what was asked for)
+ * and its files are still there: an init container's install, which the follower has not recorded.
+ */
+export async function placedByInstall(lockfiles: readonly string[], ref: string): Promise<boolean> {
+  for (const path of lockfiles) {
+    // A lock file that cannot be read says nothing here (the dependency check reports it).
+    const lock = await readLockfile(path).catch(() => undefined);
+    const entry = lock && findRequested(lock, ref);
+    if (entry && (await filesPresent(entry.dir, entry.files))) return true;
+  }
+  return false;
 }

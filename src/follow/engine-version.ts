@@ -57,6 +57,10 @@ export interface EngineVersionOptions {
   /** Proxy variables (HTTPS_PROXY, HTTP_PROXY, NO_PROXY); default process.env. */
   env?: NodeJS.ProcessEnv;
   maxBytes?: number;
+  /** What get() answers while the URL cannot be read (instead of throwing), and where it comes from. */
+  fallback?: { version: string; from: string };
+  /** Told each time the fallback is used, with why the URL failed (a warning: never silent). */
+  onFallback?: (err: unknown, version: string, from: string) => void;
 }
 
 async function readCa(path: string, url: string): Promise<string> {
@@ -91,53 +95,69 @@ export function engineVersionSource(opts: EngineVersionOptions): EngineVersionSo
   }
   if (opts.url === undefined) return { get: async () => undefined, describe: 'unknown' };
   const url = opts.url;
+  const read = urlReader(url, opts);
+  const fallback = opts.fallback;
+  if (!fallback) return { describe: url, get: read };
+  return {
+    describe: `${url} (else ${fallback.version})`,
+    async get() {
+      try {
+        return await read();
+      } catch (err) {
+        // The engine may not be up yet (its own pod starts it after us): check against what is known.
+        opts.onFallback?.(err, fallback.version, fallback.from);
+        return fallback.version;
+      }
+    },
+  };
+}
+
+/** Reads the engine version from `url`; throws NETWORK when it cannot. */
+function urlReader(url: string, opts: EngineVersionOptions): () => Promise<string> {
   const timeoutMs = opts.timeoutMs ?? TIMEOUT_MS;
   const max = opts.maxBytes ?? MAX_VERSIONS_BYTES;
-  return {
-    describe: url,
-    async get() {
-      const ca = opts.caFile !== undefined ? await readCa(opts.caFile, url) : undefined;
-      const { request, createDispatcher, readBodyLimited } = await lazyHttp();
-      // Read rarely (a check that needs the engine version): a dispatcher per read, closed after it,
-      // with the proxy variables and the TLS settings the registry hosts get.
-      const dispatcher = createDispatcher({
-        ...(opts.insecure === true && { insecure: true }),
-        ...(ca !== undefined && { ca }),
-        connectTimeoutMs: timeoutMs,
-        readTimeoutMs: timeoutMs,
-        env: opts.env ?? process.env,
+  return async () => {
+    const ca = opts.caFile !== undefined ? await readCa(opts.caFile, url) : undefined;
+    const { request, createDispatcher, readBodyLimited } = await lazyHttp();
+    // Read rarely (a check that needs the engine version): a dispatcher per read, closed after it,
+    // with the proxy variables and the TLS settings the registry hosts get.
+    const dispatcher = createDispatcher({
+      ...(opts.insecure === true && { insecure: true }),
+      ...(ca !== undefined && { ca }),
+      connectTimeoutMs: timeoutMs,
+      readTimeoutMs: timeoutMs,
+      env: opts.env ?? process.env,
+    });
+    let text: string;
+    try {
+      const res = await request(url, {
+        method: 'GET',
+        headers: { accept: 'application/json' },
+        dispatcher,
+        signal: AbortSignal.timeout(timeoutMs),
       });
-      let text: string;
-      try {
-        const res = await request(url, {
-          method: 'GET',
-          headers: { accept: 'application/json' },
-          dispatcher,
-          signal: AbortSignal.timeout(timeoutMs),
-        });
-        if (res.statusCode !== 200) {
-          await res.body.dump().catch(() => undefined);
-          throw new Error(`answered ${res.statusCode}`);
-        }
-        text = await readCapped(res, max, url, readBodyLimited);
-      } catch (err) {
-        if (err instanceof DiginfraError) throw err;
-        throw new DiginfraError('NETWORK', `engine versions URL ${url}: ${messageOf(err)}`, {
-          cause: err,
-          hint: 'the current files are kept until the engine version can be read',
-        });
-      } finally {
-        void dispatcher.destroy().catch(() => undefined);
+      if (res.statusCode !== 200) {
+        await res.body.dump().catch(() => undefined);
+        throw new Error(`answered ${res.statusCode}`);
       }
-      let doc: unknown;
-      try {
-        doc = JSON.parse(text);
-      } catch {
-        throw new DiginfraError('NETWORK', `engine versions URL ${url} did not answer JSON`);
-      }
-      const version = engineVersionFrom(doc);
-      if (version === undefined) throw new DiginfraError('NETWORK', `engine versions URL ${url} answered no "engine_version"`);
-      return version;
-    },
+      text = await readCapped(res, max, url, readBodyLimited);
+    } catch (err) {
+      if (err instanceof DiginfraError) throw err;
+      throw new DiginfraError('NETWORK', `engine versions URL ${url}: ${messageOf(err)}`, {
+        cause: err,
+        hint: 'the current files are kept until the engine version can be read',
+      });
+    } finally {
+      void dispatcher.destroy().catch(() => undefined);
+    }
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch {
+      throw new DiginfraError('NETWORK', `engine versions URL ${url} did not answer JSON`);
+    }
+    const version = engineVersionFrom(doc);
+    if (version === undefined) throw new DiginfraError('NETWORK', `engine versions URL ${url} answered no "engine_version"`);
+    return version;
   };
 }

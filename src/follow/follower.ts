@@ -23,6 +23,7 @@ import type { FollowMetrics } from '../metrics/follow-metrics.js';
 import type { Probe } from '../metrics/server.js';
 import type { RegistryClient } from '../registry/index.js';
 import { engineVersionSource, type EngineVersionSource } from './engine-version.js';
+import { LoopWatch, type LoopWatchOptions } from './liveness.js';
 import { reconcile, type CheckContext } from './reconcile.js';
 import type { Random } from './schedule.js';
 import { Abandoned, Scheduler } from './scheduler.js';
@@ -46,14 +47,26 @@ export interface FollowerDeps {
   lockTimeoutMs?: number;
   /** Node's options for the rules file check's child process (default: none). */
   rulesCheckExecArgv?: readonly string[];
+  /** The least time without progress that makes a check stuck for /healthz (default 5 min, liveness.ts). */
+  minStuckMs?: number;
+  /** What /healthz counts as a stalled event loop (liveness.ts). */
+  loopWatch?: LoopWatchOptions;
 }
 
-function engineSource(s: FollowSettings): EngineVersionSource {
+function engineSource(s: FollowSettings, logger: Logger): EngineVersionSource {
   return engineVersionSource({
     ...(s.engineVersion !== undefined && { version: s.engineVersion }),
     ...(s.engineVersionsUrl !== undefined && { url: s.engineVersionsUrl }),
     ...(s.engineVersionsTls?.caFile !== undefined && { caFile: s.engineVersionsTls.caFile }),
     ...(s.engineVersionsTls?.insecure === true && { insecure: true }),
+    ...(s.engineVersionFallback !== undefined && {
+      fallback: s.engineVersionFallback,
+      onFallback: (err: unknown, version: string, from: string) =>
+        logger.warn(
+          { event: 'engine-version-fallback', url: s.engineVersionsUrl, version, from, err: messageOf(err) },
+          `cannot read the engine version yet (${messageOf(err)}); checking requirements against ${version} (${from})`,
+        ),
+    }),
   });
 }
 
@@ -68,6 +81,7 @@ export class Follower {
   readonly #stopGraceMs: number;
   readonly #scheduler: Scheduler;
   readonly #rulesCheckExecArgv: readonly string[];
+  readonly #loop: LoopWatch;
   /** Checks running on each client: a client replaced by reconfigure() is closed after its last one. */
   readonly #clientUsers = new Map<RegistryClient, number>();
   /** Replaced clients that still have checks running on them. */
@@ -85,8 +99,9 @@ export class Follower {
     this.#logger = deps.logger;
     this.#metrics = deps.metrics;
     this.#stopGraceMs = deps.stopGraceMs ?? 5_000;
-    this.#engine = engineSource(settings);
+    this.#engine = engineSource(settings, deps.logger);
     this.#rulesCheckExecArgv = deps.rulesCheckExecArgv ?? [];
+    this.#loop = new LoopWatch(deps.loopWatch);
     this.#store = new StateStore(settings.stateDir);
     this.#scheduler = new Scheduler({
       check: (ref) => this.check(ref),
@@ -94,6 +109,7 @@ export class Follower {
       random: deps.random ?? Math.random,
       logger: deps.logger,
       lockTimeoutMs: deps.lockTimeoutMs ?? 60_000,
+      ...(deps.minStuckMs !== undefined && { minStuckMs: deps.minStuckMs }),
     });
   }
 
@@ -136,6 +152,7 @@ export class Follower {
   start(): void {
     if (this.#started) return;
     this.#started = true;
+    this.#loop.start();
     for (const ref of this.#settings.refs) this.#scheduler.add(ref);
   }
 
@@ -154,7 +171,7 @@ export class Follower {
       else this.#closeClient(old);
     }
     if (deps.indexes) this.#indexes = deps.indexes;
-    this.#engine = engineSource(next);
+    this.#engine = engineSource(next, this.#logger);
     if (next.stateDir !== prev.stateDir) this.#store = new StateStore(next.stateDir);
     if (!this.#started) return { added: [], removed: [], retimed: [] };
     const wanted = new Set(next.refs);
@@ -182,6 +199,7 @@ export class Follower {
    */
   async stop(): Promise<void> {
     if (this.#scheduler.stopping) return;
+    this.#loop.stop();
     await this.#scheduler.stop(this.#stopGraceMs);
     const clients = [this.#client, ...this.#retiredClients];
     this.#retiredClients.clear();
@@ -195,13 +213,17 @@ export class Follower {
 
   // ------------------------------------------------------------------ probes
 
-  /** /readyz: every followed ref has been installed at least once. */
+  /** /readyz: the files of every followed ref are in place, or its first check has ended (scheduler.ts). */
   ready(): Probe {
     return this.#scheduler.ready(this.#settings.refs);
   }
 
-  /** /healthz: every ref has a check running or scheduled, and none is stuck. */
+  /** /healthz: not stuck: no check without progress for several intervals, no stalled event loop (liveness.ts). */
   healthy(): Probe {
+    const stall = this.#loop.stall();
+    if (stall && !this.#scheduler.stopping) {
+      return { ok: false, detail: `the event loop was blocked for ${(stall.lagMs / 1000).toFixed(1)} s, ${Math.round((Date.now() - stall.at) / 1000)} s ago` };
+    }
     return this.#scheduler.healthy();
   }
 
@@ -235,9 +257,11 @@ export class Follower {
     } finally {
       end();
       this.#releaseClient(client);
+      this.#scheduler.checkEnded(ref);
     }
     this.#metrics.checks.inc({ ref, result: outcome.result });
-    if (outcome.result !== 'error') this.#metrics.lastSuccess.set({ ref }, Date.now() / 1000);
+    // A ref removed while its check ran keeps no gauges (its series went with it).
+    if (this.#settings.refs.includes(ref)) this.#metrics.recordCheck(ref, outcome.result);
     return outcome;
   }
 

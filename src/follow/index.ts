@@ -10,3 +10,4 @@ export { rollbackRef, type RollbackResult } from './rollback.js';
 export { checkFlagConflicts, effectiveFollow, type EffectiveFollow, type FollowFlags } from './settings.js';
 export { StateStore } from './state.js';
 export { isFailure, type CheckOutcome, type FollowSettings } from './types.js';
+export { sameDependentFiles, watchDependentFiles, type DependencyHandlers, type DependentFiles } from './watch-dependencies.js';

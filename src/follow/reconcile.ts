@@ -50,7 +50,7 @@ export interface CheckContext {
   engineVersion: () => Promise<string | undefined>;
   logger: Logger;
   metrics: FollowMetrics;
-  scheduler: Pick<Scheduler, 'signal' | 'inUpdateSlot' | 'commit' | 'markInstalled' | 'isInstalled'>;
+  scheduler: Pick<Scheduler, 'signal' | 'inUpdateSlot' | 'commit' | 'markInstalled' | 'isInstalled' | 'progress'>;
   /** Staging dirs this process is using: never swept as a crash's leftovers. */
   staging: Set<string>;
   /** Node's options for the rules check's child process (the CLI passes its own, less the agent's lean flags). */
@@ -87,7 +87,12 @@ async function check(ctx: CheckContext): Promise<{ done: CheckOutcome } | { chan
   const state = await store.read(ref);
   const current = state.current;
   const currentPresent = current !== undefined && (await filesPresent(current.dir, current.files));
-  if (current && currentPresent && !ctx.scheduler.isInstalled(ref)) markInstalled(ctx, current);
+  if (!ctx.scheduler.isInstalled(ref)) {
+    // For /readyz, before any request: the files are in place when follow's state or install's lock
+    // file says so (an init container's install that this agent has not recorded yet).
+    if (current && currentPresent) markInstalled(ctx, current);
+    else if (await (await lazy.dependencies()).placedByInstall(ctx.settings.installLockfiles, ref)) ctx.scheduler.markInstalled(ref);
+  }
 
   const target = await resolveTarget(ref, ctx.indexes);
   if (target.digest !== undefined && current?.digest === target.digest && currentPresent) {
@@ -200,7 +205,10 @@ async function stage(ctx: CheckContext, artifact: ResolvedArtifact, dir: string)
   try {
     return await stageFromRegistry(ctx.client, artifact, dir, {
       mode: artifact.type === PLUGIN ? 0o755 : 0o644,
-      onBytes: (n) => ctx.metrics.downloadBytes.inc(n),
+      onBytes: (n) => {
+        ctx.metrics.downloadBytes.inc({ ref: ctx.ref }, n);
+        ctx.scheduler.progress(ctx.ref);
+      },
       ...(ctx.settings.cacheDir !== undefined && { cacheDir: ctx.settings.cacheDir }),
       onStaging: (path) => {
         stagingDir = path;

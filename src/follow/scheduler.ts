@@ -10,14 +10,12 @@ import { resolve } from 'node:path';
 import { acquireDirLocks } from '../install/dir-lock.js';
 import type { Logger } from '../log/logger.js';
 import type { Probe } from '../metrics/server.js';
+import { stuckAfterMs } from './liveness.js';
 import { backoffDelayMs, nextDelayMs, nominalPeriodMs, type Random, type Schedule } from './schedule.js';
 import type { CheckOutcome } from './types.js';
 
 /** At most this many refs download, validate and swap at once (memory and registry load). */
 export const MAX_CONCURRENT_UPDATES = 2;
-
-/** Checks that run longer than this make /healthz fail (a hung connection, a stuck validate-cmd). */
-const STUCK_MS = 15 * 60_000;
 
 /** The reason of the scheduler's abort signal: a check caught by stop() before its swap. */
 export class Abandoned extends Error {
@@ -54,7 +52,12 @@ interface Worker {
   nextAt: number | undefined;
   checksDone: number;
   failures: number;
+  /** Files of the ref are known to be in place (follow's state, or install's lock file). */
   installed: boolean;
+  /** The first check of the ref in this process has ended, whatever its result. */
+  settled: boolean;
+  /** The last sign of life of its check loop: added, a check started or ended, bytes downloaded. */
+  lastProgress: number;
   removed: boolean;
 }
 
@@ -67,6 +70,8 @@ export interface SchedulerOptions {
   logger: Logger;
   /** How long a swap waits for the install lock of its dir. */
   lockTimeoutMs: number;
+  /** The least time without progress that makes a check stuck (default liveness.MIN_STUCK_MS). */
+  minStuckMs?: number;
 }
 
 export class Scheduler {
@@ -95,7 +100,19 @@ export class Scheduler {
 
   /** Starts checking `ref`: now, then on its schedule. */
   add(ref: string): void {
-    const w: Worker = { ref, timer: undefined, running: undefined, runningSince: undefined, nextAt: undefined, checksDone: 0, failures: 0, installed: false, removed: false };
+    const w: Worker = {
+      ref,
+      timer: undefined,
+      running: undefined,
+      runningSince: undefined,
+      nextAt: undefined,
+      checksDone: 0,
+      failures: 0,
+      installed: false,
+      settled: false,
+      lastProgress: Date.now(),
+      removed: false,
+    };
     this.#workers.set(ref, w);
     this.#schedule(w, 0);
   }
@@ -134,6 +151,20 @@ export class Scheduler {
     if (w) w.installed = true;
   }
 
+  /** For /readyz: a check of `ref` ended (the first one settles its start-up, whatever it found). */
+  checkEnded(ref: string): void {
+    const w = this.#workers.get(ref);
+    if (!w) return;
+    w.settled = true;
+    w.lastProgress = Date.now();
+  }
+
+  /** For /healthz: the check of `ref` is moving (bytes arrived). */
+  progress(ref: string): void {
+    const w = this.#workers.get(ref);
+    if (w) w.lastProgress = Date.now();
+  }
+
   isInstalled(ref: string): boolean {
     return this.#workers.get(ref)?.installed === true;
   }
@@ -150,6 +181,7 @@ export class Scheduler {
     w.nextAt = undefined;
     if (this.#stopping || w.removed) return;
     w.runningSince = Date.now();
+    w.lastProgress = w.runningSince;
     w.running = this.#opts.check(w.ref);
     const outcome = await w.running;
     w.running = undefined;
@@ -219,22 +251,41 @@ export class Scheduler {
     while (this.#commits.size > 0) await Promise.allSettled([...this.#commits]);
   }
 
-  /** /readyz: every ref of `refs` has been installed at least once. */
+  /**
+   * /readyz: the start-up work of every ref of `refs` is done: its files are in place (follow's state or
+   * install's lock file says so, and they are there), or its first check has ended, whatever it found.
+   * Never "the registry or the engine answered": in the engine's pod, the engine waits for this.
+   */
   ready(refs: readonly string[]): Probe {
     if (this.#stopping) return { ok: false, detail: 'shutting down' };
+    const waiting = refs.filter((r) => {
+      const w = this.#workers.get(r);
+      return !w || !(w.installed || w.settled);
+    });
+    if (waiting.length > 0) return { ok: false, detail: `first check not done yet: ${waiting.join(', ')}` };
     const missing = refs.filter((r) => !this.isInstalled(r));
-    return missing.length === 0 ? { ok: true } : { ok: false, detail: `not installed yet: ${missing.join(', ')}` };
+    // Ready all the same: the failing checks are for the metrics (diginfractl_follow_consecutive_failures).
+    return missing.length === 0 ? { ok: true } : { ok: true, detail: `nothing installed yet for ${missing.join(', ')}` };
   }
 
-  /** /healthz: every ref has a check running or scheduled, and none is stuck. */
+  /**
+   * /healthz: every ref has a check running or scheduled, and none is stuck: a running check that made
+   * no progress, or a due check that did not start, for STUCK_INTERVALS intervals (liveness.ts).
+   */
   healthy(): Probe {
     if (this.#stopping) return { ok: false, detail: 'shutting down' };
     const now = Date.now();
+    let limit: number | undefined;
+    const stuckAfter = (): number => (limit ??= stuckAfterMs(nominalPeriodMs(this.#opts.timing().schedule, now), this.#opts.minStuckMs));
     for (const w of this.#workers.values()) {
-      if (w.running && w.runningSince !== undefined && now - w.runningSince > STUCK_MS) {
-        return { ok: false, detail: `check of ${w.ref} running for ${Math.round((now - w.runningSince) / 1000)} s` };
-      }
       if (!w.running && !w.timer) return { ok: false, detail: `no check of ${w.ref} scheduled` };
+      const seconds = (ms: number): number => Math.round(ms / 1000);
+      if (w.running && now - w.lastProgress > stuckAfter()) {
+        return { ok: false, detail: `check of ${w.ref} made no progress for ${seconds(now - w.lastProgress)} s (running for ${seconds(now - (w.runningSince ?? now))} s)` };
+      }
+      if (!w.running && w.nextAt !== undefined && now - w.nextAt > stuckAfter()) {
+        return { ok: false, detail: `check of ${w.ref} due ${seconds(now - w.nextAt)} s ago has not started` };
+      }
     }
     return { ok: true };
   }

@@ -81,8 +81,16 @@ export function effectiveFollow(loaded: Pick<LoadedConfig, 'config' | 'sources'>
   if (flags.engineVersionsUrl !== undefined) delete f.engineVersion;
   for (const t of f.allowedTypes) checkArtifactType(t);
   const refs = normalizeRefs(refArgs.length > 0 ? refArgs : f.refs);
-  const versionsUrl = f.engineVersion === undefined ? f.engineVersionsUrl : undefined;
+  // With a versions URL, a fixed version (follow's, else install's) is what requirements are checked
+  // against while the URL cannot be read yet; without one, the fixed version is the engine's.
+  const versionsUrl = f.engineVersionsUrl;
   const versionsTls = versionsUrl !== undefined ? tlsForUrl(config.registry, versionsUrl) : undefined;
+  const fallback =
+    f.engineVersion !== undefined
+      ? { version: f.engineVersion, from: 'follow.engineVersion' }
+      : config.install.engineVersion !== undefined
+        ? { version: config.install.engineVersion, from: 'install.engineVersion, what artifact install checked against' }
+        : undefined;
   const settings: FollowSettings = {
     refs,
     schedule: parseSchedule(f.every, f.cron),
@@ -96,8 +104,9 @@ export function effectiveFollow(loaded: Pick<LoadedConfig, 'config' | 'sources'>
     installLockfiles: [...new Set([...(config.install.lockfile !== undefined ? [resolve(config.install.lockfile)] : []), lockfilePath(resolve(f.rulesfilesDir))])],
     cacheDir: cacheRoot(config),
     allowedTypes: [...f.allowedTypes],
-    ...(f.engineVersion !== undefined && { engineVersion: f.engineVersion }),
+    ...(versionsUrl === undefined && f.engineVersion !== undefined && { engineVersion: f.engineVersion }),
     ...(versionsUrl !== undefined && { engineVersionsUrl: versionsUrl }),
+    ...(versionsUrl !== undefined && fallback !== undefined && { engineVersionFallback: fallback }),
     ...(versionsTls !== undefined && { engineVersionsTls: versionsTls }),
     ...(f.validateCmd !== undefined && f.validateCmd.trim() !== '' && { validateCmd: f.validateCmd }),
     platform: platformOrHost(config.install.platform),

@@ -25,6 +25,12 @@ export interface FollowSettings {
   allowedTypes: string[];
   engineVersion?: string;
   engineVersionsUrl?: string;
+  /**
+   * With a versions URL: the version to check requirements against while the URL cannot be read (the
+   * engine has not started yet, as in its own pod), and where it comes from (follow.engineVersion,
+   * install.engineVersion). Without one, such a check fails.
+   */
+  engineVersionFallback?: { version: string; from: string };
   /** TLS for the versions URL's host (registry.caFiles / registry.insecureSkipTlsVerify). */
   engineVersionsTls?: { caFile?: string; insecure?: boolean };
   validateCmd?: string;

@@ -24,16 +24,31 @@ export interface FollowMetrics {
   readonly updates: Counter<'ref'>;
   readonly rejected: Counter<'ref' | 'reason'>;
   readonly lastSuccess: Gauge<'ref'>;
+  /** Checks of the ref that failed in a row since its last check that did not (0 after one that did not). */
+  readonly consecutiveFailures: Gauge<'ref'>;
   readonly artifactInfo: Gauge<'ref' | 'digest' | 'version'>;
-  readonly registryRequests: Counter<'registry' | 'method' | 'code'>;
-  readonly downloadBytes: Counter;
+  readonly registryRequests: Counter<'registry' | 'method' | 'code' | 'source'>;
+  /** Layer bytes downloaded, by the followed ref they were downloaded for. */
+  readonly downloadBytes: Counter<'ref'>;
   readonly checkDuration: Histogram;
   /** For the transport's `onResponse` hook: counts every HTTP exchange with a registry. */
-  onResponse(info: { registry: string; method: string; status: number | 'error' }): void;
+  onResponse(info: RegistryExchange): void;
+  /** After each check of `ref`: the failure streak and, for a check that did not fail, the last success time. */
+  recordCheck(ref: string, result: CheckResult, nowMs?: number): void;
   /** Sets diginfractl_artifact_info for `ref` to this digest/version (dropping the previous series). */
   setInstalled(ref: string, digest: string, version: string): void;
-  /** Drops every series of a ref that is no longer followed. */
+  /** Drops the gauges of a ref that is no longer followed (its counters stay, as counters do). */
   forget(ref: string): void;
+}
+
+/** One HTTP exchange with a registry, as the transport reports it. */
+export interface RegistryExchange {
+  registry: string;
+  method: string;
+  /** The status code, or `error` when no answer came. */
+  status: number | 'error';
+  /** `mirror`: sent to the registry's configured mirror (registry.mirrors); `origin` (the default): anywhere else. */
+  source?: 'origin' | 'mirror';
 }
 
 export interface FollowMetricsOptions {
@@ -69,6 +84,13 @@ export function createFollowMetrics(opts: FollowMetricsOptions = {}): FollowMetr
     labelNames: ['ref'] as const,
     registers,
   });
+  // A gauge, not a counter: it goes back to 0, and `> N` is the alert (see docs/kubernetes.md).
+  const consecutiveFailures = new Gauge({
+    name: 'diginfractl_follow_consecutive_failures',
+    help: 'Checks of the ref that failed in a row (0 once a check does not fail)',
+    labelNames: ['ref'] as const,
+    registers,
+  });
   const artifactInfo = new Gauge({
     name: 'diginfractl_artifact_info',
     help: 'The installed version of each followed ref (value 1)',
@@ -77,13 +99,14 @@ export function createFollowMetrics(opts: FollowMetricsOptions = {}): FollowMetr
   });
   const registryRequests = new Counter({
     name: 'diginfractl_registry_requests_total',
-    help: 'HTTP exchanges with registries, by registry, method and status code ("error": no answer)',
-    labelNames: ['registry', 'method', 'code'] as const,
+    help: 'HTTP exchanges with registries, by registry, method, status code ("error": no answer) and source (origin or mirror)',
+    labelNames: ['registry', 'method', 'code', 'source'] as const,
     registers,
   });
   const downloadBytes = new Counter({
     name: 'diginfractl_download_bytes_total',
-    help: 'Bytes of artifact layers downloaded',
+    help: 'Bytes of artifact layers downloaded, by followed ref',
+    labelNames: ['ref'] as const,
     registers,
   });
   const checkDuration = new Histogram({
@@ -99,12 +122,21 @@ export function createFollowMetrics(opts: FollowMetricsOptions = {}): FollowMetr
     updates,
     rejected,
     lastSuccess,
+    consecutiveFailures,
     artifactInfo,
     registryRequests,
     downloadBytes,
     checkDuration,
     onResponse(info) {
-      registryRequests.inc({ registry: info.registry, method: info.method, code: String(info.status) });
+      registryRequests.inc({ registry: info.registry, method: info.method, code: String(info.status), source: info.source ?? 'origin' });
+    },
+    recordCheck(ref, result, nowMs = Date.now()) {
+      if (result === 'error') {
+        consecutiveFailures.inc({ ref });
+        return;
+      }
+      consecutiveFailures.set({ ref }, 0);
+      lastSuccess.set({ ref }, nowMs / 1000);
     },
     setInstalled(ref, digest, version) {
       const prev = installed.get(ref);
@@ -117,6 +149,7 @@ export function createFollowMetrics(opts: FollowMetricsOptions = {}): FollowMetr
       if (prev) artifactInfo.remove({ ref, ...prev });
       installed.delete(ref);
       lastSuccess.remove({ ref });
+      consecutiveFailures.remove({ ref });
     },
   };
 }

@@ -116,6 +116,8 @@ export function credentialsFor(registry: RegistryConfig, store: CredentialSource
       const mirror = registry.mirrors[host];
       return own ?? (mirror ? lookup(mirror) : undefined);
     },
+    // The config's own entries change with the config (a new client); the store's files change under it.
+    generation: () => store.generation?.() ?? 0,
   };
 }
 
@@ -147,13 +149,29 @@ export function registryTimeouts(registry: Pick<RegistryConfig, 'timeouts'>, rol
   };
 }
 
+/** The credential files a client built from this config reads: `registry.authFile` between ours and docker's. */
+export function credentialStoreFor(registry: RegistryConfig): CredentialStore {
+  return new CredentialStore(registry.authFile ? { extraFiles: [registry.authFile] } : {});
+}
+
+/**
+ * The files a client built from this config and these flags depends on, besides the config itself:
+ * the credential files it reads and the CA bundles it trusts. A long-running command watches them
+ * (src/util/watch-files.ts) and tells the client when they change: CredentialStore.changed(),
+ * Transport.reloadTls().
+ */
+export function registryFiles(registry: RegistryConfig, flags: RegistryFlags, store: CredentialStore): { credentials: string[]; ca: string[] } {
+  const ca = [...(flags.caFile !== undefined ? [flags.caFile] : []), ...Object.values(registry.caFiles)];
+  return { credentials: [...store.files], ca: [...new Set(ca)] };
+}
+
 export function createRegistryClient(
   registry: RegistryConfig,
   flags: RegistryFlags = {},
   extra: Pick<TransportOptions, 'onResponse' | 'retry' | 'env' | 'signal'> & { store?: CredentialStore; role?: 'command' | 'agent' } = {},
 ): RegistryClient {
   const timeouts = registryTimeouts(registry, extra.role);
-  const store = extra.store ?? new CredentialStore(registry.authFile ? { extraFiles: [registry.authFile] } : {});
+  const store = extra.store ?? credentialStoreFor(registry);
   const userAgent = 'diginfractl/0.1.0';
   return new RegistryClient({
     hostSettings: hostSettingsFor(registry, flags),

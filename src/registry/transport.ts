@@ -4,6 +4,7 @@
  * with backoff that honour `Retry-After`.
  */
 import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, envHttpProxyAgent, request, type Dispatcher } from './undici.js';
 import { DiginfraError } from '../errors.js';
@@ -42,11 +43,20 @@ export interface TransportOptions {
   readTimeoutMs?: number;
   userAgent?: string;
   /** Called once per HTTP exchange (metrics). */
-  onResponse?: (info: { registry: string; method: string; status: number | 'error' }) => void;
+  onResponse?: (info: ExchangeInfo) => void;
   /** Environment for proxy variables; defaults to process.env. */
   env?: NodeJS.ProcessEnv;
   /** Aborts every request of this transport, and the waits between retries (a command's SIGINT/SIGTERM). */
   signal?: AbortSignal;
+}
+
+/** What `onResponse` is told of one exchange. */
+export interface ExchangeInfo {
+  registry: string;
+  method: string;
+  status: number | 'error';
+  /** `mirror` when the request went to the registry's mirror (HostSettings.mirror), else `origin`. */
+  source: 'origin' | 'mirror';
 }
 
 export interface HttpRequest {
@@ -155,6 +165,8 @@ export function createDispatcher(opts: { insecure?: boolean; ca?: string; connec
 
 export class Transport {
   readonly #dispatchers = new Map<string, Dispatcher>();
+  /** Closes of dispatchers replaced by reloadTls(), each waiting for the requests still on it. */
+  readonly #retiring = new Set<Promise<void>>();
   readonly #options: TransportOptions;
   readonly #retry: RetryPolicy;
 
@@ -199,11 +211,20 @@ export class Transport {
     return dispatcher;
   }
 
+  /** Whether `url` goes to the mirror of `registry` (for metrics: how much the mirror takes off the origin). */
+  #sourceOf(registry: string, url: string): ExchangeInfo['source'] {
+    const mirror = this.settings(registry).mirror;
+    return mirror !== undefined && hostOf(url).toLowerCase() === mirror.toLowerCase() ? 'mirror' : 'origin';
+  }
+
   /** One exchange, no retries. The caller must consume or dump the body. */
   async once(registry: string, req: HttpRequest): Promise<HttpResponse> {
     const headers = { 'user-agent': this.#options.userAgent ?? 'diginfractl', ...req.headers };
     const signal = this.#signal(req);
     signal?.throwIfAborted();
+    const report = (status: ExchangeInfo['status']): void => {
+      if (this.#options.onResponse) this.#options.onResponse({ registry, method: req.method, status, source: this.#sourceOf(registry, req.url) });
+    };
     try {
       const res = await request(req.url, {
         method: req.method,
@@ -212,10 +233,10 @@ export class Transport {
         dispatcher: this.#dispatcher(registry),
         ...(signal !== undefined && { signal }),
       });
-      this.#options.onResponse?.({ registry, method: req.method, status: res.statusCode });
+      report(res.statusCode);
       return res;
     } catch (err) {
-      this.#options.onResponse?.({ registry, method: req.method, status: 'error' });
+      report('error');
       throw err;
     }
   }
@@ -255,10 +276,32 @@ export class Transport {
     return AbortSignal.any([req.signal, own]);
   }
 
+  /**
+   * After CA bundles changed on disk (`caFiles`; every one when omitted): each host that trusts one
+   * gets a new dispatcher, which reads the file again, from its next request on. Requests in flight,
+   * bodies still streaming included, finish on the old dispatcher, which is closed once they have.
+   * Returns the registries whose dispatcher was replaced.
+   */
+  reloadTls(caFiles?: readonly string[]): string[] {
+    const changed = caFiles && new Set(caFiles.map((f) => resolvePath(f)));
+    const replaced: string[] = [];
+    for (const [registry, dispatcher] of this.#dispatchers) {
+      const ca = this.settings(registry).caFile;
+      if (changed && (ca === undefined || !changed.has(resolvePath(ca)))) continue;
+      this.#dispatchers.delete(registry);
+      // close() lets what is queued or running on it finish; only then are its sockets gone.
+      const closing = dispatcher.close().catch(() => undefined);
+      this.#retiring.add(closing);
+      void closing.finally(() => this.#retiring.delete(closing));
+      replaced.push(registry);
+    }
+    return replaced;
+  }
+
   async close(): Promise<void> {
     const all = [...this.#dispatchers.values()];
     this.#dispatchers.clear();
-    await Promise.all(all.map((d) => d.close()));
+    await Promise.all([...all.map((d) => d.close()), ...this.#retiring]);
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * `artifact follow` end to end: the built CLI as a child process against a real registry, with real
- * time (--every 1s --jitter 0). Readiness before and after the first install, an update seen within
- * two intervals, invalid updates rejected (not YAML; refused by a real --validate-cmd script) with the
+ * time (--every 1s --jitter 0). Readiness after a first check that failed, and after the first
+ * install, an update seen within two intervals, invalid updates rejected (not YAML; refused by a real --validate-cmd script) with the
  * live file kept and the rejection counted in /metrics, `artifact rollback`, SIGTERM exiting 0, a
  * restart that downloads nothing, `--once` after a rollback, and a swap that fails on disk.
  */
@@ -44,14 +44,18 @@ describe('artifact follow (built CLI, real registry)', () => {
     await chmod(script, 0o755);
     const args = [ref, '--every', '1s', '--jitter', '0', '--rulesfiles-dir', rules, '--state-dir', state, '--metrics-addr', '127.0.0.1:0', '--plain-http', '--validate-cmd', `${script} --strict`];
 
-    // Nothing pushed yet: the agent runs, is healthy, and not ready.
+    // Nothing pushed yet: the first check fails (not found). The agent runs and is healthy, and it is
+    // ready once that check has ended (readiness is "the start-up work is done", never "the registry
+    // answered"); the body says that nothing is installed for the ref.
     const agent = startAgent(args, env);
     agents.push(agent);
     const port = await agent.port();
     expect((await httpGet(port, '/healthz')).status).toBe(200);
-    const notReady = await httpGet(port, '/readyz');
-    expect(notReady.status).toBe(503);
-    expect(notReady.body).toContain(ref);
+    const settled = await waitFor('/readyz after the first check', async () => {
+      const r = await httpGet(port, '/readyz');
+      return r.status === 200 ? r : undefined;
+    });
+    expect(settled.body).toContain(`nothing installed yet for ${ref}`);
 
     // v1 appears, and the agent becomes ready.
     const v1 = await readFile(RULES_FIXTURE);

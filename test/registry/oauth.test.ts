@@ -289,13 +289,15 @@ describe('RegistryClient with a registry token', () => {
   it('does not reuse a cached short-lived token past its renewal time (expiresAt), though credentials are cached 5 minutes', async () => {
     const stub = await bearerRegistry('token-2');
     const handed: string[] = [];
+    // The source renews its token at expiresAt: token-1 until then, token-2 after.
+    const renewal = Date.now() + 100;
     const client = new RegistryClient({
       hostSettings: () => ({ plainHttp: true }),
       credentials: {
         get: async () => {
-          const value = `token-${handed.length + 1}`;
+          const value = Date.now() < renewal ? 'token-1' : 'token-2';
           handed.push(value);
-          return { registryToken: value, expiresAt: Date.now() + 100 };
+          return { registryToken: value, expiresAt: Date.now() < renewal ? renewal : Date.now() + 60_000 };
         },
       },
       env: {},
@@ -308,7 +310,8 @@ describe('RegistryClient with a registry token', () => {
     } finally {
       await client.close();
     }
-    expect(handed).toEqual(['token-1', 'token-2']);
+    // The refused token-1 is read again once (a rotated credential would show there) before the failure.
+    expect(handed).toEqual(['token-1', 'token-1', 'token-2']);
   });
 
   it('says the OAuth token was refused when the registry answers 401 to it', async () => {

@@ -8,11 +8,25 @@ import { loadConfig, type LoadConfigOptions, type LoadedConfig } from '../../con
 import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
 import type { DiginfraConfig } from '../../config/types.js';
 import { DiginfraError, messageOf } from '../../errors.js';
-import { checkFlagConflicts, effectiveFollow, Follower, isFailure, watchConfigFile, type CheckOutcome, type ConfigWatcher, type EffectiveFollow, type FollowFlags } from '../../follow/index.js';
+import {
+  checkFlagConflicts,
+  effectiveFollow,
+  Follower,
+  isFailure,
+  sameDependentFiles,
+  watchConfigFile,
+  watchDependentFiles,
+  type CheckOutcome,
+  type ConfigWatcher,
+  type DependencyHandlers,
+  type DependentFiles,
+  type EffectiveFollow,
+  type FollowFlags,
+} from '../../follow/index.js';
 import type { LoadedIndex } from '../../indexes/resolve-name.js';
 import { createFollowMetrics, type FollowMetrics } from '../../metrics/follow-metrics.js';
 import { parseListenAddr, startOpsServer, type OpsServer } from '../../metrics/server.js';
-import { createRegistryClient, type RegistryClient } from '../../registry/index.js';
+import { createRegistryClient, credentialStoreFor, registryFiles, type CredentialStore, type RegistryClient } from '../../registry/index.js';
 import { childExecArgv } from '../process-tuning.js';
 import { outputFormat, type CliContext } from '../run.js';
 import { registryFlags, type RegistryFlagOptions } from '../session.js';
@@ -48,13 +62,28 @@ function indexLoader(ctx: CliContext, config: DiginfraConfig, configPath: string
   };
 }
 
-function clientFor(config: DiginfraConfig, flags: FollowCliFlags, metrics: FollowMetrics): RegistryClient {
+/** The registry client of the agent, and the credential store it reads (told when its files change). */
+interface AgentRegistry {
+  client: RegistryClient;
+  store: CredentialStore;
+}
+
+function registryFor(config: DiginfraConfig, flags: FollowCliFlags, metrics: FollowMetrics): AgentRegistry {
+  const store = credentialStoreFor(config.registry);
   // One quick retry of a dropped connection or 5xx; a 429 comes straight back to the follower, which
   // waits for Retry-After on its own schedule instead of holding the check open.
-  return createRegistryClient(config.registry, registryFlags(flags), {
+  const client = createRegistryClient(config.registry, registryFlags(flags), {
+    store,
     onResponse: (info) => metrics.onResponse(info),
     retry: { attempts: 2, maxRetryAfterMs: 0 },
   });
+  return { client, store };
+}
+
+/** The files the agent depends on besides its config (src/follow/watch-dependencies.ts). */
+function dependentFiles(eff: EffectiveFollow, flags: FollowCliFlags, store: CredentialStore): DependentFiles {
+  const { credentials, ca } = registryFiles(eff.config.registry, registryFlags(flags), store);
+  return { credentials, ca, trust: eff.settings.verifyKeys ?? [] };
 }
 
 function printOutcomes(ctx: CliContext, format: 'table' | 'json', outcomes: CheckOutcome[]): void {
@@ -106,10 +135,11 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
   const eff = effectiveFollow(loaded, flags, refArgs);
   await checkVerifyKeys(eff);
   const metrics = createFollowMetrics();
+  let registry = registryFor(eff.config, flags, metrics);
   const follower = new Follower(eff.settings, {
     logger: ctx.logger,
     metrics,
-    client: clientFor(eff.config, flags, metrics),
+    client: registry.client,
     indexes: indexLoader(ctx, eff.config, loaded.path),
     rulesCheckExecArgv: childExecArgv(process.execArgv),
   });
@@ -189,6 +219,28 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
   const compactor = compactHeapPeriodically();
 
   let current: EffectiveFollow = eff;
+  // Rotated credentials, CA bundles and verification keys apply without a restart.
+  const onDependency: DependencyHandlers = {
+    credentials: () => registry.store.changed(),
+    ca: (changed) => void registry.client.transport.reloadTls(changed),
+    trust: async () => {
+      const next = { ...current, settings: { ...current.settings } };
+      await checkVerifyKeys(next);
+      follower.reconfigure(next.settings);
+      current = next;
+    },
+  };
+  let dependencies: { files: DependentFiles; watch: ConfigWatcher | undefined } | undefined;
+  const watchDependencies = async (): Promise<void> => {
+    const files = dependentFiles(current, flags, registry.store);
+    if (dependencies && sameDependentFiles(files, dependencies.files)) return;
+    await dependencies?.watch?.close();
+    const watch = await watchDependentFiles(files, onDependency, ctx.logger).catch((err: unknown) => {
+      ctx.logger.warn(`cannot watch the credential, CA and key files (their changes need a restart): ${messageOf(err)}`);
+      return undefined;
+    });
+    dependencies = { files, watch };
+  };
   const reload = async (): Promise<void> => {
     let next: EffectiveFollow;
     let nextLoaded: LoadedConfig;
@@ -217,13 +269,16 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
         if (!server) metricsAddr = undefined;
       }
     }
+    if (registryChanged) registry = registryFor(next.config, flags, metrics);
     const change = follower.reconfigure(next.settings, {
-      ...(registryChanged && { client: clientFor(next.config, flags, metrics) }),
+      ...(registryChanged && { client: registry.client }),
       ...(indexesChanged && { indexes: indexLoader(ctx, next.config, nextLoaded.path) }),
     });
     ctx.logger.info({ event: 'config-reloaded', config: loaded.path, ...change, refs: next.settings.refs }, `config reloaded: ${change.added.length} ref(s) added, ${change.removed.length} removed${change.retimed.length ? `, ${change.retimed.length} re-timed` : ''}`);
     current = { ...next, metricsAddr };
+    await watchDependencies();
   };
+  await watchDependencies();
   let watcher: ConfigWatcher | undefined;
   try {
     watcher = await watchConfigFile(loaded.path, reload, { onError: (err) => ctx.logger.warn(`watching ${loaded.path}: ${messageOf(err)}`) });
@@ -235,6 +290,7 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
   ctx.logger.info({ event: 'stop', signal }, `${signal}: stopping (a swap in progress is finished first)`);
   clearInterval(compactor);
   await watcher?.close();
+  await dependencies?.watch?.close();
   await follower.stop();
   await server?.close();
   ctx.logger.info({ event: 'stopped' }, 'stopped');

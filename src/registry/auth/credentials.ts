@@ -159,6 +159,7 @@ export class CredentialStore implements CredentialSource {
   readonly path: string;
   readonly #files: string[];
   readonly #env: NodeJS.ProcessEnv;
+  #generation = 0;
 
   constructor(opts: CredentialStoreOptions = {}) {
     const env = opts.env ?? process.env;
@@ -169,6 +170,21 @@ export class CredentialStore implements CredentialSource {
     const dockerDir = opts.dockerConfigDir ?? (env.DOCKER_CONFIG || join(home, '.docker'));
     this.path = join(configDir, 'config.json');
     this.#files = [this.path, ...(opts.extraFiles ?? []), join(dockerDir, 'config.json')];
+  }
+
+  /** Every file this store reads, in order (a watcher re-reads them: see changed()). */
+  get files(): readonly string[] {
+    return this.#files;
+  }
+
+  /** Says that the files may hold other credentials now (a rotated Secret): sessions look again. */
+  changed(): void {
+    this.#generation++;
+  }
+
+  /** Bumped by changed(): credentials a session cached before are looked up again. */
+  generation(): number {
+    return this.#generation;
   }
 
   /** A docker-format file, or undefined when it does not exist. */

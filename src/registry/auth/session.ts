@@ -5,7 +5,7 @@
  * https://distribution.github.io/distribution/spec/auth/token/
  */
 import { createHash } from 'node:crypto';
-import { DiginfraError } from '../../errors.js';
+import { DiginfraError, isDiginfraError } from '../../errors.js';
 import { authError, readErrorBody } from '../errors.js';
 import { header } from '../headers.js';
 import type { HttpRequest, HttpResponse, Transport } from '../transport.js';
@@ -31,6 +31,11 @@ export interface Credential {
 
 export interface CredentialSource {
   get(host: string): Promise<Credential | undefined>;
+  /**
+   * A number that changes when what the source reads has changed (a rotated Secret, a new login):
+   * credentials looked up before are then looked up again. Absent: only the TTL and refusals do.
+   */
+  generation?(): number;
 }
 
 /** How long a looked-up credential is reused before the files and helpers are asked again. */
@@ -42,7 +47,7 @@ export class AuthSession {
   readonly #tokens = new TokenCache();
   /** The auth scheme each registry asked for, learned from its first 401. */
   readonly #challenges = new Map<string, Challenge>();
-  readonly #credentialCache = new Map<string, { value: Promise<Credential | undefined>; until: number }>();
+  readonly #credentialCache = new Map<string, { value: Promise<Credential | undefined>; until: number; generation: number }>();
 
   constructor(transport: Transport, credentials?: CredentialSource) {
     this.transport = transport;
@@ -56,9 +61,52 @@ export class AuthSession {
 
   /**
    * Sends a request with whatever auth the registry wants. The first request to a registry goes out
-   * anonymous; a 401 teaches us the scheme, and the request is sent once more with credentials.
+   * anonymous; a 401 teaches us the scheme, and the request is sent once more with credentials. When
+   * the stored credentials are refused (a 401 or 403, or the token service's refusal), they may have
+   * been rotated since they were read: every source is read again, once, and the request sent again
+   * when that gives other credentials. A refused credential is not kept.
    */
   async send(registry: string, scopes: string[], req: HttpRequest, cred?: Credential): Promise<HttpResponse> {
+    // Credentials the caller gave are its own to get right (`repo login`): nothing to read again.
+    if (cred) return this.#send(registry, scopes, req, cred);
+    let refused: HttpResponse | undefined;
+    try {
+      refused = await this.#send(registry, scopes, req, undefined);
+      if (refused.statusCode !== 403 || !this.#credentialCache.has(registry)) return refused;
+    } catch (err) {
+      // Only a refusal of credentials we had: a lookup that failed (a helper, a token endpoint) left
+      // nothing cached, and asking it again at once would fail the same way.
+      if (!isDiginfraError(err, 'AUTH_REQUIRED') || !this.#credentialCache.has(registry)) throw err;
+      if (!(await this.#rereadChanged(registry))) throw err;
+      return this.#send(registry, scopes, req, undefined);
+    }
+    if (!(await this.#rereadChanged(registry))) return refused;
+    await refused.body.dump();
+    return this.#send(registry, scopes, req, undefined);
+  }
+
+  /**
+   * After a refusal of the stored credentials of `registry`: drops them and reads every source again.
+   * True when that gives other credentials (worth one more try); false leaves nothing cached.
+   */
+  async #rereadChanged(registry: string): Promise<boolean> {
+    const used = await this.#credentialCache.get(registry)?.value.catch(() => undefined);
+    this.#credentialCache.delete(registry);
+    let fresh: Credential | undefined;
+    try {
+      fresh = await this.#credentialFor(registry);
+    } catch {
+      return false;
+    }
+    if (sameCredential(fresh, used)) {
+      this.#credentialCache.delete(registry);
+      return false;
+    }
+    return true;
+  }
+
+  /** send() for one credential: the caller's, or the stored one (undefined). */
+  async #send(registry: string, scopes: string[], req: HttpRequest, cred: Credential | undefined): Promise<HttpResponse> {
     const known = this.#challenges.get(registry);
     const auth = known ? await this.#authorization(registry, known, scopes, cred) : undefined;
     const first = await this.transport.send(registry, withAuth(req, auth));
@@ -129,10 +177,11 @@ export class AuthSession {
    */
   async #credentialFor(registry: string): Promise<Credential | undefined> {
     if (!this.#credentials) return undefined;
+    const generation = this.#credentials.generation?.() ?? 0;
     const hit = this.#credentialCache.get(registry);
-    if (hit && hit.until > Date.now()) return hit.value;
+    if (hit && hit.until > Date.now() && hit.generation === generation) return hit.value;
     const value = this.#credentials.get(registry);
-    const entry = { value, until: Date.now() + CREDENTIAL_TTL_MS };
+    const entry = { value, until: Date.now() + CREDENTIAL_TTL_MS, generation };
     this.#credentialCache.set(registry, entry);
     try {
       const cred = await value;
@@ -182,6 +231,12 @@ function tokenKey(grant: TokenGrant, cred: Credential | undefined): string {
 function credentialFingerprint(cred: Credential | undefined): string {
   if (!cred) return '|anonymous';
   return `|${createHash('sha256').update(`${cred.username ?? ''}\0${cred.password ?? ''}\0${cred.identityToken ?? ''}`).digest('hex').slice(0, 16)}`;
+}
+
+/** The same secrets (where they came from aside): reading the sources again changed nothing. */
+function sameCredential(a: Credential | undefined, b: Credential | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.username === b.username && a.password === b.password && a.identityToken === b.identityToken && a.registryToken === b.registryToken;
 }
 
 function withAuth(req: HttpRequest, auth: string | undefined): HttpRequest {
