@@ -146,7 +146,7 @@ describe('admission: dependencies', () => {
       admitted: false,
       reason: 'dependencies',
       message:
-        'rules 2.0.0 needs k8saudit ^0.7.0 (installed: k8saudit 0.6.1); install it (diginfractl artifact install k8saudit:0.7.0) and restart the engine, and this version is installed at the next check',
+        'rules 2.0.0 needs k8saudit >=0.7.0 <1.0.0 (installed: k8saudit 0.6.1); install it (diginfractl artifact install k8saudit:0.7.0) and restart the engine, and this version is installed at the next check',
       remember: { dependencies: [{ name: 'k8saudit', version: '0.7.0' }], installed: 'plugin/k8saudit@0.6.1' },
     });
     expect(admitDependencies(needsK8saudit, view([{ name: 'k8saudit', version: '0.7.2', type: 'plugin' }]), policy.installLockfiles)).toMatchObject({ admitted: true });

@@ -278,12 +278,12 @@ const DIGEST = `sha256:${'a'.repeat(64)}`;
 const GOOD_REFS = [
   'k8saudit', 'k8saudit:0.7', 'diginfra-rules:3', 'diginfra-rules:latest', 'cloudtrail:0.9.0-rc1', 'my_rules.v2:1',
   'diginfra::k8saudit', 'Internal::k8saudit:1.2', 'ghcr.io/diginfra/rules/diginfra-rules', 'ghcr.io/diginfra/rules/diginfra-rules:3',
-  `ghcr.io/diginfra/plugins/k8saudit@${DIGEST}`, 'localhost:5000/rules:v1', 'localhost/rules', 'registry.internal.example:5443/a/b/c:1',
+  `ghcr.io/diginfra/plugins/k8saudit@${DIGEST}`, `ghcr.io/x:1@${DIGEST}`, 'localhost:5000/rules:v1', 'localhost/rules', 'registry.internal.example:5443/a/b/c:1',
   'diginfra/rules:1', 'library/alpine', 'a__b/c-d.e:x', '[fe80:0:0:0:0:0:0:1]:5000/x:1', 'REGISTRY.example/x',
 ];
 const BAD_REFS = [
   'Bad//Ref:', '', 'UPPER', 'name:', ':tag', 'a:b:c', 'idx::', '::name', 'idx::a/b', 'name@' + DIGEST, 'https://ghcr.io/x',
-  'ghcr.io/x:', 'ghcr.io/x@sha256:abc', `ghcr.io/x:1@${DIGEST}`, 'ghcr.io/X/y', 'ghcr.io//x', '/x', 'x/', 'foo:bar/x',
+  'ghcr.io/x:', 'ghcr.io/x@sha256:abc', 'ghcr.io/X/y', 'ghcr.io//x', '/x', 'x/', 'foo:bar/x',
   '-bad.io/x', 'a..b/x', 'a__b.c/x', 'ghcr.io/x:-1', ' k8saudit', 'k8s audit',
 ];
 
