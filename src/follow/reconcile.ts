@@ -126,6 +126,7 @@ async function update(ctx: CheckContext, change: Change): Promise<CheckOutcome> 
   const current = change.state.current;
   const pinned: OciReference = { ...change.target.repo, ...(change.tag !== undefined && { tag: change.tag }), digest: change.digest };
   const artifact = await (await lazy.pull()).resolveArtifact(ctx.client, pinned, settings.platform);
+  ctx.scheduler.signal.throwIfAborted();
   const { name, version } = artifact.config;
   const candidate: Candidate = { ref, label: `${name} ${version}`, type: artifact.type, requirements: artifact.config.requirements ?? [], dependencies: artifact.config.dependencies ?? [] };
   const facts: Facts = { ref, oldDigest: current?.digest, oldVersion: current?.version, newDigest: change.digest, newVersion: version };
@@ -201,6 +202,8 @@ async function stage(ctx: CheckContext, artifact: ResolvedArtifact, dir: string)
     return await stageFromRegistry(ctx.client, artifact, dir, {
       mode: artifact.type === PLUGIN ? 0o755 : 0o644,
       onBytes: (n) => ctx.metrics.downloadBytes.inc(n),
+      // A stop abandons the download at once (docs/follow.md: within 5 s), not after it finished.
+      signal: ctx.scheduler.signal,
       ...(ctx.settings.cacheDir !== undefined && { cacheDir: ctx.settings.cacheDir }),
       onStaging: (path) => {
         stagingDir = path;

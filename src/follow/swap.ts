@@ -49,7 +49,8 @@ export function safeRel(rel: string): string {
 
 /**
  * Downloads every layer of `artifact` and extracts it into a new staging dir inside `dest`. `dest` is
- * not touched otherwise. On failure the staging dir is removed and the error thrown.
+ * not touched otherwise. On failure, or when `signal` aborts (the agent stops), the download stops,
+ * the staging dir is removed and the error (the signal's reason) thrown.
  *
  * With `cacheDir` (the blob cache of `artifact install`), a layer already in that cache (size and
  * digest verified) is read from there instead of downloaded. The follower only reads the cache: it
@@ -62,7 +63,7 @@ export async function stageFromRegistry(
   client: RegistryClient,
   artifact: ResolvedArtifact,
   dest: string,
-  opts: { mode: number; maxBytes?: number; onBytes?: (n: number) => void; cacheDir?: string; onStaging?: (staging: string) => void },
+  opts: { mode: number; maxBytes?: number; onBytes?: (n: number) => void; cacheDir?: string; onStaging?: (staging: string) => void; signal?: AbortSignal },
 ): Promise<Staged> {
   const cache = opts.cacheDir !== undefined ? new BlobCache(opts.cacheDir) : undefined;
   const onBytes = opts.onBytes;
@@ -71,6 +72,7 @@ export async function stageFromRegistry(
     maxBytes: opts.maxBytes,
     reserved: RESERVED,
     onStaging: opts.onStaging,
+    signal: opts.signal,
     ...(cache && { layerFile: (layer: Descriptor) => cache.lookup(layer).catch(() => undefined) }),
     ...(onBytes && { onBytes: (_layer: Descriptor, chunk: number) => onBytes(chunk) }),
   });

@@ -8,7 +8,7 @@ import { loadConfig, type LoadConfigOptions, type LoadedConfig } from '../../con
 import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
 import type { DiginfraConfig } from '../../config/types.js';
 import { DiginfraError, messageOf } from '../../errors.js';
-import { checkFlagConflicts, effectiveFollow, Follower, isFailure, watchConfigFile, type CheckOutcome, type ConfigWatcher, type EffectiveFollow, type FollowFlags } from '../../follow/index.js';
+import { Abandoned, checkFlagConflicts, effectiveFollow, Follower, isFailure, watchConfigFile, type CheckOutcome, type ConfigWatcher, type EffectiveFollow, type FollowFlags } from '../../follow/index.js';
 import type { LoadedIndex } from '../../indexes/resolve-name.js';
 import { createFollowMetrics, type FollowMetrics } from '../../metrics/follow-metrics.js';
 import { parseListenAddr, startOpsServer, type OpsServer } from '../../metrics/server.js';
@@ -48,12 +48,14 @@ function indexLoader(ctx: CliContext, config: DiginfraConfig, configPath: string
   };
 }
 
-function clientFor(config: DiginfraConfig, flags: FollowCliFlags, metrics: FollowMetrics): RegistryClient {
+/** `shutdown` aborts every request of the client when the agent stops (SIGTERM/SIGINT). */
+function clientFor(config: DiginfraConfig, flags: FollowCliFlags, metrics: FollowMetrics, shutdown: AbortSignal): RegistryClient {
   // One quick retry of a dropped connection or 5xx; a 429 comes straight back to the follower, which
   // waits for Retry-After on its own schedule instead of holding the check open.
   return createRegistryClient(config.registry, registryFlags(flags), {
     onResponse: (info) => metrics.onResponse(info),
     retry: { attempts: 2, maxRetryAfterMs: 0 },
+    signal: shutdown,
   });
 }
 
@@ -106,10 +108,12 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
   const eff = effectiveFollow(loaded, flags, refArgs);
   await checkVerifyKeys(eff);
   const metrics = createFollowMetrics();
+  // Aborted at SIGTERM/SIGINT: requests in flight (a manifest, a stalled blob) stop at once.
+  const shutdown = new AbortController();
   const follower = new Follower(eff.settings, {
     logger: ctx.logger,
     metrics,
-    client: clientFor(eff.config, flags, metrics),
+    client: clientFor(eff.config, flags, metrics, shutdown.signal),
     indexes: indexLoader(ctx, eff.config, loaded.path),
     rulesCheckExecArgv: childExecArgv(process.execArgv),
   });
@@ -218,7 +222,7 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
       }
     }
     const change = follower.reconfigure(next.settings, {
-      ...(registryChanged && { client: clientFor(next.config, flags, metrics) }),
+      ...(registryChanged && { client: clientFor(next.config, flags, metrics, shutdown.signal) }),
       ...(indexesChanged && { indexes: indexLoader(ctx, next.config, nextLoaded.path) }),
     });
     ctx.logger.info({ event: 'config-reloaded', config: loaded.path, ...change, refs: next.settings.refs }, `config reloaded: ${change.added.length} ref(s) added, ${change.removed.length} removed${change.retimed.length ? `, ${change.retimed.length} re-timed` : ''}`);
@@ -235,6 +239,8 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
   ctx.logger.info({ event: 'stop', signal }, `${signal}: stopping (a swap in progress is finished first)`);
   clearInterval(compactor);
   await watcher?.close();
+  // A swap in progress makes no request: it is finished; a download or a check is abandoned.
+  shutdown.abort(new Abandoned());
   await follower.stop();
   await server?.close();
   ctx.logger.info({ event: 'stopped' }, 'stopped');
