@@ -206,6 +206,8 @@ async function stage(ctx: CheckContext, artifact: ResolvedArtifact, dir: string)
       signal: ctx.scheduler.signal,
       ...(ctx.settings.cacheDir !== undefined && { cacheDir: ctx.settings.cacheDir }),
       onStaging: (path) => {
+        // A download started over stages afresh: the failed try's dir is gone.
+        if (stagingDir !== undefined) ctx.staging.delete(stagingDir);
         stagingDir = path;
         ctx.staging.add(path);
       },

@@ -13,10 +13,10 @@ import { copyFile, mkdir, rm, utimes } from 'node:fs/promises';
 import { dirname, join, normalize, resolve, sep } from 'node:path';
 import { DiginfraError, messageOf } from '../errors.js';
 import type { ResolvedArtifact } from '../artifact/pull.js';
-import { stageLayers, stagingDirIn } from '../artifact/stage-layers.js';
+import { stageLayers, stagingDirIn, type StagedLayers } from '../artifact/stage-layers.js';
 import { BlobCache } from '../content/index.js';
 import { RESERVED } from '../install/stage.js';
-import type { Descriptor, RegistryClient } from '../registry/index.js';
+import { backoffDelay, BrokenDownloadError, isRetryableNetworkError, networkError, pause, type Descriptor, type RegistryClient } from '../registry/index.js';
 import { fsyncDir, placeFiles, removeDir, sweepStaleStaging, type StagedFile } from '../util/index.js';
 
 export type { StagedFile };
@@ -67,20 +67,43 @@ export async function stageFromRegistry(
 ): Promise<Staged> {
   const cache = opts.cacheDir !== undefined ? new BlobCache(opts.cacheDir) : undefined;
   const onBytes = opts.onBytes;
-  const { staging, files } = await stageLayers(client, artifact, dest, {
-    mode: opts.mode,
-    maxBytes: opts.maxBytes,
-    reserved: RESERVED,
-    onStaging: opts.onStaging,
-    signal: opts.signal,
-    ...(cache && { layerFile: (layer: Descriptor) => cache.lookup(layer).catch(() => undefined) }),
-    ...(onBytes && { onBytes: (_layer: Descriptor, chunk: number) => onBytes(chunk) }),
-  });
+  const once = (): Promise<StagedLayers> =>
+    stageLayers(client, artifact, dest, {
+      mode: opts.mode,
+      maxBytes: opts.maxBytes,
+      reserved: RESERVED,
+      onStaging: opts.onStaging,
+      signal: opts.signal,
+      ...(cache && { layerFile: (layer: Descriptor) => cache.lookup(layer).catch(() => undefined) }),
+      ...(onBytes && { onBytes: (_layer: Descriptor, chunk: number) => onBytes(chunk) }),
+    });
+  const { staging, files } = await withDownloadRetries(client, artifact, once, opts.signal);
   if (files.length === 0) {
     await removeDir(staging);
     throw new DiginfraError('ARTIFACT_INVALID', `${artifact.config.name} ${artifact.config.version} ships no files`);
   }
   return { dest, staging, files };
+}
+
+/**
+ * Runs `stage` again after a download that broke or went silent (the connection's error is one a
+ * request would be retried for), within the client's retry budget (`registry.timeouts.attempts`), as
+ * ingest does for `artifact install`: a stalled blob costs a check about read x attempts. Each try
+ * stages afresh (stageLayers removed the failed try's staging dir); an abort is never retried.
+ */
+async function withDownloadRetries(client: RegistryClient, artifact: ResolvedArtifact, stage: () => Promise<StagedLayers>, signal: AbortSignal | undefined): Promise<StagedLayers> {
+  const policy = client.transport.retryPolicy;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await stage();
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      const broken = err instanceof BrokenDownloadError;
+      if (!isRetryableNetworkError(broken ? err.cause : err)) throw err;
+      if (attempt + 1 >= policy.attempts) throw broken ? err : networkError(artifact.ref.registry, err);
+      await pause(backoffDelay(attempt, policy), signal);
+    }
+  }
 }
 
 /** Copies kept files (a version copy in the state dir) into a new staging dir inside `dest`. */

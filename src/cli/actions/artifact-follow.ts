@@ -50,11 +50,13 @@ function indexLoader(ctx: CliContext, config: DiginfraConfig, configPath: string
 
 /** `shutdown` aborts every request of the client when the agent stops (SIGTERM/SIGINT). */
 function clientFor(config: DiginfraConfig, flags: FollowCliFlags, metrics: FollowMetrics, shutdown: AbortSignal): RegistryClient {
-  // One quick retry of a dropped connection or 5xx; a 429 comes straight back to the follower, which
-  // waits for Retry-After on its own schedule instead of holding the check open.
+  // The agent's timeouts (registry.timeouts, else AGENT_TIMEOUTS: 20 s of silence, 2 tries); a 429
+  // comes straight back to the follower, which waits for Retry-After on its own schedule instead of
+  // holding the check open.
   return createRegistryClient(config.registry, registryFlags(flags), {
     onResponse: (info) => metrics.onResponse(info),
-    retry: { attempts: 2, maxRetryAfterMs: 0 },
+    role: 'agent',
+    retry: { maxRetryAfterMs: 0 },
     signal: shutdown,
   });
 }
