@@ -235,7 +235,6 @@ async function swapIn(ctx: CheckContext, current: InstalledVersion | undefined, 
     // ...and a rollback (another process) may have changed the state since we read it.
     const now = await store.read(ref);
     if (now.current?.digest !== current?.digest) throw new Abandoned();
-    const result = await swapFiles(staged, obsolete);
     const next: RefState = {
       ...now,
       current: installed,
@@ -243,8 +242,8 @@ async function swapIn(ctx: CheckContext, current: InstalledVersion | undefined, 
       lastSuccess: new Date().toISOString(),
     };
     delete next.rejected;
-    await store.write(next);
-    return result;
+    // The state is the swap's commit: a kill before it is written is undone at the next start.
+    return swapFiles(staged, obsolete, store.fileOf(next));
   });
 }
 

@@ -8,16 +8,17 @@
  * one does not are deleted last.
  *
  * A swap is short (a rename per file) and is never interrupted: shutdown waits for it (follower.ts).
+ * A kill (even -9) in the middle is settled at the next start by its intent record (swapFiles).
  */
-import { copyFile, mkdir, rm, utimes } from 'node:fs/promises';
-import { dirname, join, normalize, resolve, sep } from 'node:path';
+import { copyFile, mkdir, utimes } from 'node:fs/promises';
+import { dirname, join, normalize, relative, resolve, sep } from 'node:path';
 import { DiginfraError, messageOf } from '../errors.js';
 import type { ResolvedArtifact } from '../artifact/pull.js';
 import { stageLayers, stagingDirIn, type StagedLayers } from '../artifact/stage-layers.js';
 import { BlobCache } from '../content/index.js';
 import { RESERVED } from '../install/stage.js';
 import { backoffDelay, BrokenDownloadError, isRetryableNetworkError, networkError, pause, type Descriptor, type RegistryClient } from '../registry/index.js';
-import { fsyncDir, placeFiles, removeDir, sweepStaleStaging, type StagedFile } from '../util/index.js';
+import { placeFileSets, removeDir, sweepStaleStaging, writeFileAtomic, type StagedFile } from '../util/index.js';
 
 export type { StagedFile };
 
@@ -124,31 +125,27 @@ export async function stageFromDir(fromDir: string, files: readonly StagedFile[]
 }
 
 /**
- * Moves the staged files over the live ones (placeFiles: fsync, one rename per file, identical files
- * left alone, dirs fsynced), then deletes `obsolete` files (relative to `dest`) the new version does
- * not ship. The staging dir is left for the caller to remove.
+ * Moves the staged files over the live ones (placeFileSets: fsync, one rename per file, identical
+ * files left alone, dirs fsynced) and deletes `obsolete` files (relative to `dest`) the new version
+ * does not ship, as ONE change that survives a kill: before the first rename an intent record is
+ * written in `dest` (util/fs/intent.ts), and `state` (the follow state that records the new version)
+ * is written last, as the change's commit. A kill before that is undone, after it completed, by
+ * recoverInterruptedChanges at the next start of `artifact follow` or `artifact install`; any other
+ * failure puts every file back. The staging dir is left for the caller to remove.
  */
-export async function swapFiles(staged: Staged, obsolete: readonly string[] = []): Promise<SwapResult> {
+export async function swapFiles(staged: Staged, obsolete: readonly string[] = [], state?: { path: string; content: string }): Promise<SwapResult> {
   const dest = resolve(staged.dest);
   const files = staged.files.map((f) => ({ rel: safeRel(f.rel), mode: f.mode }));
-  obsolete.forEach(safeRel);
-  const { placed, unchanged } = await placeFiles(staged.staging, files, dest, { skipIdentical: true });
   const keep = new Set(files.map((f) => f.rel));
   const stale = obsolete.map(safeRel).filter((r) => !keep.has(r));
-  const removed: string[] = [];
-  const dirs = new Set<string>();
-  try {
-    for (const r of stale) {
-      await rm(join(dest, r), { force: true });
-      removed.push(r);
-      dirs.add(dirname(join(dest, r)));
-    }
-  } catch (err) {
-    throw new DiginfraError('IO', `cannot delete a file the new version no longer ships from ${dest}: ${messageOf(err)}`, { cause: err });
-  } finally {
-    for (const d of dirs) await fsyncDir(d).catch(() => undefined);
-  }
-  return { placed, unchanged, removed };
+  const result = await placeFileSets([{ stagingDir: staged.staging, files, destDir: dest }], {
+    skipIdentical: true,
+    remove: stale.map((r) => join(dest, r)),
+    intent: { dir: dest, ...(state !== undefined && { commit: state }) },
+    ...(state !== undefined && { beforeCommit: () => writeFileAtomic(state.path, state.content, { mode: 0o644 }) }),
+  });
+  const { placed, unchanged } = result.sets[0]!;
+  return { placed, unchanged, removed: result.removed.map((p) => relative(dest, p)) };
 }
 
 /**

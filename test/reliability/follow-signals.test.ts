@@ -6,35 +6,29 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RegistryClient } from '../../src/registry/index.js';
 import { requireCli, spawnCli } from '../helpers/cli.js';
-import { startFaultProxy, type BlobFault, type FaultProxy } from '../helpers/fault-proxy.js';
-import { pushClient, pushFiles } from '../helpers/push.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { namesIn, node } from './setup.js';
+import type { BlobFault, FaultProxy } from '../helpers/fault-proxy.js';
+import { pushFiles } from '../helpers/push.js';
+import { namesIn, node, proxiedRegistry } from './setup.js';
 
-let reg: TestRegistry;
+let fixture: Awaited<ReturnType<typeof proxiedRegistry>>;
 let proxy: FaultProxy;
-let client: RegistryClient;
 let ref: string;
 let layerDigest: string;
 
 beforeAll(async () => {
   requireCli('artifact', ['follow']);
-  reg = await startRegistry();
-  proxy = await startFaultProxy(reg);
-  client = pushClient();
+  fixture = await proxiedRegistry();
+  ({ proxy } = fixture);
+  const { reg, client } = fixture;
   // 8 MiB that gzip cannot shrink: a download that takes a while when throttled.
   await pushFiles(client, `${reg.host}/signals/follow:1.0.0`, '1.0.0', { 'big.yaml': `# ${randomBytes(6 * 1024 * 1024).toString('base64')}\n` });
-  const manifest = await client.fetchManifest({ registry: reg.host, repository: 'signals/follow', tag: '1.0.0' });
-  layerDigest = (manifest.json as { layers: { digest: string }[] }).layers[0]!.digest;
+  layerDigest = await fixture.layerDigest({ registry: reg.host, repository: 'signals/follow', tag: '1.0.0' });
   ref = `${proxy.host}/signals/follow:1.0.0`;
 }, 60_000);
 
 afterAll(async () => {
-  await client?.close();
-  await proxy?.close();
-  await reg?.stop();
+  await fixture?.close();
 });
 
 const FAULTS: Record<string, BlobFault> = {

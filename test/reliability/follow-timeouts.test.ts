@@ -7,35 +7,29 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RegistryClient } from '../../src/registry/index.js';
 import { requireCli, runCli } from '../helpers/cli.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { pushClient, pushFiles } from '../helpers/push.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { namesIn, node } from './setup.js';
+import type { FaultProxy } from '../helpers/fault-proxy.js';
+import { pushFiles } from '../helpers/push.js';
+import { namesIn, node, proxiedRegistry } from './setup.js';
 
-let reg: TestRegistry;
+let fixture: Awaited<ReturnType<typeof proxiedRegistry>>;
 let proxy: FaultProxy;
-let client: RegistryClient;
 let ref: string;
 let layerDigest: string;
 
 beforeAll(async () => {
   requireCli('artifact', ['follow']);
-  reg = await startRegistry();
-  proxy = await startFaultProxy(reg);
-  client = pushClient();
+  fixture = await proxiedRegistry();
+  ({ proxy } = fixture);
+  const { reg, client } = fixture;
   await pushFiles(client, `${reg.host}/timeouts/follow:1.0.0`, '1.0.0', { 'rules.yaml': `- rule: r\n  desc: ${randomBytes(256 * 1024).toString('base64')}\n` });
-  const manifest = await client.fetchManifest({ registry: reg.host, repository: 'timeouts/follow', tag: '1.0.0' });
-  layerDigest = (manifest.json as { layers: { digest: string }[] }).layers[0]!.digest;
+  layerDigest = await fixture.layerDigest({ registry: reg.host, repository: 'timeouts/follow', tag: '1.0.0' });
   ref = `${proxy.host}/timeouts/follow:1.0.0`;
   proxy.setFault({ kind: 'stall', afterBytes: 16 * 1024 }, layerDigest);
 }, 60_000);
 
 afterAll(async () => {
-  await client?.close();
-  await proxy?.close();
-  await reg?.stop();
+  await fixture?.close();
 });
 
 describe('a follow check against a blob that stalls', () => {

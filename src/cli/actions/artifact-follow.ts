@@ -10,6 +10,7 @@ import type { DiginfraConfig } from '../../config/types.js';
 import { DiginfraError, messageOf } from '../../errors.js';
 import { Abandoned, checkFlagConflicts, effectiveFollow, Follower, isFailure, watchConfigFile, type CheckOutcome, type ConfigWatcher, type EffectiveFollow, type FollowFlags } from '../../follow/index.js';
 import type { LoadedIndex } from '../../indexes/resolve-name.js';
+import { recoverInterruptedChanges } from '../../install/recover.js';
 import { createFollowMetrics, type FollowMetrics } from '../../metrics/follow-metrics.js';
 import { parseListenAddr, startOpsServer, type OpsServer } from '../../metrics/server.js';
 import { createRegistryClient, type RegistryClient } from '../../registry/index.js';
@@ -101,6 +102,25 @@ async function checkVerifyKeys(eff: EffectiveFollow): Promise<void> {
   eff.settings.verifyKeyFingerprints = loadPublicKeys(eff.settings.verifyKeys).map(fingerprintOf);
 }
 
+/**
+ * Before anything else: a swap (or an install) that a kill cut short in follow's dirs left its intent
+ * record there; it is completed or undone, so each dir holds one version again, the one the state
+ * (or the install's lock file) records.
+ */
+async function recoverSwaps(ctx: CliContext, eff: EffectiveFollow): Promise<void> {
+  const { rulesfilesDir, pluginsDir, dirs } = eff.settings;
+  const settled = await recoverInterruptedChanges([rulesfilesDir, pluginsDir, ...Object.values(dirs)], {
+    timeoutMs: 60_000,
+    onWait: (dir) => ctx.logger.warn(`waiting for another install or swap to finish in ${dir}`),
+  });
+  for (const { outcome, record } of settled) {
+    ctx.logger.warn(
+      { event: 'recovered', outcome, interruptedPid: record.pid, startedAt: record.startedAt, changes: record.changes.length },
+      `a swap or install killed while moving files (pid ${record.pid} on ${record.host}, started ${record.startedAt}) was ${outcome === 'completed' ? 'completed' : 'undone'}: ${record.changes.length} file change(s) ${outcome === 'completed' ? 'finished' : 'put back'}`,
+    );
+  }
+}
+
 export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flags: FollowCliFlags): Promise<void> {
   checkFlagConflicts(flags);
   const format = outputFormat(flags.output);
@@ -108,6 +128,7 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
   const loaded = await loadConfig(loadOpts);
   for (const w of loaded.warnings) ctx.logger.warn(w);
   const eff = effectiveFollow(loaded, flags, refArgs);
+  await recoverSwaps(ctx, eff);
   await checkVerifyKeys(eff);
   const metrics = createFollowMetrics();
   // Aborted at SIGTERM/SIGINT: requests in flight (a manifest, a stalled blob) stop at once.
