@@ -7,24 +7,15 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireCli, spawnCli } from '../helpers/cli.js';
-import type { BlobFault, FaultProxy } from '../helpers/fault-proxy.js';
-import { pushFiles } from '../helpers/push.js';
-import { namesIn, node, proxiedRegistry } from './setup.js';
+import type { BlobFault } from '../helpers/fault-proxy.js';
+import { namesIn, node, proxiedArtifact, type ProxiedArtifact } from './setup.js';
 
-let fixture: Awaited<ReturnType<typeof proxiedRegistry>>;
-let proxy: FaultProxy;
-let ref: string;
-let layerDigest: string;
+let fixture: ProxiedArtifact;
 
 beforeAll(async () => {
   requireCli('artifact', ['follow']);
-  fixture = await proxiedRegistry();
-  ({ proxy } = fixture);
-  const { reg, client } = fixture;
   // 8 MiB that gzip cannot shrink: a download that takes a while when throttled.
-  await pushFiles(client, `${reg.host}/signals/follow:1.0.0`, '1.0.0', { 'big.yaml': `# ${randomBytes(6 * 1024 * 1024).toString('base64')}\n` });
-  layerDigest = await fixture.layerDigest({ registry: reg.host, repository: 'signals/follow', tag: '1.0.0' });
-  ref = `${proxy.host}/signals/follow:1.0.0`;
+  fixture = await proxiedArtifact('signals/follow', { 'big.yaml': `# ${randomBytes(6 * 1024 * 1024).toString('base64')}\n` });
 }, 60_000);
 
 afterAll(async () => {
@@ -38,18 +29,18 @@ const FAULTS: Record<string, BlobFault> = {
 
 describe('SIGTERM while artifact follow downloads', () => {
   it.each(['throttled', 'stalled'] as const)('%s blob: the check is abandoned, the agent exits 0 within 5 s, no staging dir is left', async (fault) => {
-    proxy.setFault(FAULTS[fault], layerDigest);
-    const n = await node([proxy.host]);
+    fixture.proxy.setFault(FAULTS[fault], fixture.layerDigest);
+    const n = await node([fixture.proxy.host]);
     const state = join(n.env.HOME, 'state');
-    const from = proxy.blobRequests.length;
-    const child = spawnCli(['artifact', 'follow', ref, '--rulesfiles-dir', n.rules, '--state-dir', state, '--every', '1h'], { env: n.env });
+    const from = fixture.proxy.blobRequests.length;
+    const child = spawnCli(['artifact', 'follow', fixture.ref, '--rulesfiles-dir', n.rules, '--state-dir', state, '--every', '1h'], { env: n.env });
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
       child.once('exit', (code, sig) => resolve({ code, signal: sig, at: Date.now() })),
     );
-    const download = await proxy.waitForBytes(128 * 1024, { from, timeoutMs: 30_000 });
-    expect(download.digest).toBe(layerDigest);
+    const download = await fixture.proxy.waitForBytes(128 * 1024, { from, timeoutMs: 30_000 });
+    expect(download.digest).toBe(fixture.layerDigest);
     const sentAt = Date.now();
     child.kill('SIGTERM');
     const exit = await exited;

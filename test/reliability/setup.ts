@@ -10,9 +10,8 @@ import type { RegistryClient } from '../../src/registry/index.js';
 import { cliEnv } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fs.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { push, pushClient } from '../helpers/push.js';
+import { push, pushClient, pushFiles } from '../helpers/push.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import type { OciReference } from '../../src/reference/reference.js';
 
 export interface Node {
   env: NodeJS.ProcessEnv & { HOME: string };
@@ -77,19 +76,26 @@ export async function installedFiles(dir: string): Promise<Record<string, string
   return out;
 }
 
-/**
- * A registry with the tests' fault proxy in front and a client to push with; `layerDigest` gives the
- * digest of the first layer of `ref` (pushed to the registry itself).
- */
-export async function proxiedRegistry(): Promise<{ reg: TestRegistry; proxy: FaultProxy; client: RegistryClient; layerDigest: (ref: OciReference) => Promise<string>; close: () => Promise<void> }> {
+export interface ProxiedArtifact {
+  proxy: FaultProxy;
+  /** The artifact's reference through the proxy. */
+  ref: string;
+  /** Its one layer, the blob the proxy's faults are aimed at. */
+  layerDigest: string;
+  close: () => Promise<void>;
+}
+
+/** A registry with the tests' fault proxy in front, holding `files` as the rules file `repository:1.0.0`. */
+export async function proxiedArtifact(repository: string, files: Record<string, string>): Promise<ProxiedArtifact> {
   const reg = await startRegistry();
   const proxy = await startFaultProxy(reg);
   const client = pushClient();
+  await pushFiles(client, `${reg.host}/${repository}:1.0.0`, '1.0.0', files);
+  const manifest = await client.fetchManifest({ registry: reg.host, repository, tag: '1.0.0' });
   return {
-    reg,
     proxy,
-    client,
-    layerDigest: async (ref) => ((await client.fetchManifest(ref)).json as { layers: { digest: string }[] }).layers[0]!.digest,
+    ref: `${proxy.host}/${repository}:1.0.0`,
+    layerDigest: (manifest.json as { layers: { digest: string }[] }).layers[0]!.digest,
     close: async () => {
       await client.close();
       await proxy.close();
