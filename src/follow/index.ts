@@ -8,6 +8,7 @@ export { readInventory, type Inventory, type InventoryItem } from './inventory.j
 export { normalizeRef, normalizeRefs } from './refs.js';
 export { rollbackRef, type RollbackResult } from './rollback.js';
 export { checkFlagConflicts, effectiveFollow, type EffectiveFollow, type FollowFlags } from './settings.js';
+export { Abandoned } from './scheduler.js';
 export { StateStore } from './state.js';
 export { isFailure, type CheckOutcome, type FollowSettings } from './types.js';
 export { sameDependentFiles, watchDependentFiles, type DependencyHandlers, type DependentFiles } from './watch-dependencies.js';

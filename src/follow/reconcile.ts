@@ -131,6 +131,7 @@ async function update(ctx: CheckContext, change: Change): Promise<CheckOutcome> 
   const current = change.state.current;
   const pinned: OciReference = { ...change.target.repo, ...(change.tag !== undefined && { tag: change.tag }), digest: change.digest };
   const artifact = await (await lazy.pull()).resolveArtifact(ctx.client, pinned, settings.platform);
+  ctx.scheduler.signal.throwIfAborted();
   const { name, version } = artifact.config;
   const candidate: Candidate = { ref, label: `${name} ${version}`, type: artifact.type, requirements: artifact.config.requirements ?? [], dependencies: artifact.config.dependencies ?? [] };
   const facts: Facts = { ref, oldDigest: current?.digest, oldVersion: current?.version, newDigest: change.digest, newVersion: version };
@@ -209,8 +210,12 @@ async function stage(ctx: CheckContext, artifact: ResolvedArtifact, dir: string)
         ctx.metrics.downloadBytes.inc({ ref: ctx.ref }, n);
         ctx.scheduler.progress(ctx.ref);
       },
+      // A stop abandons the download at once (docs/follow.md: within 5 s), not after it finished.
+      signal: ctx.scheduler.signal,
       ...(ctx.settings.cacheDir !== undefined && { cacheDir: ctx.settings.cacheDir }),
       onStaging: (path) => {
+        // A download started over stages afresh: the failed try's dir is gone.
+        if (stagingDir !== undefined) ctx.staging.delete(stagingDir);
         stagingDir = path;
         ctx.staging.add(path);
       },
@@ -238,7 +243,6 @@ async function swapIn(ctx: CheckContext, current: InstalledVersion | undefined, 
     // ...and a rollback (another process) may have changed the state since we read it.
     const now = await store.read(ref);
     if (now.current?.digest !== current?.digest) throw new Abandoned();
-    const result = await swapFiles(staged, obsolete);
     const next: RefState = {
       ...now,
       current: installed,
@@ -246,8 +250,8 @@ async function swapIn(ctx: CheckContext, current: InstalledVersion | undefined, 
       lastSuccess: new Date().toISOString(),
     };
     delete next.rejected;
-    await store.write(next);
-    return result;
+    // The state is the swap's commit: a kill before it is written is undone at the next start.
+    return swapFiles(staged, obsolete, store.fileOf(next));
   });
 }
 

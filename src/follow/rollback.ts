@@ -64,14 +64,13 @@ export async function rollbackRef(store: StateStore, refText: string, opts: { lo
       if (now.current?.digest !== from.digest) {
         throw new DiginfraError('LOCKED', `${ref} changed while rolling back (now ${now.current?.version ?? 'nothing'}); nothing was done`, { hint: 'run the rollback again' });
       }
-      const swap = await swapFiles(staged, resolve(from.dir) === dir ? from.files : []);
       const next: RefState = {
         ...now,
         current: { ...to, installedAt: new Date().toISOString() },
         previous: from,
         rejected: { digest: from.digest, version: from.version, reason: 'rollback', message: `rolled back to ${to.version} by artifact rollback`, at: new Date().toISOString() },
       };
-      await store.write(next);
+      const swap = await swapFiles(staged, resolve(from.dir) === dir ? from.files : [], store.fileOf(next));
       return { ref, from, to, swap };
     } finally {
       await lock.release();

@@ -31,6 +31,15 @@ export type Random = () => number;
 /** First delay of the backoff after a failed check. */
 export const BACKOFF_BASE_MS = 1_000;
 
+/**
+ * The shortest interval between two checks of a ref: `--every 1ms` sent a registry 1,911 HEADs in 8 s
+ * from one agent. Anything more frequent is a typo, not a schedule.
+ */
+export const MIN_INTERVAL_MS = 1_000;
+
+/** How many upcoming times of a cron schedule are looked at for a gap below MIN_INTERVAL_MS. */
+const CRON_GAPS_CHECKED = 10;
+
 /** `--every` / `--cron` (cron wins when both are set, as the config's `follow.cron` documents). */
 export function parseSchedule(every: string, cronText: string | undefined): Schedule {
   if (cronText !== undefined && cronText.trim() !== '') {
@@ -41,13 +50,27 @@ export function parseSchedule(every: string, cronText: string | undefined): Sche
         hint: 'five fields (minute hour day-of-month month day-of-week), six with seconds first, or @hourly, @daily, ...',
       });
     }
+    checkCronFrequency(cronText.trim());
     return { kind: 'cron', expression: cronText.trim() };
   }
   const ms = parseDuration(every);
   if (ms === undefined || ms <= 0) {
     throw new DiginfraError('USAGE', `--every "${every}" is not a duration; use a number with a unit, like 6h, 30m or 90s`);
   }
+  if (ms < MIN_INTERVAL_MS) {
+    throw new DiginfraError('USAGE', `--every "${every}" is too short: checks must be at least 1s apart (use a duration like 30s, 5m or 6h)`);
+  }
   return { kind: 'every', intervalMs: ms };
+}
+
+/** A cron schedule that would fire more often than once a second is refused, like a short --every. */
+function checkCronFrequency(expression: string): void {
+  const times = cronTimes(expression, Date.now(), CRON_GAPS_CHECKED);
+  for (let i = 1; i < times.length; i++) {
+    if (times[i]! - times[i - 1]! < MIN_INTERVAL_MS) {
+      throw new DiginfraError('USAGE', `--cron "${expression}" fires more often than once a second: checks must be at least 1s apart`);
+    }
+  }
 }
 
 export function checkJitter(jitter: number): number {

@@ -118,9 +118,15 @@ export class StateStore {
     return { stateVersion: STATE_VERSION, ref };
   }
 
+  /** The path and bytes `write(state)` writes: a swap's commit file (its intent record names them). */
+  fileOf(state: RefState): { path: string; content: string } {
+    return { path: this.statePath(state.ref), content: `${JSON.stringify(state, null, 2)}\n` };
+  }
+
   async write(state: RefState): Promise<void> {
+    const { path, content } = this.fileOf(state);
     try {
-      await writeFileAtomic(this.statePath(state.ref), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644 });
+      await writeFileAtomic(path, content, { mode: 0o644 });
     } catch (err) {
       throw new DiginfraError('IO', `cannot write follow state ${this.statePath(state.ref)}: ${messageOf(err)}`, { cause: err });
     }

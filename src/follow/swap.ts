@@ -8,16 +8,17 @@
  * one does not are deleted last.
  *
  * A swap is short (a rename per file) and is never interrupted: shutdown waits for it (follower.ts).
+ * A kill (even -9) in the middle is settled at the next start by its intent record (swapFiles).
  */
-import { copyFile, mkdir, rm, utimes } from 'node:fs/promises';
-import { dirname, join, normalize, resolve, sep } from 'node:path';
+import { copyFile, mkdir, utimes } from 'node:fs/promises';
+import { dirname, join, normalize, relative, resolve, sep } from 'node:path';
 import { DiginfraError, messageOf } from '../errors.js';
 import type { ResolvedArtifact } from '../artifact/pull.js';
-import { stageLayers, stagingDirIn } from '../artifact/stage-layers.js';
+import { stageLayers, stagingDirIn, type StagedLayers } from '../artifact/stage-layers.js';
 import { BlobCache } from '../content/index.js';
 import { RESERVED } from '../install/stage.js';
-import type { Descriptor, RegistryClient } from '../registry/index.js';
-import { fsyncDir, placeFiles, removeDir, sweepStaleStaging, type StagedFile } from '../util/index.js';
+import { backoffDelay, BrokenDownloadError, isRetryableNetworkError, networkError, pause, type Descriptor, type RegistryClient } from '../registry/index.js';
+import { placeFileSets, removeDir, sweepStaleStaging, writeFileAtomic, type StagedFile } from '../util/index.js';
 
 export type { StagedFile };
 
@@ -49,7 +50,8 @@ export function safeRel(rel: string): string {
 
 /**
  * Downloads every layer of `artifact` and extracts it into a new staging dir inside `dest`. `dest` is
- * not touched otherwise. On failure the staging dir is removed and the error thrown.
+ * not touched otherwise. On failure, or when `signal` aborts (the agent stops), the download stops,
+ * the staging dir is removed and the error (the signal's reason) thrown.
  *
  * With `cacheDir` (the blob cache of `artifact install`), a layer already in that cache (size and
  * digest verified) is read from there instead of downloaded. The follower only reads the cache: it
@@ -62,23 +64,47 @@ export async function stageFromRegistry(
   client: RegistryClient,
   artifact: ResolvedArtifact,
   dest: string,
-  opts: { mode: number; maxBytes?: number; onBytes?: (n: number) => void; cacheDir?: string; onStaging?: (staging: string) => void },
+  opts: { mode: number; maxBytes?: number; onBytes?: (n: number) => void; cacheDir?: string; onStaging?: (staging: string) => void; signal?: AbortSignal },
 ): Promise<Staged> {
   const cache = opts.cacheDir !== undefined ? new BlobCache(opts.cacheDir) : undefined;
   const onBytes = opts.onBytes;
-  const { staging, files } = await stageLayers(client, artifact, dest, {
-    mode: opts.mode,
-    maxBytes: opts.maxBytes,
-    reserved: RESERVED,
-    onStaging: opts.onStaging,
-    ...(cache && { layerFile: (layer: Descriptor) => cache.lookup(layer).catch(() => undefined) }),
-    ...(onBytes && { onBytes: (_layer: Descriptor, chunk: number) => onBytes(chunk) }),
-  });
+  const once = (): Promise<StagedLayers> =>
+    stageLayers(client, artifact, dest, {
+      mode: opts.mode,
+      maxBytes: opts.maxBytes,
+      reserved: RESERVED,
+      onStaging: opts.onStaging,
+      signal: opts.signal,
+      ...(cache && { layerFile: (layer: Descriptor) => cache.lookup(layer).catch(() => undefined) }),
+      ...(onBytes && { onBytes: (_layer: Descriptor, chunk: number) => onBytes(chunk) }),
+    });
+  const { staging, files } = await withDownloadRetries(client, artifact, once, opts.signal);
   if (files.length === 0) {
     await removeDir(staging);
     throw new DiginfraError('ARTIFACT_INVALID', `${artifact.config.name} ${artifact.config.version} ships no files`);
   }
   return { dest, staging, files };
+}
+
+/**
+ * Runs `stage` again after a download that broke or went silent (the connection's error is one a
+ * request would be retried for), within the client's retry budget (`registry.timeouts.attempts`), as
+ * ingest does for `artifact install`: a stalled blob costs a check about read x attempts. Each try
+ * stages afresh (stageLayers removed the failed try's staging dir); an abort is never retried.
+ */
+async function withDownloadRetries(client: RegistryClient, artifact: ResolvedArtifact, stage: () => Promise<StagedLayers>, signal: AbortSignal | undefined): Promise<StagedLayers> {
+  const policy = client.transport.retryPolicy;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await stage();
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      const broken = err instanceof BrokenDownloadError;
+      if (!isRetryableNetworkError(broken ? err.cause : err)) throw err;
+      if (attempt + 1 >= policy.attempts) throw broken ? err : networkError(artifact.ref.registry, err);
+      await pause(backoffDelay(attempt, policy), signal);
+    }
+  }
 }
 
 /** Copies kept files (a version copy in the state dir) into a new staging dir inside `dest`. */
@@ -99,31 +125,27 @@ export async function stageFromDir(fromDir: string, files: readonly StagedFile[]
 }
 
 /**
- * Moves the staged files over the live ones (placeFiles: fsync, one rename per file, identical files
- * left alone, dirs fsynced), then deletes `obsolete` files (relative to `dest`) the new version does
- * not ship. The staging dir is left for the caller to remove.
+ * Moves the staged files over the live ones (placeFileSets: fsync, one rename per file, identical
+ * files left alone, dirs fsynced) and deletes `obsolete` files (relative to `dest`) the new version
+ * does not ship, as ONE change that survives a kill: before the first rename an intent record is
+ * written in `dest` (util/fs/intent.ts), and `state` (the follow state that records the new version)
+ * is written last, as the change's commit. A kill before that is undone, after it completed, by
+ * recoverInterruptedChanges at the next start of `artifact follow` or `artifact install`; any other
+ * failure puts every file back. The staging dir is left for the caller to remove.
  */
-export async function swapFiles(staged: Staged, obsolete: readonly string[] = []): Promise<SwapResult> {
+export async function swapFiles(staged: Staged, obsolete: readonly string[] = [], state?: { path: string; content: string }): Promise<SwapResult> {
   const dest = resolve(staged.dest);
   const files = staged.files.map((f) => ({ rel: safeRel(f.rel), mode: f.mode }));
-  obsolete.forEach(safeRel);
-  const { placed, unchanged } = await placeFiles(staged.staging, files, dest, { skipIdentical: true });
   const keep = new Set(files.map((f) => f.rel));
   const stale = obsolete.map(safeRel).filter((r) => !keep.has(r));
-  const removed: string[] = [];
-  const dirs = new Set<string>();
-  try {
-    for (const r of stale) {
-      await rm(join(dest, r), { force: true });
-      removed.push(r);
-      dirs.add(dirname(join(dest, r)));
-    }
-  } catch (err) {
-    throw new DiginfraError('IO', `cannot delete a file the new version no longer ships from ${dest}: ${messageOf(err)}`, { cause: err });
-  } finally {
-    for (const d of dirs) await fsyncDir(d).catch(() => undefined);
-  }
-  return { placed, unchanged, removed };
+  const result = await placeFileSets([{ stagingDir: staged.staging, files, destDir: dest }], {
+    skipIdentical: true,
+    remove: stale.map((r) => join(dest, r)),
+    intent: { dir: dest, ...(state !== undefined && { commit: state }) },
+    ...(state !== undefined && { beforeCommit: () => writeFileAtomic(state.path, state.content, { mode: 0o644 }) }),
+  });
+  const { placed, unchanged } = result.sets[0]!;
+  return { placed, unchanged, removed: result.removed.map((p) => relative(dest, p)) };
 }
 
 /**

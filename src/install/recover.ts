@@ -1,7 +1,7 @@
 /**
  * Settling an install (or a follow swap) that a kill interrupted in its move phase. Such a change
  * leaves its intent record (util/fs/intent.ts) in the directory of its lock file; the next install
- * (and, once wired, the follow agent at its start) finds it there before doing anything else and,
+ * (and the follow agent at its start) finds it there before doing anything else and,
  * under the install locks of every directory the record names, completes or undoes the change, so
  * that each directory holds one version again and matches its lock file.
  */

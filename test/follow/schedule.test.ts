@@ -16,6 +16,15 @@ describe('schedule', () => {
     expect(checkJitter(0.1)).toBe(0.1);
   });
 
+  it('refuses intervals below 1s, and cron schedules firing more often than once a second', () => {
+    for (const every of ['1ms', '999ms', '500ms', '0.5s']) {
+      expect(() => parseSchedule(every, undefined)).toThrow(`--every "${every}" is too short: checks must be at least 1s apart`);
+    }
+    expect(parseSchedule('1000ms', undefined)).toEqual({ kind: 'every', intervalMs: 1000 });
+    // Six fields, seconds first: every second is the most a cron expression can say, and is allowed.
+    expect(parseSchedule('6h', '* * * * * *')).toEqual({ kind: 'cron', expression: '* * * * * *' });
+  });
+
   it('without jitter: exactly the interval, every time', () => {
     const s = parseSchedule('1s', undefined);
     for (const n of [1, 2, 10]) expect(nextDelayMs(s, 0, n, 0, () => 0.99)).toBe(1000);

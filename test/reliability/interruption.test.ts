@@ -20,7 +20,7 @@ import { requireCli, runCli, spawnCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fs.js';
 import { pushClient } from '../helpers/push.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { leftoversIn, namesIn, node, pushOneLayer, type Node } from './setup.js';
+import { installedFiles, leftoversIn, namesIn, node, processState, pushOneLayer, type Node } from './setup.js';
 
 type Version = Record<string, string>;
 
@@ -54,18 +54,7 @@ afterAll(async () => {
   await reg?.stop();
 });
 
-/** The state letter of a process (`T` when stopped), from /proc; undefined once it is gone. */
-async function processState(pid: number): Promise<string | undefined> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-  return stat?.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-}
 
-/** The artifact files in `dir` (what the engine would load) with their contents. */
-async function installedFiles(dir: string): Promise<Version> {
-  const out: Version = {};
-  for (const name of await readdir(dir)) if (name.endsWith('.yaml')) out[name] = await readFile(join(dir, name), 'utf8');
-  return out;
-}
 
 /** Starts the upgrade to 2.0.0 and returns once it stopped itself at `point` (a live, stopped process). */
 async function stoppedUpgrade(n: Node, point: string): Promise<{ pid: number; kill: () => Promise<void> }> {

@@ -9,6 +9,7 @@ import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
 import type { DiginfraConfig } from '../../config/types.js';
 import { DiginfraError, messageOf } from '../../errors.js';
 import {
+  Abandoned,
   checkFlagConflicts,
   effectiveFollow,
   Follower,
@@ -24,6 +25,7 @@ import {
   type FollowFlags,
 } from '../../follow/index.js';
 import type { LoadedIndex } from '../../indexes/resolve-name.js';
+import { recoverInterruptedChanges } from '../../install/recover.js';
 import { createFollowMetrics, type FollowMetrics } from '../../metrics/follow-metrics.js';
 import { parseListenAddr, startOpsServer, type OpsServer } from '../../metrics/server.js';
 import { createRegistryClient, credentialStoreFor, registryFiles, type CredentialStore, type RegistryClient } from '../../registry/index.js';
@@ -68,14 +70,18 @@ interface AgentRegistry {
   store: CredentialStore;
 }
 
-function registryFor(config: DiginfraConfig, flags: FollowCliFlags, metrics: FollowMetrics): AgentRegistry {
+/** `shutdown` aborts every request of the client when the agent stops (SIGTERM/SIGINT). */
+function registryFor(config: DiginfraConfig, flags: FollowCliFlags, metrics: FollowMetrics, shutdown: AbortSignal): AgentRegistry {
   const store = credentialStoreFor(config.registry);
-  // One quick retry of a dropped connection or 5xx; a 429 comes straight back to the follower, which
-  // waits for Retry-After on its own schedule instead of holding the check open.
+  // The agent's timeouts (registry.timeouts, else AGENT_TIMEOUTS: 20 s of silence, 2 tries); a 429
+  // comes straight back to the follower, which waits for Retry-After on its own schedule instead of
+  // holding the check open.
   const client = createRegistryClient(config.registry, registryFlags(flags), {
     store,
     onResponse: (info) => metrics.onResponse(info),
-    retry: { attempts: 2, maxRetryAfterMs: 0 },
+    role: 'agent',
+    retry: { maxRetryAfterMs: 0 },
+    signal: shutdown,
   });
   return { client, store };
 }
@@ -126,6 +132,25 @@ async function checkVerifyKeys(eff: EffectiveFollow): Promise<void> {
   eff.settings.verifyKeyFingerprints = loadPublicKeys(eff.settings.verifyKeys).map(fingerprintOf);
 }
 
+/**
+ * Before anything else: a swap (or an install) that a kill cut short in follow's dirs left its intent
+ * record there; it is completed or undone, so each dir holds one version again, the one the state
+ * (or the install's lock file) records.
+ */
+async function recoverSwaps(ctx: CliContext, eff: EffectiveFollow): Promise<void> {
+  const { rulesfilesDir, pluginsDir, dirs } = eff.settings;
+  const settled = await recoverInterruptedChanges([rulesfilesDir, pluginsDir, ...Object.values(dirs)], {
+    timeoutMs: 60_000,
+    onWait: (dir) => ctx.logger.warn(`waiting for another install or swap to finish in ${dir}`),
+  });
+  for (const { outcome, record } of settled) {
+    ctx.logger.warn(
+      { event: 'recovered', outcome, interruptedPid: record.pid, startedAt: record.startedAt, changes: record.changes.length },
+      `a swap or install killed while moving files (pid ${record.pid} on ${record.host}, started ${record.startedAt}) was ${outcome === 'completed' ? 'completed' : 'undone'}: ${record.changes.length} file change(s) ${outcome === 'completed' ? 'finished' : 'put back'}`,
+    );
+  }
+}
+
 export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flags: FollowCliFlags): Promise<void> {
   checkFlagConflicts(flags);
   const format = outputFormat(flags.output);
@@ -133,9 +158,12 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
   const loaded = await loadConfig(loadOpts);
   for (const w of loaded.warnings) ctx.logger.warn(w);
   const eff = effectiveFollow(loaded, flags, refArgs);
+  await recoverSwaps(ctx, eff);
   await checkVerifyKeys(eff);
   const metrics = createFollowMetrics();
-  let registry = registryFor(eff.config, flags, metrics);
+  // Aborted at SIGTERM/SIGINT: requests in flight (a manifest, a stalled blob) stop at once.
+  const shutdown = new AbortController();
+  let registry = registryFor(eff.config, flags, metrics, shutdown.signal);
   const follower = new Follower(eff.settings, {
     logger: ctx.logger,
     metrics,
@@ -269,7 +297,7 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
         if (!server) metricsAddr = undefined;
       }
     }
-    if (registryChanged) registry = registryFor(next.config, flags, metrics);
+    if (registryChanged) registry = registryFor(next.config, flags, metrics, shutdown.signal);
     const change = follower.reconfigure(next.settings, {
       ...(registryChanged && { client: registry.client }),
       ...(indexesChanged && { indexes: indexLoader(ctx, next.config, nextLoaded.path) }),
@@ -291,6 +319,8 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
   clearInterval(compactor);
   await watcher?.close();
   await dependencies?.watch?.close();
+  // A swap in progress makes no request: it is finished; a download or a check is abandoned.
+  shutdown.abort(new Abandoned());
   await follower.stop();
   await server?.close();
   ctx.logger.info({ event: 'stopped' }, 'stopped');

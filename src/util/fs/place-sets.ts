@@ -260,7 +260,9 @@ function intentOf(plans: PlannedPlacement[][], removals: readonly PlannedRemoval
     else if (p.action === 'chmod') changes.push({ op: 'chmod', path: p.to, mode: p.mode, oldMode: p.oldMode! });
   }
   for (const r of removals) changes.push({ op: 'remove', path: r.path, backup: r.backup });
-  const dirs = new Set([...destDirs, resolve(intent.dir), ...removals.map((r) => ownerOf(r.path, destDirs) ?? dirname(r.path))]);
+  // The commit file's dir too (follow's state dir): recovery locks it and may read the file there.
+  const commitDir = intent.commit !== undefined ? [dirname(resolve(intent.commit.path))] : [];
+  const dirs = new Set([...destDirs, resolve(intent.dir), ...commitDir, ...removals.map((r) => ownerOf(r.path, destDirs) ?? dirname(r.path))]);
   return newIntent({
     dirs: [...dirs],
     changes,
