@@ -31,6 +31,7 @@ export type ErrorCode =
   | 'SIGNATURE_MISSING' // a policy or verification keys apply and the artifact has no signature
   | 'SIGNATURE_INVALID' // no signature of the artifact verifies (key, certificate chain, log entry, payload)
   | 'SIGNATURE_IDENTITY' // a signature verifies, but its certificate names another signer or issuer than the policy
+  | 'REGISTRY_NOT_ALLOWED' // a registry or repository outside registry.allowed
   | 'IO'; // local filesystem failure
 
 export class DiginfraError extends Error {
