@@ -36,8 +36,11 @@ export interface InstallOptions extends PlanOptions {
   onPlan?: (plan: InstallPlan) => void;
   /** After a successful install, cached blobs unused for this long are removed (0: never). */
   cacheMaxAgeMs?: number;
-  /** Checks each planned artifact (the digest its tag pointed at) before anything is written: signatures. */
-  verify?: (ref: OciReference & { digest: string }) => Promise<void>;
+  /**
+   * Checks each planned artifact (the digest its tag pointed at; its name and type) before anything is
+   * written: where it comes from, its signatures.
+   */
+  verify?: (ref: OciReference & { digest: string }, planned: PlannedArtifact) => Promise<void>;
 }
 
 /** What `-o json` reports per artifact: its lock entry, with absolute paths and what this run did. */
@@ -162,7 +165,7 @@ export async function installArtifacts(opts: InstallOptions): Promise<InstallRes
     : await planInstall(session, opts.refs, opts);
   opts.onPlan?.(plan);
   // Every artifact, dependencies included, passes before the first byte is written.
-  if (opts.verify) for (const p of plan.artifacts) await opts.verify(p.artifact.ref);
+  if (opts.verify) for (const p of plan.artifacts) await opts.verify(p.artifact.ref, p);
   const result: InstallResult = { installed: [], skipped: plan.skipped, removed: [], lockfile, warnings: plan.warnings, downloaded: { blobs: 0, bytes: 0 } };
   if (plan.artifacts.length === 0) return result;
 

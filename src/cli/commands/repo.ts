@@ -10,9 +10,24 @@ export function registryOptions(): Option[] {
   ];
 }
 
-/** For commands that fetch artifacts: require a cosign signature (src/signature/cosign.ts). */
+/** For commands that fetch artifacts: the keys for artifacts no index signature policy covers (docs/signatures.md). */
 export function verifyKeyOption(): Option {
-  return new Option('--verify-key <file>', 'require a cosign signature that this PEM public key verifies (repeat for several; replaces registry.cosignKeys)').argParser(collect);
+  return new Option('--verify-key <file>', 'require a cosign signature that this PEM public key verifies, for artifacts no index policy covers (repeat for several; replaces registry.cosignKeys)').argParser(collect);
+}
+
+/** The trusted root for keyless signatures (docs/signatures.md). */
+export function trustedRootOption(): Option {
+  return new Option('--trusted-root <file>', 'Sigstore trusted_root.json to verify keyless signatures with, instead of the public-good root (default: registry.trustedRoot)');
+}
+
+/** The opt-out of signature verification, warned about on every run. */
+export function noVerifyOption(): Option {
+  return new Option('--no-verify', "do not verify signatures (default: the config's verify, true); warned about on every run");
+}
+
+/** Overrides `verify: false` for one command; with it, commander leaves `verify` unset when neither flag is given. */
+export function verifyOption(): Option {
+  return new Option('--verify', 'verify signatures even when the config says verify: false').hideHelp();
 }
 
 export function addRegistryFlags(cmd: Command): Command {
@@ -50,11 +65,14 @@ export function registerRepoCommands(program: Command): void {
   addRegistryFlags(
     repo
       .command('pull')
-      .description('pull artifacts and extract their files into a directory (every reference is resolved, and verified with --verify-key, before anything is written)')
+      .description('pull artifacts and extract their files into a directory (every reference is resolved, and its signatures verified under the policies that apply, before anything is written)')
       .argument('<ref...>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST], NAME[:TAG] or INDEX::NAME[:TAG] (looked up in the indexes), or oci:DIR[:TAG|@DIGEST] (an OCI image layout, read offline)')
       .option('--dest <dir>', 'directory to extract into', '.')
       .option('--platform <os/arch>', "platform to pull from a multi-platform artifact (default: this machine's)")
       .addOption(verifyKeyOption())
+      .addOption(trustedRootOption())
+      .addOption(noVerifyOption())
+      .addOption(verifyOption())
       .option('-o, --output <format>', 'table or json (an array for several refs)', 'table'),
   ).action(async (refs: string[], opts, cmd: Command) => {
     const { runPull } = await import('../actions/repo-pull.js');
