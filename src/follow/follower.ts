@@ -23,7 +23,7 @@ import type { FollowMetrics } from '../metrics/follow-metrics.js';
 import type { Probe } from '../metrics/server.js';
 import type { RegistryClient } from '../registry/index.js';
 import { engineVersionSource, type EngineVersionSource } from './engine-version.js';
-import { reconcile, type CheckContext } from './reconcile.js';
+import { reconcile, type CheckContext, type SignatureDeps } from './reconcile.js';
 import type { Random } from './schedule.js';
 import { Abandoned, Scheduler } from './scheduler.js';
 import { StateStore } from './state.js';
@@ -46,6 +46,8 @@ export interface FollowerDeps {
   lockTimeoutMs?: number;
   /** Node's options for the rules file check's child process (default: none). */
   rulesCheckExecArgv?: readonly string[];
+  /** What verifying signatures needs: the trust root, and the indexes whose policies apply (see SignatureDeps). */
+  signatures?: SignatureDeps;
 }
 
 function engineSource(s: FollowSettings): EngineVersionSource {
@@ -62,6 +64,7 @@ export class Follower {
   #client: RegistryClient;
   #indexes: (() => Promise<readonly LoadedIndex[]>) | undefined;
   #engine: EngineVersionSource;
+  #signatures: SignatureDeps | undefined;
   #store: StateStore;
   readonly #logger: Logger;
   readonly #metrics: FollowMetrics;
@@ -87,6 +90,7 @@ export class Follower {
     this.#stopGraceMs = deps.stopGraceMs ?? 5_000;
     this.#engine = engineSource(settings);
     this.#rulesCheckExecArgv = deps.rulesCheckExecArgv ?? [];
+    this.#signatures = deps.signatures;
     this.#store = new StateStore(settings.stateDir);
     this.#scheduler = new Scheduler({
       check: (ref) => this.check(ref),
@@ -143,7 +147,7 @@ export class Follower {
    * Applies new settings without a restart: added refs start (checked now), removed refs stop, a new
    * schedule or jitter re-times the pending checks; a new client/indexes serve the next checks.
    */
-  reconfigure(next: FollowSettings, deps: { client?: RegistryClient; indexes?: () => Promise<readonly LoadedIndex[]> } = {}): { added: string[]; removed: string[]; retimed: string[] } {
+  reconfigure(next: FollowSettings, deps: { client?: RegistryClient; indexes?: () => Promise<readonly LoadedIndex[]>; signatures?: SignatureDeps } = {}): { added: string[]; removed: string[]; retimed: string[] } {
     const prev = this.#settings;
     this.#settings = next;
     if (deps.client && deps.client !== this.#client) {
@@ -154,6 +158,7 @@ export class Follower {
       else this.#closeClient(old);
     }
     if (deps.indexes) this.#indexes = deps.indexes;
+    if (deps.signatures) this.#signatures = deps.signatures;
     this.#engine = engineSource(next);
     if (next.stateDir !== prev.stateDir) this.#store = new StateStore(next.stateDir);
     if (!this.#started) return { added: [], removed: [], retimed: [] };
@@ -254,6 +259,7 @@ export class Follower {
       scheduler: this.#scheduler,
       staging: this.#staging,
       rulesCheckExecArgv: this.#rulesCheckExecArgv,
+      ...(this.#signatures !== undefined && { signatures: this.#signatures }),
     };
   }
 }
