@@ -17,7 +17,7 @@ export {
   type SignaturePolicy,
 } from '../indexes/policy.js';
 export { fingerprintOf, isDigestTag, loadPrivateKey, loadPublicKeys, signatureSummary, signatureTag, signDigest } from './cosign.js';
-export type { CertificateClaims } from './identity.js';
+export { describeClaims, type CertificateClaims } from './identity.js';
 export { findBundleReferrers, findCosignV2Signatures, signaturesState, type FoundSignature, type SignatureSource } from './find.js';
 export { fetchKeyPem } from './key-url.js';
 export { policiesFor, type AppliedPolicy, type KeyFiles, type PolicyIndex, type PolicySubject } from './policies.js';

@@ -129,9 +129,14 @@ export function registerRepoCommands(program: Command): void {
   addRegistryFlags(
     repo
       .command('verify')
-      .description('check that what a reference points at carries a cosign signature one of the keys verifies, as cosign verify --key does')
-      .argument('<ref>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST]')
-      .addOption(verifyKeyOption().makeOptionMandatory())
+      .description('check that what a reference points at is signed as a policy requires, as cosign verify does: the flags\' policy, else the index policy that applies to it')
+      .argument('<ref>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST], NAME[:TAG] or INDEX::NAME[:TAG]')
+      .addOption(verifyKeyOption())
+      .option('--certificate-identity <identity>', 'keyless: the signing certificate\'s identity, exactly (e.g. https://github.com/ORG/REPO/.github/workflows/release.yml@refs/tags/v1.0.0)')
+      .option('--certificate-identity-regexp <re2>', 'keyless: an RE2 regexp searched in the certificate\'s identity')
+      .option('--certificate-oidc-issuer <url>', 'keyless: the OIDC issuer in the certificate, exactly (GitHub Actions: https://token.actions.githubusercontent.com)')
+      .option('--certificate-oidc-issuer-regexp <re2>', 'keyless: an RE2 regexp searched in the OIDC issuer')
+      .addOption(trustedRootOption())
       .option('-o, --output <format>', 'table or json', 'table'),
   ).action(async (ref: string, opts, cmd: Command) => {
     const { runVerify } = await import('../actions/repo-sign.js');
