@@ -14,10 +14,14 @@
  */
 import { createHash, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { initializeCA, type CA } from '@sigstore/mock/dist/fulcio/ca.js';
 import { initializeCTLog } from '@sigstore/mock/dist/fulcio/ctlog.js';
+import { fulcioHandler } from '@sigstore/mock/dist/fulcio/handler.js';
+import { rekorHandler } from '@sigstore/mock/dist/rekor/handler.js';
 import { initializeTLog } from '@sigstore/mock/dist/rekor/tlog.js';
 import type { OciReference } from '../../src/reference/reference.js';
 import { sha256Digest, type RegistryClient } from '../../src/registry/index.js';
@@ -147,6 +151,37 @@ export class SigstoreStandin {
     return Object.values(entries)[0];
   }
 
+  /**
+   * The stand-in's Fulcio and Rekor as HTTP services on loopback (@sigstore/mock's handlers), for a
+   * signer that talks to them (`repo push --sign --fulcio-url --rekor-url`). The certificate's SAN is
+   * the token's `sub`, its issuer extension the token's `iss`.
+   */
+  async serve(): Promise<{ fulcioUrl: string; rekorUrl: string; requests: string[]; close(): Promise<void> }> {
+    const routes = new Map([fulcioHandler(this.#ca), rekorHandler(await initializeTLog(logUrl(1), this.#tlogKeys))].map((h) => [h.path, h.fn]));
+    const requests: string[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('error', () => res.destroy());
+      req.on('end', () => {
+        const path = new URL(req.url ?? '/', 'http://x').pathname;
+        requests.push(`${req.method} ${path}`);
+        const fn = routes.get(path);
+        if (fn === undefined || req.method !== 'POST') {
+          res.writeHead(404).end();
+          return;
+        }
+        fn(Buffer.concat(chunks).toString('utf8')).then(
+          (r) => res.writeHead(r.statusCode, { 'content-type': r.contentType ?? 'text/plain' }).end(r.response),
+          (err: unknown) => res.writeHead(500).end(String(err)),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return { fulcioUrl: url, rekorUrl: url, requests, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  }
+
   /** Signs `digest` of `repo` in cosign v2's format: a layer added to its `sha256-<hex>.sig` manifest. */
   async signV2(client: RegistryClient, repo: OciReference, digest: string, opts: SignOptions): Promise<void> {
     const payload = Buffer.from(
@@ -268,4 +303,11 @@ export async function attachBundle(client: RegistryClient, repo: OciReference, d
 /** The public key of a PEM private key, in PEM (for keyed policies). */
 export function publicPem(privateKey: KeyObject): string {
   return createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString();
+}
+
+/** An OIDC identity token as a CI job gets one (unsigned: the Fulcio stand-in only reads its claims). */
+export function identityToken(claims: { sub: string; iss?: string; [claim: string]: unknown }): string {
+  const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  return `${part({ alg: 'RS256', typ: 'JWT' })}.${part({ iss: GITHUB_ISSUER, aud: 'sigstore', iat: now, exp: now + 600, ...claims })}.${Buffer.from('unsigned').toString('base64url')}`;
 }

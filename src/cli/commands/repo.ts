@@ -56,6 +56,11 @@ export function registerRepoCommands(program: Command): void {
       .option('--add-floating-tags', 'also tag MAJOR.MINOR, MAJOR and latest (each unless a newer version holds it)')
       .option('--mount-from <repository>', 'repository of the same registry to mount existing blobs from')
       .option('--sign-key <file>', 'sign the pushed digest with this PEM private key, as cosign sign --key does (unencrypted PEM)')
+      .option('--sign', 'sign the pushed digest keylessly (Sigstore: a Fulcio certificate for the CI job\'s OIDC identity, logged in Rekor), before the tags move')
+      .option('--identity-token <file>', 'with --sign: file holding the OIDC identity token (default: SIGSTORE_ID_TOKEN, else the CI\'s own)')
+      .option('--fulcio-url <url>', `with --sign: the Fulcio to get the certificate from (default: https://fulcio.sigstore.dev)`)
+      .option('--rekor-url <url>', `with --sign: the Rekor to log the signature in (default: https://rekor.sigstore.dev)`)
+      .option('--signature-format <v3|v2>', 'with --sign: v3, a Sigstore bundle attached as a referrer; v2, also the cosign sha256-<hex>.sig tag (default: v3)')
       .option('-o, --output <format>', 'table or json', 'table'),
   ).action(async (ref: string, files: string[], opts, cmd: Command) => {
     const { runPush } = await import('../actions/repo-push.js');
@@ -119,7 +124,7 @@ export function registerRepoCommands(program: Command): void {
       .description('copy an artifact unchanged (all platforms, same digests) to another repository or registry, or to and from an OCI layout directory (air-gapped transfer)')
       .argument('<src>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST], or oci:DIR[:TAG|@DIGEST] (an OCI image layout)')
       .argument('<dst>', 'REGISTRY/REPOSITORY[:TAG], or oci:DIR[:TAG] (no tag: the source tag)')
-      .option('--with-signatures', 'also copy its cosign signatures (the sha256-<hex>.sig tag), before the tag')
+      .option('--with-signatures', 'also copy its signatures (the cosign sha256-<hex>.sig tag, and the Sigstore bundles attached as referrers), before the tag')
       .option('-o, --output <format>', 'table or json', 'table'),
   ).action(async (src: string, dst: string, opts, cmd: Command) => {
     const { runCopy } = await import('../actions/repo-copy.js');
