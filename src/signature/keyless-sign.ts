@@ -68,8 +68,12 @@ async function builders(opts: KeylessSignOptions) {
   const { DSSEBundleBuilder, FulcioSigner, MessageSignatureBundleBuilder, RekorWitness } = await import('@sigstore/sign');
   const fetch = { timeout: opts.timeoutMs ?? 30_000, retry: 2 };
   const signer = new FulcioSigner({ identityProvider: { getToken: async () => opts.identityToken }, fulcioBaseURL: opts.fulcioUrl ?? DEFAULT_FULCIO_URL, ...fetch });
-  const witnesses = [new RekorWitness({ rekorBaseURL: opts.rekorUrl ?? DEFAULT_REKOR_URL, ...fetch })];
-  return { dsse: new DSSEBundleBuilder({ signer, witnesses }), message: new MessageSignatureBundleBuilder({ signer, witnesses }) };
+  const rekor = { rekorBaseURL: opts.rekorUrl ?? DEFAULT_REKOR_URL, ...fetch };
+  return {
+    // A `dsse` log entry, as cosign v3 logs its bundles (not the older `intoto` kind).
+    dsse: new DSSEBundleBuilder({ signer, witnesses: [new RekorWitness({ ...rekor, entryType: 'dsse' })] }),
+    message: new MessageSignatureBundleBuilder({ signer, witnesses: [new RekorWitness(rekor)] }),
+  };
 }
 
 /** cosign v3's image signature: an in-toto statement about `digest`, predicate https://sigstore.dev/cosign/sign/v1. */

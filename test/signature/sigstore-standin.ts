@@ -157,7 +157,9 @@ export class SigstoreStandin {
    * the token's `sub`, its issuer extension the token's `iss`.
    */
   async serve(): Promise<{ fulcioUrl: string; rekorUrl: string; requests: string[]; close(): Promise<void> }> {
-    const routes = new Map([fulcioHandler(this.#ca), rekorHandler(await initializeTLog(logUrl(1), this.#tlogKeys))].map((h) => [h.path, h.fn]));
+    const rekor = rekorHandler(await initializeTLog(logUrl(1), this.#tlogKeys));
+    // Rekor stores a proposed entry in its canonical form; the mock logs it as sent.
+    const routes = new Map([fulcioHandler(this.#ca), { path: rekor.path, fn: (body: string) => rekor.fn(JSON.stringify(canonicalEntry(JSON.parse(body)))) }].map((h) => [h.path, h.fn]));
     const requests: string[] = [];
     const server = createServer((req, res) => {
       const chunks: Buffer[] = [];
@@ -310,4 +312,25 @@ export function identityToken(claims: { sub: string; iss?: string; [claim: strin
   const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const now = Math.floor(Date.now() / 1000);
   return `${part({ alg: 'RS256', typ: 'JWT' })}.${part({ iss: GITHUB_ISSUER, aud: 'sigstore', iat: now, exp: now + 600, ...claims })}.${Buffer.from('unsigned').toString('base64url')}`;
+}
+
+/**
+ * What Rekor logs for a proposed `dsse` entry (its types/dsse/v0.0.1 canonicalization): the hashes of
+ * the envelope and payload, and each signature with its verifier, not the envelope itself. Other
+ * kinds (hashedrekord) are logged as proposed.
+ */
+function canonicalEntry(proposed: { kind?: string; apiVersion?: string; spec?: { proposedContent?: { envelope: string; verifiers: string[] } } }): object {
+  const content = proposed.spec?.proposedContent;
+  if (proposed.kind !== 'dsse' || content === undefined) return proposed;
+  const envelope = JSON.parse(content.envelope) as { payload: string; signatures: { sig: string }[] };
+  const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+  return {
+    apiVersion: proposed.apiVersion,
+    kind: 'dsse',
+    spec: {
+      envelopeHash: { algorithm: 'sha256', value: sha256(content.envelope) },
+      payloadHash: { algorithm: 'sha256', value: sha256(Buffer.from(envelope.payload, 'base64')) },
+      signatures: envelope.signatures.map((sig, i) => ({ signature: sig.sig, verifier: content.verifiers[i] ?? content.verifiers[0] })),
+    },
+  };
 }
