@@ -59,6 +59,7 @@ app.kubernetes.io/component: artifact-agent
 {{- define "diginfractl.configFile" -}}/etc/diginfractl/diginfractl.yaml{{- end }}
 {{- define "diginfractl.authDir" -}}/var/run/secrets/diginfractl/registry-auth{{- end }}
 {{- define "diginfractl.caDir" -}}/var/run/secrets/diginfractl/registry-ca{{- end }}
+{{- define "diginfractl.trustedRootDir" -}}/etc/diginfractl-sigstore{{- end }}
 {{- define "diginfractl.metricsAddr" -}}
 {{- if contains ":" .Values.metrics.address }}
 {{- printf "[%s]:%d" .Values.metrics.address (int .Values.metrics.port) }}
@@ -87,6 +88,12 @@ directories are the hostPaths, mounted at the same paths in the containers.
 {{- $_ := set $caFiles . (printf "%s/%s" (include "diginfractl.caDir" $) $v.registry.caSecret.key) }}
 {{- end }}
 {{- $_ := set $registry "caFiles" $caFiles }}
+{{- end }}
+{{- with $v.registry.allowed }}
+{{- $_ := set $registry "allowed" . }}
+{{- end }}
+{{- if $v.registry.trustedRoot.configMap }}
+{{- $_ := set $registry "trustedRoot" (printf "%s/%s" (include "diginfractl.trustedRootDir" .) $v.registry.trustedRoot.key) }}
 {{- end }}
 {{- if $v.registry.auth.existingSecret }}
 {{- $_ := set $registry "authFile" (printf "%s/config.json" (include "diginfractl.authDir" .)) }}
@@ -160,6 +167,11 @@ directories are the hostPaths, mounted at the same paths in the containers.
 {{- if .Values.registry.caSecret.name }}
 - name: registry-ca
   mountPath: {{ include "diginfractl.caDir" . }}
+  readOnly: true
+{{- end }}
+{{- if .Values.registry.trustedRoot.configMap }}
+- name: sigstore-trusted-root
+  mountPath: {{ include "diginfractl.trustedRootDir" . }}
   readOnly: true
 {{- end }}
 {{- with .Values.extraVolumeMounts }}
