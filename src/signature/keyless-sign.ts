@@ -82,8 +82,12 @@ function statementFor(repo: OciReference, digest: string): Buffer {
   return Buffer.from(JSON.stringify({ _type: 'https://in-toto.io/Statement/v1', subject: [{ name: `${repo.registry}/${repo.repository}`, digest: { [algorithm!]: hex } }], predicateType: COSIGN_SIGN_PREDICATE, predicate: {} }));
 }
 
-/** Attaches `bundle` to `digest` as cosign v3 does: a referrer manifest whose one layer is the bundle. Returns its digest. */
-async function attachBundle(client: RegistryClient, repo: OciReference, digest: string, bundle: Buffer): Promise<string> {
+/**
+ * Attaches `bundle` to `digest` as cosign v3 does (specs/BUNDLE_SPEC.md of sigstore/cosign): a referrer
+ * manifest with artifactType the bundle's media type, the empty config, one layer holding the bundle.
+ * Returns its digest.
+ */
+export async function attachBundle(client: RegistryClient, repo: OciReference, digest: string, bundle: Buffer): Promise<string> {
   const at: OciReference = { registry: repo.registry, repository: repo.repository };
   const subject = await client.resolve({ ...at, digest });
   const empty = Buffer.from('{}');

@@ -24,7 +24,7 @@ import { RegistryClient } from '../../src/registry/index.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { tempDir } from '../helpers/fs.js';
 import { pushClient, pushFiles, pushRules } from '../helpers/push.js';
-import { memoryLogger, metricValue, waitFor } from './setup.js';
+import { followSettings, memoryLogger, metricValue, waitFor } from './setup.js';
 
 const RULES_V = (n: string): string => `- macro: version_${n.replace(/\W/g, '_')}\n  condition: (evt.type = open)\n`;
 
@@ -65,19 +65,7 @@ async function rig(refs: string[], extra: Partial<FollowSettings> = {}, deps: { 
   const metrics = createFollowMetrics({ defaultMetrics: false });
   const client = followClient(requests, metrics);
   const { logger, lines } = memoryLogger();
-  const settings: FollowSettings = {
-    refs,
-    schedule: { kind: 'every', intervalMs: 60_000 },
-    jitter: 0,
-    rulesfilesDir: join(root, 'rules'),
-    pluginsDir: join(root, 'plugins'),
-    dirs: {},
-    stateDir: join(root, 'state'),
-    installLockfiles: [join(root, 'rules', 'diginfractl.lock')],
-    allowedTypes: ['rulesfile'],
-    platform: { os: 'linux', architecture: 'amd64' },
-    ...extra,
-  };
+  const settings = followSettings(root, refs, extra);
   return {
     follower: new Follower(settings, { logger, metrics, client, stopGraceMs: 2_000, ...deps }),
     client,

@@ -3,9 +3,11 @@
  * reading its JSON logs and its /metrics (test/helpers/push.ts publishes what it follows).
  */
 import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
 import { request } from 'undici';
+import type { FollowSettings } from '../../src/follow/follower.js';
 import { spawnCli } from '../helpers/cli.js';
 
 /** A logger that keeps every line as parsed JSON (in-process follower tests). */
@@ -117,4 +119,21 @@ export async function scrape(port: number): Promise<string> {
   const r = await httpGet(port, '/metrics');
   if (r.status !== 200) throw new Error(`/metrics answered ${r.status}`);
   return r.body;
+}
+
+/** Follower settings for in-process tests: every directory under `root`, rules files only, checked every minute. */
+export function followSettings(root: string, refs: string[], extra: Partial<FollowSettings> = {}): FollowSettings {
+  return {
+    refs,
+    schedule: { kind: 'every', intervalMs: 60_000 },
+    jitter: 0,
+    rulesfilesDir: join(root, 'rules'),
+    pluginsDir: join(root, 'plugins'),
+    dirs: {},
+    stateDir: join(root, 'state'),
+    installLockfiles: [join(root, 'rules', 'diginfractl.lock')],
+    allowedTypes: ['rulesfile'],
+    platform: { os: 'linux', architecture: 'amd64' },
+    ...extra,
+  };
 }

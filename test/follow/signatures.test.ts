@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { admitSignature, verifiesSignatures, type SignatureIo } from '../../src/follow/admission.js';
-import { Follower, type FollowSettings } from '../../src/follow/follower.js';
+import { Follower } from '../../src/follow/follower.js';
 import type { IndexEntry, LoadedIndex } from '../../src/indexes/types.js';
 import { createFollowMetrics } from '../../src/metrics/follow-metrics.js';
 import { parseOciReference } from '../../src/reference/reference.js';
@@ -19,7 +19,7 @@ import { tempDir } from '../helpers/fs.js';
 import { pushClient, pushRules } from '../helpers/push.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { GITHUB_ISSUER, SigstoreStandin } from '../signature/sigstore-standin.js';
-import { memoryLogger, metricValue } from './setup.js';
+import { followSettings, memoryLogger, metricValue } from './setup.js';
 
 const RELEASE = 'https://github.com/acme/rules/.github/workflows/release.yml@refs/tags/v1';
 
@@ -53,19 +53,7 @@ async function follower(ref: string, verification: 'on' | 'off') {
   const root = await tempDir('follow-sig-');
   const metrics = createFollowMetrics({ defaultMetrics: false });
   const { logger, lines } = memoryLogger();
-  const settings: FollowSettings = {
-    refs: [ref],
-    schedule: { kind: 'every', intervalMs: 60_000 },
-    jitter: 0,
-    rulesfilesDir: join(root, 'rules'),
-    pluginsDir: join(root, 'plugins'),
-    dirs: {},
-    stateDir: join(root, 'state'),
-    installLockfiles: [join(root, 'rules', 'diginfractl.lock')],
-    allowedTypes: ['rulesfile'],
-    platform: { os: 'linux', architecture: 'amd64' },
-    verification,
-  };
+  const settings = followSettings(root, [ref], { verification });
   const trust = await loadTrustMaterial({ trustedRootFile: standin.trustedRootFile, cacheDir: root });
   const f = new Follower(settings, {
     logger,

@@ -55,6 +55,17 @@ describe('repo push --sign (keyless, built CLI)', () => {
     expect(out.bundle).toMatch(/^sha256:[a-f0-9]{64}$/);
     expect(out.keylessSignature).toBeUndefined();
     expect(services.requests).toEqual(expect.arrayContaining(['POST /api/v2/signingCert', 'POST /api/v1/log/entries']));
+    // The referrer is laid out as cosign v3 writes it (specs/BUNDLE_SPEC.md of sigstore/cosign).
+    const referrer = await fetch(`${reg.url}/v2/acme/rules/manifests/${out.bundle}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    expect(await referrer.json()).toEqual({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a', size: 2 },
+      layers: [{ mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json', digest: expect.stringMatching(/^sha256:/), size: expect.any(Number) }],
+      subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: out.digest, size: expect.any(Number) },
+      annotations: { 'dev.sigstore.bundle.content': 'dsse-envelope', 'dev.sigstore.bundle.predicateType': 'https://sigstore.dev/cosign/sign/v1' },
+    });
 
     const ok = await verify(`${reg.host}/acme/rules:1.0.0`, '--certificate-identity', WORKFLOW, '--certificate-oidc-issuer', GITHUB_ISSUER);
     expect(ok.stderr).toBe('');

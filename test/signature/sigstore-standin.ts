@@ -25,12 +25,12 @@ import { rekorHandler } from '@sigstore/mock/dist/rekor/handler.js';
 import { initializeTLog } from '@sigstore/mock/dist/rekor/tlog.js';
 import type { OciReference } from '../../src/reference/reference.js';
 import { sha256Digest, type RegistryClient } from '../../src/registry/index.js';
+import { attachBundle } from '../../src/signature/keyless-sign.js';
 
 export const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';
 const BUNDLE_V03 = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 const SIMPLE_SIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-const OCI_EMPTY = 'application/vnd.oci.empty.v1+json';
 /** Far enough back that every key of the stand-in is valid whenever a test signs. */
 const VALID_FROM = '2000-01-01T00:00:00Z';
 
@@ -280,27 +280,8 @@ export async function writeV2Manifest(client: RegistryClient, at: OciReference, 
   await client.pushManifest(at, Buffer.from(JSON.stringify(manifest)), OCI_MANIFEST);
 }
 
-/** Attaches a bundle to `digest` as cosign v3 does: a referrer manifest whose one layer is the bundle. */
-export async function attachBundle(client: RegistryClient, repo: OciReference, digest: string, bundle: Buffer): Promise<string> {
-  const subject = await client.resolve({ registry: repo.registry, repository: repo.repository, digest });
-  const empty = Buffer.from('{}');
-  await client.pushBlob(repo, blob(empty));
-  await client.pushBlob(repo, blob(bundle));
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      artifactType: BUNDLE_V03,
-      config: { mediaType: OCI_EMPTY, digest: sha256Digest(empty), size: empty.length },
-      layers: [{ mediaType: BUNDLE_V03, digest: sha256Digest(bundle), size: bundle.length }],
-      subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size },
-      annotations: { 'dev.sigstore.bundle.content': 'dsse-envelope', 'dev.sigstore.bundle.predicateType': 'https://sigstore.dev/cosign/sign/v1' },
-    }),
-  );
-  const at = { registry: repo.registry, repository: repo.repository, digest: sha256Digest(manifest) };
-  await client.pushManifest(at, manifest, OCI_MANIFEST);
-  return at.digest;
-}
+/** Attaches a bundle to `digest` as cosign v3 does (the layout test/signature/keyless-sign.test.ts checks against cosign's spec). */
+export { attachBundle };
 
 /** The public key of a PEM private key, in PEM (for keyed policies). */
 export function publicPem(privateKey: KeyObject): string {
