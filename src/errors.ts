@@ -32,6 +32,7 @@ export type ErrorCode =
   | 'SIGNATURE_INVALID' // no signature of the artifact verifies (key, certificate chain, log entry, payload)
   | 'SIGNATURE_IDENTITY' // a signature verifies, but its certificate names another signer or issuer than the policy
   | 'INTERRUPTED' // SIGINT or SIGTERM ended the command before it finished
+  | 'REGISTRY_NOT_ALLOWED' // a registry or repository outside registry.allowed
   | 'IO'; // local filesystem failure
 
 export class DiginfraError extends Error {

@@ -1,7 +1,8 @@
 /**
  * `repo copy`: an artifact from one place to another, unchanged: every platform of an image index,
  * every blob, the same manifest bytes and so the same digests, then the tag; with `signatures`, its
- * cosign signatures too (the `sha256-<hex>.sig` tag). A place is a registry repository or an OCI image
+ * cosign signatures too (the `sha256-<hex>.sig` tag, and the Sigstore bundles attached as referrers,
+ * as cosign v3 writes them). A place is a registry repository or an OCI image
  * layout on disk (oci-layout.ts), so an artifact can reach an air-gapped network through a mirror or on
  * a disk. Blobs from a registry pass through the local blob cache (verified while downloaded, streamed,
  * never held in memory); a blob the target has is not copied, and within one registry the target is
@@ -11,7 +12,7 @@ import { createReadStream } from 'node:fs';
 import { DiginfraError, isDiginfraError } from '../errors.js';
 import type { BlobCache } from '../content/index.js';
 import { formatReference, withDigest, withTag, type OciReference } from '../reference/reference.js';
-import { bufferBlob, type Descriptor, type FetchedManifest, isIndexMediaType, type RegistryClient } from '../registry/index.js';
+import { bufferBlob, sha256Digest, type Descriptor, type FetchedManifest, isIndexMediaType, OCI_INDEX, type RegistryClient } from '../registry/index.js';
 import { signatureManifest, signatureTag, type SignatureLayer } from '../signature/cosign.js';
 import { OciLayout, type LayoutRef } from './oci-layout.js';
 
@@ -53,6 +54,21 @@ interface Endpoint {
   /** A small blob (a signature manifest's config) from memory. */
   putBlobBytes(desc: Descriptor, bytes: Buffer): Promise<void>;
   putManifest(m: FetchedManifest, tag?: string): Promise<void>;
+  /** The Sigstore bundles attached to `digest` as referrers (signature.ts's bundle media types). */
+  bundleReferrers(digest: string): Promise<Descriptor[]>;
+  /** Stores a referrer manifest of `subject` where a reader finds it (a registry: its referrers API or tag fallback). */
+  putReferrer(m: FetchedManifest, subject: string): Promise<void>;
+}
+
+/** Media types of Sigstore bundles (what `artifactType` of a cosign v3 signature says). */
+const BUNDLE_ARTIFACT = /^application\/vnd\.dev\.sigstore\.bundle(\.v0\.\d+)?\+json/;
+
+/** The referrers a layout lists in the tag-schema fallback index (`sha256-<hex>`), as registries without the API keep it. */
+async function layoutReferrers(layout: OciLayout, subject: string): Promise<FetchedManifest | undefined> {
+  return layout.fetchManifest({ tag: subject.replace(':', '-') }).catch((err: unknown) => {
+    if (isDiginfraError(err, 'NOT_FOUND')) return undefined;
+    throw err;
+  });
 }
 
 function registryEndpoint(client: RegistryClient, ref: OciReference, cache: BlobCache): Endpoint & { ref: OciReference } {
@@ -75,6 +91,9 @@ function registryEndpoint(client: RegistryClient, ref: OciReference, cache: Blob
     putBlob: async (desc, file) => void (await client.pushBlob(ref, { digest: desc.digest, size: desc.size, open: () => createReadStream(file) })),
     putBlobBytes: async (desc, bytes) => void (await client.pushBlob(ref, bufferBlob(bytes))),
     putManifest: async (m, tag) => void (await client.pushManifest(tag !== undefined ? withTag(ref, tag) : withDigest(ref, m.descriptor.digest), m.bytes, m.descriptor.mediaType)),
+    bundleReferrers: async (digest) => (await client.referrers(ref, digest)).filter((d) => BUNDLE_ARTIFACT.test(d.artifactType ?? '')),
+    // The client keeps the referrers fallback tag itself when the registry has no referrers API.
+    putReferrer: async (m) => void (await client.pushManifest(withDigest(ref, m.descriptor.digest), m.bytes, m.descriptor.mediaType)),
   };
 }
 
@@ -90,6 +109,17 @@ function layoutEndpoint(ref: LayoutRef): Endpoint {
     putBlob: (desc, file) => layout.putBlobFile(desc.digest, file),
     putBlobBytes: (desc, bytes) => layout.putBlobBytes(desc.digest, bytes),
     putManifest: (m, tag) => layout.putManifest(m.bytes, m.descriptor, tag),
+    bundleReferrers: async (digest) => (((await layoutReferrers(layout, digest))?.json as { manifests?: Descriptor[] } | undefined)?.manifests ?? []).filter((d) => BUNDLE_ARTIFACT.test(d.artifactType ?? '')),
+    // A layout has no referrers API: the fallback index at tag `sha256-<hex>` lists them, as a registry without one does.
+    putReferrer: async (m, subject) => {
+      await layout.putManifest(m.bytes, m.descriptor);
+      const listed = ((await layoutReferrers(layout, subject))?.json as { manifests?: Descriptor[] } | undefined)?.manifests ?? [];
+      if (listed.some((d) => d.digest === m.descriptor.digest)) return;
+      const json = m.json as { artifactType?: string; annotations?: Record<string, string> };
+      const entry = { mediaType: m.descriptor.mediaType, digest: m.descriptor.digest, size: m.descriptor.size, ...(json.artifactType !== undefined && { artifactType: json.artifactType }), ...(json.annotations !== undefined && { annotations: json.annotations }) };
+      const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [...listed, entry] }));
+      await layout.putManifest(bytes, { mediaType: OCI_INDEX, digest: sha256Digest(bytes), size: bytes.length }, subject.replace(':', '-'));
+    },
   };
 }
 
@@ -144,6 +174,16 @@ export async function copyArtifact(client: RegistryClient, from: Place, to: Plac
         await dst.putManifest(sig, tag);
       }
       opts.onProgress?.({ step: 'signature', detail: tag });
+      signatures = true;
+    }
+    // cosign v3's Sigstore bundles, referrers of the digest: each manifest and its blobs, by digest.
+    for (const referrer of await src.bundleReferrers(digest)) {
+      const m = await src.fetchManifest({ digest: referrer.digest });
+      const json = m.json as ManifestJson & { subject?: Descriptor };
+      if (json.subject?.digest !== digest) continue; // a fallback index lists what anyone pushed: only true referrers go
+      for (const desc of [...(json.config ? [json.config] : []), ...(json.layers ?? [])]) await copyBlob(desc);
+      await dst.putReferrer(m, digest);
+      opts.onProgress?.({ step: 'signature', detail: `bundle ${referrer.digest}` });
       signatures = true;
     }
   }

@@ -35,6 +35,19 @@ export function checkHost(value: string): string | undefined {
   return HOST_RE.test(value) ? undefined : `"${value}" is not a host[:port]`;
 }
 
+/** A repository path below a host: lower-case components of letters, digits and `._-`, as OCI names them. */
+const REPOSITORY_PREFIX_RE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/;
+
+/** A `registry.allowed` pattern: `host[:port]`, or `host[:port]/repository-prefix` (whole path components). */
+export function checkRegistryPattern(value: string): string | undefined {
+  const v = value.trim().replace(/\/+$/, '');
+  const slash = v.indexOf('/');
+  const host = slash < 0 ? v : v.slice(0, slash);
+  if (!HOST_RE.test(host)) return `"${value}" is not a host[:port] or host[:port]/repository-prefix`;
+  if (slash >= 0 && !REPOSITORY_PREFIX_RE.test(v.slice(slash + 1))) return `"${value}": "${v.slice(slash + 1)}" is not a repository path (lower-case components separated by /)`;
+  return undefined;
+}
+
 export function checkNonEmpty(value: string): string | undefined {
   return value.trim() === '' ? 'must not be empty' : undefined;
 }

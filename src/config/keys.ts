@@ -12,6 +12,7 @@ import {
   checkNonEmpty,
   checkPlatform,
   checkRef,
+  checkRegistryPattern,
   checkSemver,
   checkType,
   parseDuration,
@@ -64,6 +65,8 @@ export const KEYS: readonly KeyDef[] = [
   key('registry.mirrors', 'map', { checkKey: checkHost, check: checkHost }),
   key('registry.authFile', 'string', { optional: true, check: checkNonEmpty }),
   key('registry.cosignKeys', 'strings', { check: checkNonEmpty }),
+  key('registry.allowed', 'strings', { check: checkRegistryPattern }),
+  key('registry.trustedRoot', 'string', { optional: true, check: checkNonEmpty }),
   key('registry.auth.basic', 'basicAuth', { optional: true, secret: true }),
   key('registry.auth.oauth', 'oauthAuth', { optional: true, secret: true }),
   key('registry.auth.gcp', 'gcpAuth', { optional: true }),
@@ -93,6 +96,7 @@ export const KEYS: readonly KeyDef[] = [
   key('follow.dirs', 'map', { checkKey: checkOtherType, check: checkNonEmpty }),
   key('cacheDir', 'string', { optional: true, check: checkNonEmpty }),
   key('cacheMaxAge', 'string', { optional: true, check: checkMaxAge }),
+  key('verify', 'bool'),
 ];
 
 export const KEY_BY_PATH: ReadonlyMap<string, KeyDef> = new Map(KEYS.map((k) => [k.path, k]));
@@ -121,11 +125,14 @@ export const ALIASES: ReadonlyMap<string, readonly string[]> = new Map([
   ['artifact.follow.assetsDir', ['follow.dirs.asset']],
 ]);
 
+/** Why falcoctl's per-command noVerify keys are not taken over: one switch covers every command here. */
+const NO_VERIFY = 'signatures are verified wherever a policy applies (docs/signatures.md); to turn that off for install, follow and pull alike, set verify: false';
+
 /** falcoctl keys accepted and ignored with a warning (features this tool does differently). */
 export const IGNORED: ReadonlyMap<string, string> = new Map([
-  ['artifact.noVerify', 'signatures are verified only when keys are set (registry.cosignKeys), so there is nothing to turn off'],
-  ['artifact.install.noVerify', 'signatures are verified only when keys are set (registry.cosignKeys), so there is nothing to turn off'],
-  ['artifact.follow.noVerify', 'signatures are verified only when keys are set (registry.cosignKeys), so there is nothing to turn off'],
+  ['artifact.noVerify', NO_VERIFY],
+  ['artifact.install.noVerify', NO_VERIFY],
+  ['artifact.follow.noVerify', NO_VERIFY],
   ['artifact.follow.tmpDir', 'the follower stages files beside their destination, so no temp dir is needed'],
 
 ]);

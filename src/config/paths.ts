@@ -50,6 +50,11 @@ export function cacheRoot(config: { cacheDir?: string | undefined }, env: Env = 
   return config.cacheDir ? resolve(config.cacheDir) : join(xdgCacheHome(env), 'diginfractl');
 }
 
+/** Sigstore's TUF metadata and the last refreshed trusted root: `<cache root>/sigstore`. */
+export function sigstoreCacheDir(config: { cacheDir?: string | undefined }, env: Env = process.env): string {
+  return join(cacheRoot(config, env), 'sigstore');
+}
+
 /** Index credentials live beside the config file they belong to. */
 export function indexCredentialsPath(configPath: string): string {
   return join(dirname(configPath), INDEX_CREDENTIALS_FILE);

@@ -68,6 +68,14 @@ export interface RegistryConfig {
    * signature that one of them verifies (src/signature/cosign.ts).
    */
   cosignKeys: string[];
+  /**
+   * Where artifacts may come from: hosts (`ghcr.io`) or `host/repository-prefix` patterns
+   * (`ghcr.io/falcosecurity`). Empty: anywhere. When set, nothing outside it is pulled, installed or
+   * followed (src/registry/allowed.ts).
+   */
+  allowed: string[];
+  /** A Sigstore trusted_root.json to verify keyless signatures with, instead of the public-good root through TUF. */
+  trustedRoot?: string;
   /** docker config.json style credentials file to read besides the default ones. */
   authFile?: string;
   /** Credentials written in the config file itself (falcoctl compatible); absent when none are set. */
@@ -118,6 +126,11 @@ export interface DiginfraConfig {
   cacheDir?: string;
   /** `artifact install` removes cached blobs unused for this long (Go-style duration; `0`: never); default 720h. */
   cacheMaxAge?: string;
+  /**
+   * Verify signatures wherever a policy applies (index entries, registry.cosignKeys); default true.
+   * false (or `--no-verify`) installs unverified, with a warning on every run.
+   */
+  verify: boolean;
 }
 
 /** Where an effective value came from; flags > env > file > defaults. */
@@ -134,7 +147,7 @@ export const DEFAULT_INDEX: IndexConfig = {
 export function defaultConfig(): DiginfraConfig {
   return {
     indexes: [{ ...DEFAULT_INDEX }],
-    registry: { plainHttp: [], insecureSkipTlsVerify: [], caFiles: {}, mirrors: {}, cosignKeys: [] },
+    registry: { plainHttp: [], insecureSkipTlsVerify: [], caFiles: {}, mirrors: {}, cosignKeys: [], allowed: [] },
     install: {
       refs: [],
       rulesfilesDir: '/etc/diginfra',
@@ -153,5 +166,6 @@ export function defaultConfig(): DiginfraConfig {
       allowedTypes: ['rulesfile'],
       dirs: {},
     },
+    verify: true,
   };
 }

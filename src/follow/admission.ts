@@ -2,7 +2,7 @@
  * Admission: may a new version of a followed ref replace the live one? The checks run in this order,
  * all but the last before any layer is downloaded:
  *
- *   type (follow has a directory for it, and it is allowed) -> signature (with verification keys)
+ *   type (follow has a directory for it, and it is allowed) -> signature (the policies that apply)
  *   -> requirements (the engine version) -> dependencies (what is installed on this node)
  *   -> validation, once the files are staged (rules files: a YAML list, then --validate-cmd)
  *
@@ -40,7 +40,7 @@ export interface Candidate {
 }
 
 /** The settings admission reads. */
-export type AdmissionPolicy = Pick<FollowSettings, 'dirs' | 'allowedTypes' | 'installLockfiles' | 'validateCmd' | 'verifyKeys' | 'verifyKeyFingerprints'>;
+export type AdmissionPolicy = Pick<FollowSettings, 'dirs' | 'allowedTypes' | 'installLockfiles' | 'validateCmd' | 'verification' | 'verifyKeys' | 'verifyKeyFingerprints'>;
 
 /** What a refusal keeps, so that worthAnotherLook can tell whether what refused it has changed. */
 export type Remembered = Pick<Rejection, 'requirements' | 'engineVersion' | 'dependencies' | 'installed' | 'signatures'>;
@@ -60,17 +60,25 @@ export interface Warning {
 
 export type Verdict = ({ admitted: true } | Refusal) & { warnings?: Warning[] };
 
-/** The new digest's cosign signatures (used only with verification keys). */
+/** The new digest's signatures (read when signatures are verified). */
 export interface SignatureIo {
-  /** The digest of its `.sig` manifest now (`none` when unsigned): one HEAD. */
+  /** What its signatures are now (`.sig` manifest, bundle referrers; `none` when unsigned), to notice a new one. */
   state(): Promise<string>;
   /**
-   * Reads the keys at `keyPaths` (at every new digest: a key replaced on disk, rotated or revoked,
-   * counts from the next check on) and returns the verification of the digest against them, which
-   * throws SIGNATURE_MISSING or SIGNATURE_INVALID to refuse.
+   * The verification of the digest under the policies that apply to it, `keyPaths` covering what no
+   * index policy does (keys are read at every new digest: a key replaced on disk, rotated or revoked,
+   * counts from the next check on); undefined when no policy applies. It throws SIGNATURE_MISSING,
+   * SIGNATURE_INVALID or SIGNATURE_IDENTITY to refuse.
    */
-  verifier(keyPaths: readonly string[]): Promise<() => Promise<void>>;
+  verifier(keyPaths: readonly string[]): Promise<(() => Promise<unknown>) | undefined>;
 }
+
+/** Whether new versions are verified: under the policies that apply (`on`), or with verification keys alone (a library caller's settings). */
+export function verifiesSignatures(policy: Pick<AdmissionPolicy, 'verification' | 'verifyKeys'>): boolean {
+  return policy.verification === 'on' || (policy.verification === undefined && policy.verifyKeys !== undefined);
+}
+
+const SIGNATURE_REFUSALS = ['SIGNATURE_MISSING', 'SIGNATURE_INVALID', 'SIGNATURE_IDENTITY'] as const;
 
 /** The reads admission needs, each made only by the check that needs it. */
 export interface AdmissionIo {
@@ -98,16 +106,17 @@ export function admitType(c: Pick<Candidate, 'label' | 'type'>, policy: Pick<Adm
   return { admitted: false, reason: 'type_not_allowed', message };
 }
 
-/** With verification keys: a cosign signature one of them verifies. Other failures (a registry error) throw. */
+/** A signature that satisfies every policy that applies (none applies: admitted). Other failures (a registry error) throw. */
 export async function admitSignature(keyPaths: readonly string[], signatures: SignatureIo): Promise<Verdict> {
   const verify = await signatures.verifier(keyPaths);
+  if (verify === undefined) return ADMITTED;
   // Noted before the check: a signature added meanwhile is then a change, and earns another look.
   const state = await signatures.state();
   try {
     await verify();
     return ADMITTED;
   } catch (err) {
-    if (!isDiginfraError(err, 'SIGNATURE_MISSING') && !isDiginfraError(err, 'SIGNATURE_INVALID')) throw err;
+    if (!isDiginfraError(err) || !(SIGNATURE_REFUSALS as readonly string[]).includes(err.code)) throw err;
     return { admitted: false, reason: 'signature', message: err.message, remember: { signatures: state } };
   }
 }
@@ -147,7 +156,7 @@ export function admitDependencies(c: Pick<Candidate, 'ref' | 'label' | 'dependen
 export async function admitVersion(c: Candidate, policy: AdmissionPolicy, io: AdmissionIo): Promise<Verdict> {
   const checks: (() => Verdict | Promise<Verdict>)[] = [
     () => admitType(c, policy),
-    () => (policy.verifyKeys ? admitSignature(policy.verifyKeys, io.signatures) : ADMITTED),
+    () => (verifiesSignatures(policy) ? admitSignature(policy.verifyKeys ?? [], io.signatures) : ADMITTED),
     async () => (c.requirements.length > 0 ? admitRequirements(c, await io.engineVersion()) : ADMITTED),
     async () => (c.dependencies.length > 0 ? admitDependencies(c, await io.installed(), policy.installLockfiles) : ADMITTED),
   ];
@@ -184,11 +193,17 @@ export async function admitStaged(c: Pick<Candidate, 'label' | 'type'>, staged: 
 }
 
 /** The settings that decide whether a refused digest deserves another look, as one comparable string. */
-export function rejectionKey(policy: Pick<AdmissionPolicy, 'allowedTypes' | 'validateCmd' | 'verifyKeys' | 'verifyKeyFingerprints' | 'dirs'>): string {
+export function rejectionKey(policy: Pick<AdmissionPolicy, 'allowedTypes' | 'validateCmd' | 'verification' | 'verifyKeys' | 'verifyKeyFingerprints' | 'dirs'>): string {
   const keys = policy.verifyKeyFingerprints ?? policy.verifyKeys;
   // The types that have a directory count too: giving one to a refused type earns its version another look.
   const placed = Object.keys(policy.dirs ?? {}).sort();
-  return JSON.stringify({ types: [...policy.allowedTypes].sort(), cmd: policy.validateCmd ?? null, ...(keys && { keys: [...keys].sort() }), ...(placed.length > 0 && { dirs: placed }) });
+  return JSON.stringify({
+    types: [...policy.allowedTypes].sort(),
+    cmd: policy.validateCmd ?? null,
+    ...(keys && { keys: [...keys].sort() }),
+    ...(placed.length > 0 && { dirs: placed }),
+    ...(policy.verification !== undefined && { verification: policy.verification }),
+  });
 }
 
 function requirementsMet(reqs: readonly VersionedName[], engine: string | undefined): boolean {
@@ -203,8 +218,9 @@ function requirementsMet(reqs: readonly VersionedName[], engine: string | undefi
  */
 export async function worthAnotherLook(r: Rejection, policy: AdmissionPolicy, io: AdmissionIo): Promise<boolean> {
   if (r.reason === 'rollback') return false;
-  if (r.reason === 'signature' && r.signatures !== undefined && policy.verifyKeys) {
-    // The publisher signs after pushing (cosign's usual order): a new signature is a change. One HEAD.
+  if (r.reason === 'signature' && r.signatures !== undefined && verifiesSignatures(policy)) {
+    // The publisher signs after pushing (cosign's usual order): a new signature (a `.sig` layer, a
+    // bundle referrer) or another policy is a change. A HEAD and a referrers lookup.
     if ((await io.signatures.state()) !== r.signatures) return true;
   }
   if (r.reason === 'requirements' && r.requirements) {

@@ -24,7 +24,7 @@ import type { Probe } from '../metrics/server.js';
 import type { RegistryClient } from '../registry/index.js';
 import { engineVersionSource, type EngineVersionSource } from './engine-version.js';
 import { LoopWatch, type LoopWatchOptions } from './liveness.js';
-import { reconcile, type CheckContext } from './reconcile.js';
+import { reconcile, type CheckContext, type SignatureDeps } from './reconcile.js';
 import type { Random } from './schedule.js';
 import { Abandoned, Scheduler } from './scheduler.js';
 import { StateStore } from './state.js';
@@ -51,6 +51,8 @@ export interface FollowerDeps {
   minStuckMs?: number;
   /** What /healthz counts as a stalled event loop (liveness.ts). */
   loopWatch?: LoopWatchOptions;
+  /** What verifying signatures needs: the trust root, and the indexes whose policies apply (see SignatureDeps). */
+  signatures?: SignatureDeps;
 }
 
 function engineSource(s: FollowSettings, logger: Logger): EngineVersionSource {
@@ -75,6 +77,7 @@ export class Follower {
   #client: RegistryClient;
   #indexes: (() => Promise<readonly LoadedIndex[]>) | undefined;
   #engine: EngineVersionSource;
+  #signatures: SignatureDeps | undefined;
   #store: StateStore;
   readonly #logger: Logger;
   readonly #metrics: FollowMetrics;
@@ -102,6 +105,7 @@ export class Follower {
     this.#engine = engineSource(settings, deps.logger);
     this.#rulesCheckExecArgv = deps.rulesCheckExecArgv ?? [];
     this.#loop = new LoopWatch(deps.loopWatch);
+    this.#signatures = deps.signatures;
     this.#store = new StateStore(settings.stateDir);
     this.#scheduler = new Scheduler({
       check: (ref) => this.check(ref),
@@ -160,7 +164,7 @@ export class Follower {
    * Applies new settings without a restart: added refs start (checked now), removed refs stop, a new
    * schedule or jitter re-times the pending checks; a new client/indexes serve the next checks.
    */
-  reconfigure(next: FollowSettings, deps: { client?: RegistryClient; indexes?: () => Promise<readonly LoadedIndex[]> } = {}): { added: string[]; removed: string[]; retimed: string[] } {
+  reconfigure(next: FollowSettings, deps: { client?: RegistryClient; indexes?: () => Promise<readonly LoadedIndex[]>; signatures?: SignatureDeps } = {}): { added: string[]; removed: string[]; retimed: string[] } {
     const prev = this.#settings;
     this.#settings = next;
     if (deps.client && deps.client !== this.#client) {
@@ -171,6 +175,7 @@ export class Follower {
       else this.#closeClient(old);
     }
     if (deps.indexes) this.#indexes = deps.indexes;
+    if (deps.signatures) this.#signatures = deps.signatures;
     this.#engine = engineSource(next, this.#logger);
     if (next.stateDir !== prev.stateDir) this.#store = new StateStore(next.stateDir);
     if (!this.#started) return { added: [], removed: [], retimed: [] };
@@ -278,6 +283,7 @@ export class Follower {
       scheduler: this.#scheduler,
       staging: this.#staging,
       rulesCheckExecArgv: this.#rulesCheckExecArgv,
+      ...(this.#signatures !== undefined && { signatures: this.#signatures }),
     };
   }
 }

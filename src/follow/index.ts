@@ -6,6 +6,7 @@ export { watchConfigFile, type ConfigWatcher } from './config-watch.js';
 export { Follower, type FollowerDeps } from './follower.js';
 export { readInventory, type Inventory, type InventoryItem } from './inventory.js';
 export { normalizeRef, normalizeRefs } from './refs.js';
+export type { SignatureDeps } from './reconcile.js';
 export { rollbackRef, type RollbackResult } from './rollback.js';
 export { checkFlagConflicts, effectiveFollow, type EffectiveFollow, type FollowFlags } from './settings.js';
 export { Abandoned } from './scheduler.js';

@@ -9,6 +9,7 @@
  *
  * A failure throws (the follower counts it as an `error`); the live files are then as they were.
  */
+import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { PLUGIN, RULESFILE } from '../artifact/format.js';
 import type { ResolvedArtifact } from '../artifact/pull.js';
@@ -17,8 +18,9 @@ import type { Logger } from '../log/logger.js';
 import type { FollowMetrics, RejectReason } from '../metrics/follow-metrics.js';
 import type { OciReference } from '../reference/reference.js';
 import type { RegistryClient } from '../registry/client.js';
+import type { TrustRoot } from '../signature/trust.js';
 import { removeDir } from '../util/atomic-fs.js';
-import type { AdmissionIo, Candidate, Refusal, Verdict } from './admission.js';
+import type { AdmissionIo, Candidate, Refusal, SignatureIo, Verdict } from './admission.js';
 import type { InstalledView } from './dependencies.js';
 import { currentDigest, resolveTarget, type Target } from './refs.js';
 import { Abandoned, type Scheduler } from './scheduler.js';
@@ -34,7 +36,7 @@ const lazy = {
   swap: () => import('./swap.js'),
   admission: () => import('./admission.js'),
   dependencies: () => import('./dependencies.js'),
-  cosign: () => import('../signature/cosign.js'),
+  signature: () => import('../signature/index.js'),
 };
 
 /** What one check works with: the follower's settings and parts as they were when it started. */
@@ -55,6 +57,16 @@ export interface CheckContext {
   staging: Set<string>;
   /** Node's options for the rules check's child process (the CLI passes its own, less the agent's lean flags). */
   rulesCheckExecArgv?: readonly string[];
+  /** What verifying signatures needs (the trust root, the policies' indexes); without it, keys alone can be checked. */
+  signatures?: SignatureDeps;
+}
+
+/** What verifying signatures needs besides the settings. */
+export interface SignatureDeps {
+  /** The Sigstore trust root for keyless policies, loaded on first need. */
+  trust: () => Promise<TrustRoot>;
+  /** The indexes whose signature policies apply: their cached copies (never a fetch per check). */
+  indexes: () => Promise<readonly LoadedIndex[]>;
 }
 
 /** A digest the ref points at that is not the one installed (or whose files are gone). */
@@ -137,7 +149,7 @@ async function update(ctx: CheckContext, change: Change): Promise<CheckOutcome> 
   const facts: Facts = { ref, oldDigest: current?.digest, oldVersion: current?.version, newDigest: change.digest, newVersion: version };
 
   const admission = await lazy.admission();
-  const verdict = await admission.admitVersion(candidate, settings, admissionIo(ctx, artifact.ref));
+  const verdict = await admission.admitVersion(candidate, settings, admissionIo(ctx, artifact.ref, { name, type: artifact.type, version }));
   logWarnings(ctx, verdict);
   if (!verdict.admitted) return recordRejection(ctx, change.state, facts, verdict);
 
@@ -166,23 +178,65 @@ async function update(ctx: CheckContext, change: Change): Promise<CheckOutcome> 
     ctx.staging.delete(staged.staging);
     await removeDir(staged.staging);
   }
+  if (settings.verification === 'off') countUnverified(ctx, installed);
   return recordUpdate(ctx, facts, installed, swap);
 }
 
-/** The reads admission makes, for the digest `at`. */
-function admissionIo(ctx: CheckContext, at: OciReference & { digest: string }): AdmissionIo {
+/** The reads admission makes, for the digest `at` (of the artifact `config`, once its config is read). */
+function admissionIo(ctx: CheckContext, at: OciReference & { digest: string }, config?: { name: string; type: string; version: string }): AdmissionIo {
   return {
     engineVersion: ctx.engineVersion,
     installed: () => installedView(ctx),
-    signatures: {
-      state: async () => (await lazy.cosign()).signaturesState(ctx.client, at, at.digest),
-      async verifier(keyPaths) {
-        const { loadPublicKeys, verifyDigest } = await lazy.cosign();
-        const keys = loadPublicKeys(keyPaths);
-        return () => verifyDigest(ctx.client, at, at.digest, keys);
-      },
+    signatures: signatureIo(ctx, at, config),
+  };
+}
+
+/**
+ * The signatures of the digest `at`, and its verification under the policies that apply (src/signature):
+ * its index entries' (with `verification: on`), else the verification keys.
+ */
+function signatureIo(ctx: CheckContext, at: OciReference & { digest: string }, config?: { name: string; type: string; version: string }): SignatureIo {
+  const indexes = async () => (ctx.settings.verification === 'on' && ctx.signatures ? ctx.signatures.indexes() : []);
+  return {
+    async state() {
+      const { describePolicy, policiesFor, signaturesState } = await lazy.signature();
+      const signatures = await signaturesState(ctx.client, at, at.digest);
+      // The repository's index policies count too: an index update that changes them earns a refused version another look.
+      const policies = policiesFor({ registry: at.registry, repository: at.repository }, await indexes());
+      if (policies.length === 0) return signatures;
+      return `${signatures}; policies ${createHash('sha256').update(policies.map((p) => `${p.from}: ${describePolicy(p.policy)}`).join('\n')).digest('hex').slice(0, 16)}`;
+    },
+    async verifier(keyPaths) {
+      const { createVerification, fetchKeyPem } = await lazy.signature();
+      const verification = createVerification({
+        indexes,
+        ...(keyPaths.length > 0 && { keys: { paths: keyPaths, from: 'the verification keys (--verify-key, registry.cosignKeys)' } }),
+        ...(ctx.signatures !== undefined && { trust: ctx.signatures.trust }),
+        fetchKey: fetchKeyPem,
+      });
+      const subject = { registry: at.registry, repository: at.repository, ...(config !== undefined && { name: config.name, type: config.type }) };
+      if ((await verification.policiesFor(subject)).length === 0) return undefined;
+      return async () => {
+        const { verified } = await verification.verify(ctx.client, at, subject);
+        for (const v of verified) {
+          const signer = v.signer?.identities.join(', ');
+          ctx.logger.info(
+            { ref: ctx.ref, event: 'verified', digest: at.digest, format: v.format, where: v.where, ...(signer !== undefined && { signer }) },
+            `${ctx.ref}: ${config ? `${config.name} ${config.version}` : at.digest} is signed as its policy requires (${v.policy})${signer !== undefined ? `, by ${signer}` : ''}`,
+          );
+        }
+      };
     },
   };
+}
+
+/** A version installed with verification off: never silent (a warning and diginfractl_unverified_installs_total). */
+function countUnverified(ctx: CheckContext, installed: InstalledVersion): void {
+  ctx.metrics.unverifiedInstalls.inc({ ref: ctx.ref });
+  ctx.logger.warn(
+    { ref: ctx.ref, event: 'unverified', digest: installed.digest, version: installed.version },
+    `${ctx.ref}: ${installed.name} ${installed.version} installed without verifying its signature (--no-verify, verify: false)`,
+  );
 }
 
 /** What is installed on this node: the install lock files and the refs this agent follows. */

@@ -33,6 +33,10 @@ export interface FollowFlags {
   dir?: string[];
   /** --verify-key (repeatable): replaces registry.cosignKeys. */
   verifyKey?: string[];
+  /** --no-verify (false) or --verify (true); unset: the config's `verify`. */
+  verify?: boolean;
+  /** --trusted-root: replaces registry.trustedRoot. */
+  trustedRoot?: string;
 }
 
 export interface EffectiveFollow {
@@ -49,6 +53,9 @@ export function checkFlagConflicts(flags: FollowFlags): void {
   }
   if (flags.engineVersion !== undefined && flags.engineVersionsUrl !== undefined) {
     throw new DiginfraError('USAGE', 'give --engine-version or --engine-versions-url, not both');
+  }
+  if (flags.verify === false && (flags.verifyKey?.length ?? 0) > 0) {
+    throw new DiginfraError('USAGE', '--no-verify and --verify-key contradict each other; give one of them');
   }
 }
 
@@ -111,7 +118,11 @@ export function effectiveFollow(loaded: Pick<LoadedConfig, 'config' | 'sources'>
     ...(f.validateCmd !== undefined && f.validateCmd.trim() !== '' && { validateCmd: f.validateCmd }),
     platform: platformOrHost(config.install.platform),
   };
+  // Signatures: verified under the policies that apply unless turned off, which drops the keys too.
+  settings.verification = (flags.verify ?? config.verify) ? 'on' : 'off';
+  const trustedRoot = flags.trustedRoot ?? config.registry.trustedRoot;
+  if (trustedRoot !== undefined) settings.trustedRoot = resolve(trustedRoot);
   const verifyKeys = (flags.verifyKey?.length ? flags.verifyKey : config.registry.cosignKeys).map((p) => resolve(p));
-  if (verifyKeys.length > 0) settings.verifyKeys = verifyKeys;
+  if (verifyKeys.length > 0 && settings.verification === 'on') settings.verifyKeys = verifyKeys;
   return { settings, config, metricsAddr: f.metricsAddr };
 }

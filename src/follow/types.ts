@@ -35,6 +35,14 @@ export interface FollowSettings {
   engineVersionsTls?: { caFile?: string; insecure?: boolean };
   validateCmd?: string;
   platform: Platform;
+  /**
+   * `on`: a new version is verified under every signature policy that applies to it (its index
+   * entries', else verifyKeys); `off` (`--no-verify`, `verify: false`): nothing is verified, and each
+   * version installed so is warned about and counted. Unset: verifyKeys alone, as a library caller sets them.
+   */
+  verification?: 'on' | 'off';
+  /** A Sigstore trusted_root.json (`--trusted-root`, registry.trustedRoot) for keyless policies. */
+  trustedRoot?: string;
   /** PEM public keys: a new version must carry a cosign signature one of them verifies. */
   verifyKeys?: string[];
   /** Fingerprints of those keys' contents (set by whoever reads them): a rotated key is a change. */

@@ -21,6 +21,11 @@ export interface LoadIndexesOptions {
   onError?: (index: string, err: unknown) => void;
   /** Told when an index is fetched for the first time (e.g. to log it). */
   onFetch?: (index: string, url: string) => void;
+  /**
+   * Never fetch: an index with no cached copy (or one of another URL) is left out. For signature
+   * policies, which must not cost a network round trip, or hang an offline node, on every pull.
+   */
+  cachedOnly?: boolean;
   env?: Record<string, string | undefined>;
 }
 
@@ -61,7 +66,7 @@ async function eachIndex<T>(
   config: DiginfraConfig,
   cacheDir: string,
   opts: LoadIndexesOptions,
-  load: (ix: IndexConfig) => Promise<T>,
+  load: (ix: IndexConfig) => Promise<T | undefined>,
 ): Promise<T[]> {
   const results = await Promise.all(
     selected(config, opts.only).map(async (ix): Promise<T | undefined> => {
@@ -84,6 +89,7 @@ async function eachIndex<T>(
 export async function loadIndexes(config: DiginfraConfig, cacheDir: string = cacheRoot(config), opts: LoadIndexesOptions = {}): Promise<LoadedIndex[]> {
   return eachIndex(config, cacheDir, opts, async (ix) => {
     let cached = await readCachedIndex(cacheDir, ix.name);
+    if ((!cached || cached.meta.url !== ix.url) && opts.cachedOnly) return undefined;
     if (!cached || cached.meta.url !== ix.url) {
       await fetchFirst(config, ix, cacheDir, opts);
       cached = await readCachedIndex(cacheDir, ix.name);

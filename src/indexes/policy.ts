@@ -17,6 +17,7 @@ import { createPublicKey } from 'node:crypto';
 import { isAbsolute } from 'node:path';
 import { RE2JS } from 're2js';
 import { DiginfraError, messageOf } from '../errors.js';
+import { registryKey } from '../reference/reference.js';
 import type { IndexEntry } from './types.js';
 
 /** Claims of a GitHub Actions workflow that Fulcio puts in the certificate (cosign's `--certificate-github-workflow-*`). */
@@ -279,12 +280,6 @@ export function describePolicy(policy: SignaturePolicy): string {
   const by = policy.issuer !== undefined ? `issuer "${policy.issuer}"` : `issuer matching "${policy.issuerRegexp}"`;
   const claims = Object.entries(policy.githubWorkflow).map(([k, v]) => `workflow ${k} "${v}"`);
   return [`signed keylessly by ${who}`, by, ...claims].join(', ');
-}
-
-/** The host of a registry as indexes and references compare it: lower-case, Docker Hub's aliases folded. */
-function registryKey(registry: string): string {
-  const host = registry.toLowerCase();
-  return host === 'index.docker.io' || host === 'registry-1.docker.io' ? 'docker.io' : host;
 }
 
 /**

@@ -41,8 +41,11 @@ export interface InstallOptions extends PlanOptions {
   onRecovered?: (settled: SettledIntent) => void;
   /** After a successful install, cached blobs unused for this long are removed (0: never). */
   cacheMaxAgeMs?: number;
-  /** Checks each planned artifact (the digest its tag pointed at) before anything is written: signatures. */
-  verify?: (ref: OciReference & { digest: string }) => Promise<void>;
+  /**
+   * Checks each planned artifact (the digest its tag pointed at; its name and type) before anything is
+   * written: where it comes from, its signatures.
+   */
+  verify?: (ref: OciReference & { digest: string }, planned: PlannedArtifact) => Promise<void>;
   /**
    * Abandons the install until its files start to move (downloads stop, temp files and staging dirs
    * are removed, the target dirs are as they were) and rejects with the signal's reason; once the
@@ -201,7 +204,7 @@ export async function installArtifacts(opts: InstallOptions): Promise<InstallRes
     : await planInstall(session, opts.refs, opts);
   opts.onPlan?.(plan);
   // Every artifact, dependencies included, passes before the first byte is written.
-  if (opts.verify) for (const p of plan.artifacts) await opts.verify(p.artifact.ref);
+  if (opts.verify) for (const p of plan.artifacts) await opts.verify(p.artifact.ref, p);
   const result: InstallResult = { installed: [], skipped: plan.skipped, removed: [], lockfile, warnings: plan.warnings, downloaded: { blobs: 0, bytes: 0 } };
   if (plan.artifacts.length === 0) return result;
 

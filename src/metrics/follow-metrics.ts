@@ -14,7 +14,7 @@ export type RejectReason =
   | 'validate_cmd' // --validate-cmd exited non-zero (or could not run)
   | 'requirements' // e.g. engine_version not met by the running engine
   | 'dependencies' // a dependency (a plugin) is not installed in a version it accepts
-  | 'signature' // verification keys are set and no cosign signature of the new digest verifies
+  | 'signature' // a signature policy applies (an index entry's, or verification keys) and no signature of the new digest satisfies it
   | 'type_not_allowed' // the artifact type is not in --allowed-types
   | 'rollback'; // the digest was rolled back by `artifact rollback`
 
@@ -23,6 +23,8 @@ export interface FollowMetrics {
   readonly checks: Counter<'ref' | 'result'>;
   readonly updates: Counter<'ref'>;
   readonly rejected: Counter<'ref' | 'reason'>;
+  /** Versions installed with signature verification turned off (`--no-verify`, `verify: false`). */
+  readonly unverifiedInstalls: Counter<'ref'>;
   readonly lastSuccess: Gauge<'ref'>;
   /** Checks of the ref that failed in a row since its last check that did not (0 after one that did not). */
   readonly consecutiveFailures: Gauge<'ref'>;
@@ -78,6 +80,12 @@ export function createFollowMetrics(opts: FollowMetricsOptions = {}): FollowMetr
     labelNames: ['ref', 'reason'] as const,
     registers,
   });
+  const unverifiedInstalls = new Counter({
+    name: 'diginfractl_unverified_installs_total',
+    help: 'New versions installed without verifying their signatures (--no-verify, verify: false)',
+    labelNames: ['ref'] as const,
+    registers,
+  });
   const lastSuccess = new Gauge({
     name: 'diginfractl_follow_last_success_timestamp_seconds',
     help: 'Unix time of the last check of the ref that did not fail',
@@ -121,6 +129,7 @@ export function createFollowMetrics(opts: FollowMetricsOptions = {}): FollowMetr
     checks,
     updates,
     rejected,
+    unverifiedInstalls,
     lastSuccess,
     consecutiveFailures,
     artifactInfo,

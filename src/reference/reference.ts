@@ -165,6 +165,12 @@ export function referenceSelector(ref: OciReference): string {
   return ref.digest ?? ref.tag ?? DEFAULT_TAG;
 }
 
+/** A registry host as configs and indexes compare it: lower-case, Docker Hub's aliases folded into `docker.io`. */
+export function registryKey(registry: string): string {
+  const host = registry.trim().toLowerCase();
+  return host === 'index.docker.io' || host === DOCKER_HUB_API_HOST || host === 'registry.hub.docker.com' ? DOCKER_HUB : host;
+}
+
 /** The host to open connections to (docker.io's API lives on registry-1.docker.io). */
 export function apiHost(registry: string): string {
   return registry === DOCKER_HUB ? DOCKER_HUB_API_HOST : registry;

@@ -6,6 +6,7 @@ export { RegistryClient, type ArtifactSource, type FetchedManifest, type Registr
 export type { Credential, CredentialSource } from './auth/session.js';
 export { CredentialStore } from './auth/credentials.js';
 export { createRegistryClient, configCredentials, credentialsFor, credentialStoreFor, hostSettingsFor, registryFiles, type RegistryFlags } from './factory.js';
+export { checkAllowed, isAllowed, restrictReads, type AllowedRegistries } from './allowed.js';
 export { bufferBlob, fileBlob, type BlobSource } from './upload.js';
 export { digestParts, fileDigest, sha256Digest } from './digest.js';
 export * from './media-types.js';

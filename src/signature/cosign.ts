@@ -195,19 +195,6 @@ export async function writeSignatureManifest(client: RegistryClient, at: OciRefe
   await client.pushManifest(at, manifest.bytes, OCI_MANIFEST);
 }
 
-/**
- * What the signatures of `digest` are now: the digest of its `sha256-<hex>.sig` manifest, or `none`.
- * One HEAD; a change (a signature added) earns a refused version another look (follow).
- */
-export async function signaturesState(client: RegistryClient, repo: OciReference, digest: string): Promise<string> {
-  try {
-    return (await client.resolve({ registry: repo.registry, repository: repo.repository, tag: signatureTag(digest) })).digest;
-  } catch (err) {
-    if (isDiginfraError(err, 'NOT_FOUND')) return 'none';
-    throw err;
-  }
-}
-
 /** Tags that hold signatures, attestations or the referrers fallback of a digest, not versions. */
 export function isDigestTag(tag: string): boolean {
   return /^sha256-[a-f0-9]{64}(\.[a-z]+)?$/.test(tag);

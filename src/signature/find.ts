@@ -10,6 +10,7 @@
  *
  * Only reading happens here; nothing found is trusted until keyless.ts has verified it.
  */
+import { createHash } from 'node:crypto';
 import type { Bundle } from '@sigstore/bundle';
 import { isDiginfraError, messageOf } from '../errors.js';
 import type { OciReference } from '../reference/reference.js';
@@ -128,4 +129,22 @@ export async function findBundleReferrers(source: SignatureSource, repo: OciRefe
     }
   }
   return found;
+}
+
+/**
+ * What the signatures of `digest` are now, to notice one added later (follow looks again at a version
+ * it refused as unsigned): the digest of its `sha256-<hex>.sig` manifest and those of its Sigstore
+ * bundle referrers; `none` when there is neither. One HEAD and one referrers lookup.
+ */
+export async function signaturesState(source: SignatureSource & Pick<RegistryClient, 'resolve'>, repo: OciReference, digest: string): Promise<string> {
+  let sig: string | undefined;
+  try {
+    sig = (await source.resolve({ registry: repo.registry, repository: repo.repository, tag: signatureTag(digest) })).digest;
+  } catch (err) {
+    if (!isDiginfraError(err, 'NOT_FOUND')) throw err;
+  }
+  const bundles = (await referrersOf(source, repo, digest)).filter((d) => BUNDLE_MEDIA_TYPE.test(d.artifactType ?? '')).map((d) => d.digest).sort();
+  if (bundles.length === 0) return sig ?? 'none';
+  // With bundles, one digest over both: a state stays a short string in the follow state file.
+  return `sha256:${createHash('sha256').update(JSON.stringify({ sig: sig ?? null, bundles })).digest('hex')}`;
 }

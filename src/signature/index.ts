@@ -16,9 +16,13 @@ export {
   type KeySource,
   type SignaturePolicy,
 } from '../indexes/policy.js';
-export { isDigestTag, loadPrivateKey, loadPublicKeys, signatureSummary, signaturesState, signatureTag, signDigest } from './cosign.js';
-export type { CertificateClaims } from './identity.js';
-export { findBundleReferrers, findCosignV2Signatures, type FoundSignature, type SignatureSource } from './find.js';
-export { loadTrustMaterial, PUBLIC_GOOD_TUF, trustFromJson, type TrustOptions, type TrustRoot } from './trust.js';
+export { fingerprintOf, isDigestTag, loadPrivateKey, loadPublicKeys, signatureSummary, signatureTag, signDigest } from './cosign.js';
+export { describeClaims, type CertificateClaims } from './identity.js';
+export { findBundleReferrers, findCosignV2Signatures, signaturesState, type FoundSignature, type SignatureSource } from './find.js';
+export { fetchKeyPem } from './key-url.js';
+export { DEFAULT_FULCIO_URL, DEFAULT_REKOR_URL, resolveIdentityToken, signKeyless, type KeylessSigned, type KeylessSignOptions } from './keyless-sign.js';
+export { policiesFor, type AppliedPolicy, type KeyFiles, type PolicyIndex, type PolicySubject } from './policies.js';
+export { createVerification, verifyUnder, type Verification, type VerificationOptions, type VerificationResult } from './verification.js';
+export { loadTrustMaterial, PUBLIC_GOOD_TUF, trustFromJson, trustLoader, type TrustOptions, type TrustRoot } from './trust.js';
 export { SignatureError, verifyArtifact, type Rejected, type Verified, type VerifyContext } from './verify.js';
 

@@ -160,6 +160,36 @@ export async function loadTrustMaterial(opts: TrustOptions): Promise<TrustRoot> 
     return fallbackRoot(opts.cacheDir, `the Sigstore trusted root could not be refreshed from ${opts.tufMirror ?? PUBLIC_GOOD_TUF} (${messageOf(err)}${cause ? `: ${messageOf(cause)}` : ''})`);
   }
   const root = await trustFromJson(json, `the Sigstore trusted root refreshed through TUF from ${opts.tufMirror ?? PUBLIC_GOOD_TUF}`);
-  await writeFileAtomic(join(opts.cacheDir, TRUSTED_ROOT_FILE), JSON.stringify(json));
+  const cached = join(opts.cacheDir, TRUSTED_ROOT_FILE);
+  try {
+    await writeFileAtomic(cached, JSON.stringify(json));
+  } catch (err) {
+    // The fresh root verifies as well without its copy; a later offline run falls back further.
+    return { ...root, warning: `the refreshed Sigstore trusted root could not be cached in ${cached} (${messageOf(err)})` };
+  }
   return root;
+}
+
+/**
+ * loadTrustMaterial on first use, kept for every later verification: for the whole run of a command,
+ * or for `ttlMs` in a long-running agent (so a TUF refresh brings rotated keys in). A failed load is
+ * not kept. `onWarning` hears each load's warning (a refresh that fell back to a cached or shipped root).
+ */
+export function trustLoader(opts: TrustOptions & { ttlMs?: number }, onWarning?: (message: string) => void): () => Promise<TrustRoot> {
+  let memo: Promise<TrustRoot> | undefined;
+  let at = 0;
+  return () => {
+    if (memo === undefined || (opts.ttlMs !== undefined && Date.now() - at > opts.ttlMs)) {
+      at = Date.now();
+      const loading = loadTrustMaterial(opts).then((root) => {
+        if (root.warning !== undefined) onWarning?.(root.warning);
+        return root;
+      });
+      memo = loading;
+      loading.catch(() => {
+        if (memo === loading) memo = undefined;
+      });
+    }
+    return memo;
+  };
 }

@@ -23,6 +23,8 @@ export interface VerifyContext {
   trust?: TrustRoot | (() => Promise<TrustRoot>);
   /** Fetches the PEM of a policy key given as an https URL (the caller's HTTP client). */
   fetchKey?: (url: string) => Promise<string>;
+  /** Where the policy comes from (`index "falcosecurity", entry "cloudtrail"`), named in refusals. */
+  policyFrom?: string;
 }
 
 /** What verified: which signature, and for a keyless one, who signed and when the log saw it. */
@@ -147,7 +149,7 @@ async function verifyKeyless(source: SignatureSource, repo: OciReference, digest
 export async function verifyArtifact(source: SignatureSource, repo: OciReference, digest: string, policy: SignaturePolicy, ctx: VerifyContext = {}): Promise<Verified> {
   // The tag the user asked for, if any, helps them recognise it; the digest is what was checked.
   const reference = formatReference({ registry: repo.registry, repository: repo.repository, ...(repo.tag !== undefined && { tag: repo.tag }) }, { defaultTag: false });
-  const wants = describePolicy(policy);
+  const wants = `${describePolicy(policy)}${ctx.policyFrom !== undefined ? ` (${ctx.policyFrom})` : ''}`;
   if (policy.kind === 'keyed') return verifyKeyed(source, repo, digest, policy, ctx, reference, wants);
   return verifyKeyless(source, repo, digest, policy, ctx, reference, wants);
 }

@@ -77,7 +77,7 @@ describe('validateConfig', () => {
   it('rejects unknown keys with a "did you mean" hint, at any depth', () => {
     expect(problems({ install: { rulesFilesDir: '/x' } })).toBe('config /x.yaml: unknown key "install.rulesFilesDir" (did you mean "install.rulesfilesDir"?)');
     expect(problems({ registy: {} })).toContain('unknown key "registy" (did you mean "registry"?)');
-    expect(problems({ zzz: 1 })).toContain('unknown key "zzz"; the top level has indexes, cacheDir, cacheMaxAge, registry, install, follow, artifact');
+    expect(problems({ zzz: 1 })).toContain('unknown key "zzz"; the top level has indexes, cacheDir, cacheMaxAge, verify, registry, install, follow, artifact');
     expect(problems({ indexes: [{ name: 'a', url: '/x', nmae: 'b' }] })).toContain('indexes[0]: unknown key "nmae" (did you mean "name"?)');
   });
 

@@ -134,8 +134,8 @@ export function effectiveValues(valuesFiles: string[]): any {
 
 /** The keys of the config file, from src/config/types.ts. */
 const CONFIG_KEYS = {
-  top: ['indexes', 'registry', 'install', 'follow', 'cacheDir', 'cacheMaxAge'],
-  registry: ['plainHttp', 'insecureSkipTlsVerify', 'caFiles', 'mirrors', 'authFile', 'cosignKeys', 'auth'],
+  top: ['indexes', 'registry', 'install', 'follow', 'cacheDir', 'cacheMaxAge', 'verify'],
+  registry: ['plainHttp', 'insecureSkipTlsVerify', 'caFiles', 'mirrors', 'authFile', 'cosignKeys', 'allowed', 'trustedRoot', 'auth'],
   install: ['refs', 'rulesfilesDir', 'pluginsDir', 'resolveDeps', 'allowedTypes', 'platform', 'engineVersion', 'lockfile', 'dirs'],
   follow: ['refs', 'every', 'cron', 'jitter', 'rulesfilesDir', 'pluginsDir', 'stateDir', 'allowedTypes', 'engineVersion',
     'engineVersionsUrl', 'validateCmd', 'metricsAddr', 'dirs'],

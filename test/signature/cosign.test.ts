@@ -137,8 +137,9 @@ describe('signatures end to end (built CLI, real registry)', () => {
     expect(notVerified.code).toBe(1);
     expect(notVerified.stderr).toContain('no cosign signature verifies');
     const noKey = await runCli(['repo', 'verify', `${reg.host}/rules/signed:1.0.0`, ...plain], { env });
+    // Without flags the index policy for the reference applies; none does here, and no key is configured.
     expect(noKey.code).toBe(2);
-    expect(noKey.stderr).toContain("required option '--verify-key <file>' not specified");
+    expect(noKey.stderr).toContain(`error: no signature policy applies to ${reg.host}/rules/signed:1.0.0`);
   });
 
   it('pushArtifact calls beforeTags (where push --sign-key signs) before any tag points at the new version', async () => {

@@ -14,19 +14,23 @@
  */
 import { createHash, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { initializeCA, type CA } from '@sigstore/mock/dist/fulcio/ca.js';
 import { initializeCTLog } from '@sigstore/mock/dist/fulcio/ctlog.js';
+import { fulcioHandler } from '@sigstore/mock/dist/fulcio/handler.js';
+import { rekorHandler } from '@sigstore/mock/dist/rekor/handler.js';
 import { initializeTLog } from '@sigstore/mock/dist/rekor/tlog.js';
 import type { OciReference } from '../../src/reference/reference.js';
 import { sha256Digest, type RegistryClient } from '../../src/registry/index.js';
+import { attachBundle } from '../../src/signature/keyless-sign.js';
 
 export const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';
 const BUNDLE_V03 = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 const SIMPLE_SIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-const OCI_EMPTY = 'application/vnd.oci.empty.v1+json';
 /** Far enough back that every key of the stand-in is valid whenever a test signs. */
 const VALID_FROM = '2000-01-01T00:00:00Z';
 
@@ -147,6 +151,39 @@ export class SigstoreStandin {
     return Object.values(entries)[0];
   }
 
+  /**
+   * The stand-in's Fulcio and Rekor as HTTP services on loopback (@sigstore/mock's handlers), for a
+   * signer that talks to them (`repo push --sign --fulcio-url --rekor-url`). The certificate's SAN is
+   * the token's `sub`, its issuer extension the token's `iss`.
+   */
+  async serve(): Promise<{ fulcioUrl: string; rekorUrl: string; requests: string[]; close(): Promise<void> }> {
+    const rekor = rekorHandler(await initializeTLog(logUrl(1), this.#tlogKeys));
+    // Rekor stores a proposed entry in its canonical form; the mock logs it as sent.
+    const routes = new Map([fulcioHandler(this.#ca), { path: rekor.path, fn: (body: string) => rekor.fn(JSON.stringify(canonicalEntry(JSON.parse(body)))) }].map((h) => [h.path, h.fn]));
+    const requests: string[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('error', () => res.destroy());
+      req.on('end', () => {
+        const path = new URL(req.url ?? '/', 'http://x').pathname;
+        requests.push(`${req.method} ${path}`);
+        const fn = routes.get(path);
+        if (fn === undefined || req.method !== 'POST') {
+          res.writeHead(404).end();
+          return;
+        }
+        fn(Buffer.concat(chunks).toString('utf8')).then(
+          (r) => res.writeHead(r.statusCode, { 'content-type': r.contentType ?? 'text/plain' }).end(r.response),
+          (err: unknown) => res.writeHead(500).end(String(err)),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return { fulcioUrl: url, rekorUrl: url, requests, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  }
+
   /** Signs `digest` of `repo` in cosign v2's format: a layer added to its `sha256-<hex>.sig` manifest. */
   async signV2(client: RegistryClient, repo: OciReference, digest: string, opts: SignOptions): Promise<void> {
     const payload = Buffer.from(
@@ -243,29 +280,38 @@ export async function writeV2Manifest(client: RegistryClient, at: OciReference, 
   await client.pushManifest(at, Buffer.from(JSON.stringify(manifest)), OCI_MANIFEST);
 }
 
-/** Attaches a bundle to `digest` as cosign v3 does: a referrer manifest whose one layer is the bundle. */
-export async function attachBundle(client: RegistryClient, repo: OciReference, digest: string, bundle: Buffer): Promise<string> {
-  const subject = await client.resolve({ registry: repo.registry, repository: repo.repository, digest });
-  const empty = Buffer.from('{}');
-  await client.pushBlob(repo, blob(empty));
-  await client.pushBlob(repo, blob(bundle));
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      artifactType: BUNDLE_V03,
-      config: { mediaType: OCI_EMPTY, digest: sha256Digest(empty), size: empty.length },
-      layers: [{ mediaType: BUNDLE_V03, digest: sha256Digest(bundle), size: bundle.length }],
-      subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size },
-      annotations: { 'dev.sigstore.bundle.content': 'dsse-envelope', 'dev.sigstore.bundle.predicateType': 'https://sigstore.dev/cosign/sign/v1' },
-    }),
-  );
-  const at = { registry: repo.registry, repository: repo.repository, digest: sha256Digest(manifest) };
-  await client.pushManifest(at, manifest, OCI_MANIFEST);
-  return at.digest;
-}
+/** Attaches a bundle to `digest` as cosign v3 does (the layout test/signature/keyless-sign.test.ts checks against cosign's spec). */
+export { attachBundle };
 
 /** The public key of a PEM private key, in PEM (for keyed policies). */
 export function publicPem(privateKey: KeyObject): string {
   return createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString();
+}
+
+/** An OIDC identity token as a CI job gets one (unsigned: the Fulcio stand-in only reads its claims). */
+export function identityToken(claims: { sub: string; iss?: string; [claim: string]: unknown }): string {
+  const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  return `${part({ alg: 'RS256', typ: 'JWT' })}.${part({ iss: GITHUB_ISSUER, aud: 'sigstore', iat: now, exp: now + 600, ...claims })}.${Buffer.from('unsigned').toString('base64url')}`;
+}
+
+/**
+ * What Rekor logs for a proposed `dsse` entry (its types/dsse/v0.0.1 canonicalization): the hashes of
+ * the envelope and payload, and each signature with its verifier, not the envelope itself. Other
+ * kinds (hashedrekord) are logged as proposed.
+ */
+function canonicalEntry(proposed: { kind?: string; apiVersion?: string; spec?: { proposedContent?: { envelope: string; verifiers: string[] } } }): object {
+  const content = proposed.spec?.proposedContent;
+  if (proposed.kind !== 'dsse' || content === undefined) return proposed;
+  const envelope = JSON.parse(content.envelope) as { payload: string; signatures: { sig: string }[] };
+  const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+  return {
+    apiVersion: proposed.apiVersion,
+    kind: 'dsse',
+    spec: {
+      envelopeHash: { algorithm: 'sha256', value: sha256(content.envelope) },
+      payloadHash: { algorithm: 'sha256', value: sha256(Buffer.from(envelope.payload, 'base64')) },
+      signatures: envelope.signatures.map((sig, i) => ({ signature: sig.sig, verifier: content.verifiers[i] ?? content.verifiers[0] })),
+    },
+  };
 }

@@ -62,6 +62,12 @@ app.kubernetes.io/component: pull-through-cache
 {{- end }}
 {{- $_ := set $registry "caFiles" $caFiles }}
 {{- end }}
+{{- with $v.registry.allowed }}
+{{- $_ := set $registry "allowed" . }}
+{{- end }}
+{{- if $v.registry.trustedRoot.configMap }}
+{{- $_ := set $registry "trustedRoot" (printf "%s/%s" (include "diginfractl.trustedRootDir" .) $v.registry.trustedRoot.key) }}
+{{- end }}
 {{- if $v.registry.auth.existingSecret }}
 {{- $_ := set $registry "authFile" (printf "%s/config.json" (include "diginfractl.authDir" .)) }}
 {{- end }}

@@ -101,6 +101,11 @@ and expands the $(NAME) references of the composed one, so no secret is written 
   mountPath: {{ include "diginfractl.caDir" $root }}
   readOnly: true
 {{- end }}
+{{- if $v.registry.trustedRoot.configMap }}
+- name: {{ $p }}sigstore-trusted-root
+  mountPath: {{ include "diginfractl.trustedRootDir" $root }}
+  readOnly: true
+{{- end }}
 {{- with concat ($v.extraVolumeMounts | default list) ($own.extraVolumeMounts | default list) }}
 {{ toYaml . }}
 {{- end }}

@@ -59,6 +59,7 @@ app.kubernetes.io/component: artifact-agent
 {{- define "diginfractl.configFile" -}}/etc/diginfractl/diginfractl.yaml{{- end }}
 {{- define "diginfractl.authDir" -}}/var/run/secrets/diginfractl/registry-auth{{- end }}
 {{- define "diginfractl.caDir" -}}/var/run/secrets/diginfractl/registry-ca{{- end }}
+{{- define "diginfractl.trustedRootDir" -}}/etc/diginfractl-sigstore{{- end }}
 {{- define "diginfractl.metricsAddr" -}}
 {{- if contains ":" .Values.metrics.address }}
 {{- printf "[%s]:%d" .Values.metrics.address (int .Values.metrics.port) }}

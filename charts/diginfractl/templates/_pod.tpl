@@ -34,6 +34,14 @@
       - key: {{ $v.registry.caSecret.key }}
         path: {{ $v.registry.caSecret.key }}
 {{- end }}
+{{- if $v.registry.trustedRoot.configMap }}
+- name: {{ $p }}sigstore-trusted-root
+  configMap:
+    name: {{ $v.registry.trustedRoot.configMap }}
+    items:
+      - key: {{ $v.registry.trustedRoot.key }}
+        path: {{ $v.registry.trustedRoot.key }}
+{{- end }}
 {{- with $v.extraVolumes }}
 {{ toYaml . }}
 {{- end }}

@@ -23,15 +23,17 @@ import {
   type DependentFiles,
   type EffectiveFollow,
   type FollowFlags,
+  type SignatureDeps,
 } from '../../follow/index.js';
 import type { LoadedIndex } from '../../indexes/resolve-name.js';
 import { recoverInterruptedChanges } from '../../install/recover.js';
 import { createFollowMetrics, type FollowMetrics } from '../../metrics/follow-metrics.js';
 import { parseListenAddr, startOpsServer, type OpsServer } from '../../metrics/server.js';
-import { createRegistryClient, credentialStoreFor, registryFiles, type CredentialStore, type RegistryClient } from '../../registry/index.js';
+import { createRegistryClient, credentialStoreFor, registryFiles, restrictReads, type CredentialStore, type RegistryClient } from '../../registry/index.js';
 import { childExecArgv } from '../process-tuning.js';
 import { outputFormat, type CliContext } from '../run.js';
 import { registryFlags, type RegistryFlagOptions } from '../session.js';
+import { policyIndexes, trustFor, UNVERIFIED_WARNING } from '../verification.js';
 
 export interface FollowCliFlags extends FollowFlags, RegistryFlagOptions {
   once?: boolean;
@@ -83,13 +85,27 @@ function registryFor(config: DiginfraConfig, flags: FollowCliFlags, metrics: Fol
     retry: { maxRetryAfterMs: 0 },
     signal: shutdown,
   });
-  return { client, store };
+  // registry.allowed: nothing outside it is followed, whether named, typed or served by a mirror.
+  return { client: restrictReads(client, config.registry), store };
 }
 
 /** The files the agent depends on besides its config (src/follow/watch-dependencies.ts). */
 function dependentFiles(eff: EffectiveFollow, flags: FollowCliFlags, store: CredentialStore): DependentFiles {
   const { credentials, ca } = registryFiles(eff.config.registry, registryFlags(flags), store);
   return { credentials, ca, trust: eff.settings.verifyKeys ?? [] };
+}
+
+/** How long the agent keeps a Sigstore trust root before loading it again (a TUF refresh brings rotated keys). */
+const TRUST_TTL_MS = 6 * 60 * 60_000;
+
+/**
+ * What verifying needs: the trust root (a given trusted_root.json is read now, so a bad one fails the
+ * start or the reload) and the cached indexes whose policies apply (re-read as often as the names').
+ */
+async function signatureDeps(ctx: CliContext, eff: EffectiveFollow, configPath: string): Promise<SignatureDeps> {
+  const trust = await trustFor(ctx, eff.config, { ...(eff.settings.trustedRoot !== undefined && { trustedRoot: eff.settings.trustedRoot }) }, TRUST_TTL_MS);
+  if (eff.settings.trustedRoot !== undefined && eff.settings.verification === 'on') await trust();
+  return { trust, indexes: policyIndexes(ctx, { config: eff.config, path: configPath }, INDEX_TTL_MS) };
 }
 
 function printOutcomes(ctx: CliContext, format: 'table' | 'json', outcomes: CheckOutcome[]): void {
@@ -160,6 +176,7 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
   const eff = effectiveFollow(loaded, flags, refArgs);
   await recoverSwaps(ctx, eff);
   await checkVerifyKeys(eff);
+  if (eff.settings.verification === 'off') ctx.logger.warn({ event: 'unverified' }, UNVERIFIED_WARNING);
   const metrics = createFollowMetrics();
   // Aborted at SIGTERM/SIGINT: requests in flight (a manifest, a stalled blob) stop at once.
   const shutdown = new AbortController();
@@ -170,6 +187,7 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
     client: registry.client,
     indexes: indexLoader(ctx, eff.config, loaded.path),
     rulesCheckExecArgv: childExecArgv(process.execArgv),
+    signatures: await signatureDeps(ctx, eff, loaded.path),
   });
 
   if (flags.once) {
@@ -272,15 +290,18 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
   const reload = async (): Promise<void> => {
     let next: EffectiveFollow;
     let nextLoaded: LoadedConfig;
+    let signatures: SignatureDeps;
     try {
       nextLoaded = await loadConfig(loadOpts);
       next = effectiveFollow(nextLoaded, flags, refArgs);
       await checkVerifyKeys(next);
+      signatures = await signatureDeps(ctx, next, nextLoaded.path);
     } catch (err) {
       ctx.logger.error({ event: 'config-invalid', config: loaded.path, err: messageOf(err) }, `config ${loaded.path} is not valid; keeping the last good one: ${messageOf(err)}`);
       return;
     }
     for (const w of nextLoaded.warnings) ctx.logger.warn(w);
+    if (next.settings.verification === 'off' && current.settings.verification !== 'off') ctx.logger.warn({ event: 'unverified' }, UNVERIFIED_WARNING);
     const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
     const registryChanged = !same(current.config.registry, next.config.registry);
     const indexesChanged = !same(current.config.indexes, next.config.indexes) || current.config.cacheDir !== next.config.cacheDir;
@@ -301,6 +322,8 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
     const change = follower.reconfigure(next.settings, {
       ...(registryChanged && { client: registry.client }),
       ...(indexesChanged && { indexes: indexLoader(ctx, next.config, nextLoaded.path) }),
+      // Re-read indexes (an index update), and a trusted root that may have changed on disk.
+      signatures,
     });
     ctx.logger.info({ event: 'config-reloaded', config: loaded.path, ...change, refs: next.settings.refs }, `config reloaded: ${change.added.length} ref(s) added, ${change.removed.length} removed${change.retimed.length ? `, ${change.retimed.length} re-timed` : ''}`);
     current = { ...next, metricsAddr };

@@ -3,17 +3,52 @@ import { inspectArtifact } from '../../artifact/inspect.js';
 import { loadConfig } from '../../config/load.js';
 import { selectTag } from '../../artifact/tags.js';
 import { formatReference, type OciReference } from '../../reference/reference.js';
-import { createRegistryClient, formatPlatform, type RegistryClient } from '../../registry/index.js';
-import { DiginfraError, messageOf } from '../../errors.js';
+import { createRegistryClient, formatPlatform, restrictReads, type RegistryClient } from '../../registry/index.js';
+import { DiginfraError, isDiginfraError, messageOf } from '../../errors.js';
 import { checkArtifactType } from '../../artifact/format.js';
 import { isDigestTag, signatureSummary } from '../../signature/cosign.js';
 import { registryFlags, type RegistryFlagOptions } from '../session.js';
 import { refLocator, type LocatedRef } from './locate.js';
 import { outputFormat, type CliContext } from '../run.js';
+import { keyFilesOf, policyIndexes, trustFor } from '../verification.js';
+import type { ArtifactSummary } from '../../artifact/inspect.js';
 
 interface InfoFlags extends RegistryFlagOptions {
   output?: string;
   type?: string;
+  trustedRoot?: string;
+}
+
+/** The signature policies that apply to an artifact, and whether its digest verifies under them. */
+interface PolicyInfo {
+  /** Each policy in words, with where it comes from. */
+  policies: { from: string; policy: string }[];
+  /** Absent when no policy applies. */
+  verified?: boolean;
+  /** What verified (identity, issuer, where the signature is), or why not. */
+  detail?: string;
+  code?: string;
+}
+
+type PolicyCheck = (summary: ArtifactSummary) => Promise<PolicyInfo>;
+
+/** The policy check of `artifact info`: the policies install would apply, verified on the digest shown; a refusal is shown, not thrown. */
+function policyCheck(ctx: CliContext, loaded: Awaited<ReturnType<typeof loadConfig>>, client: RegistryClient, flags: InfoFlags): PolicyCheck {
+  const indexes = policyIndexes(ctx, loaded);
+  let trust: ReturnType<typeof trustFor> | undefined;
+  return async (summary) => {
+    const { describePolicy, describeClaims, fetchKeyPem, policiesFor, verifyUnder } = await import('../../signature/index.js');
+    const subject = { registry: summary.ref.registry, repository: summary.ref.repository, name: summary.config.name, type: summary.type };
+    const applied = policiesFor(subject, await indexes(), keyFilesOf(loaded.config, {}));
+    const policies = applied.map((p) => ({ from: p.from, policy: describePolicy(p.policy) }));
+    if (applied.length === 0) return { policies };
+    try {
+      const verified = await verifyUnder(client, summary.ref, applied, { trust: await (trust ??= trustFor(ctx, loaded.config, flags)), fetchKey: fetchKeyPem });
+      return { policies, verified: true, detail: verified.map((v) => `${v.signer ? `signed by ${describeClaims(v.signer)}, ` : ''}${v.where}`).join('; ') };
+    } catch (err) {
+      return { policies, verified: false, detail: messageOf(err), ...(isDiginfraError(err) && { code: err.code }) };
+    }
+  };
 }
 
 /** Semver tags newest first, then the other tags in name order. */
@@ -34,10 +69,11 @@ export async function runArtifactInfo(ctx: CliContext, refTexts: string[], flags
   const loaded = await loadConfig(ctx.configPath === undefined ? {} : { path: ctx.configPath });
   for (const w of loaded.warnings) ctx.logger.warn(w);
   const locate = refLocator(ctx, loaded);
-  const client = createRegistryClient(loaded.config.registry, registryFlags(flags));
+  const client = restrictReads(createRegistryClient(loaded.config.registry, registryFlags(flags)), loaded.config.registry);
+  const checkPolicy = policyCheck(ctx, loaded, client, flags);
   const infos: Info[] = [];
   try {
-    for (const refText of refTexts) infos.push(await infoFor(ctx, client, await locate(refText, flags.type), refText, flags.type));
+    for (const refText of refTexts) infos.push(await infoFor(ctx, client, await locate(refText, flags.type), refText, flags.type, checkPolicy));
   } finally {
     await client.close();
   }
@@ -51,7 +87,7 @@ export async function runArtifactInfo(ctx: CliContext, refTexts: string[], flags
 
 type Info = Awaited<ReturnType<typeof infoFor>>;
 
-async function infoFor(ctx: CliContext, client: RegistryClient, located: LocatedRef, refText: string, type: string | undefined) {
+async function infoFor(ctx: CliContext, client: RegistryClient, located: LocatedRef, refText: string, type: string | undefined, checkPolicy: PolicyCheck) {
   const { repo, tag, digest, entry, index } = located;
   // Signature, attestation and referrers-fallback tags are not versions: shown under SIGNATURES/REFERRERS.
   const tags = sortTags((await client.listTags(repo)).filter((t) => !isDigestTag(t)));
@@ -68,6 +104,7 @@ async function infoFor(ctx: CliContext, client: RegistryClient, located: Located
     ctx.logger.warn(`cannot read the signatures of ${summary.ref.digest}: ${messageOf(err)}`);
     return undefined;
   });
+  const signaturePolicy = await checkPolicy(summary);
   return {
     ...(entry && { index, entry }),
     reference: formatReference(summary.ref),
@@ -85,6 +122,7 @@ async function infoFor(ctx: CliContext, client: RegistryClient, located: Located
     annotations: summary.annotations,
     referrers: referrers.map((r) => ({ digest: r.digest, ...(r.artifactType !== undefined && { artifactType: r.artifactType }) })),
     signatures,
+    signaturePolicy,
   };
 }
 
@@ -106,7 +144,11 @@ function describe(info: Info): string {
     ['TAGS', info.tags.join(', ')],
     ['REFERRERS', info.referrers.map((r) => `${r.artifactType ?? 'unknown type'} ${r.digest}`).join(', ') || 'none'],
     ['SIGNATURES', info.signatures ? describeSignatures(info.signatures) : 'unknown (could not be read)'],
+    ['POLICY', info.signaturePolicy.policies.map((p) => `${p.policy} (${p.from})`).join('; ') || 'none (no index entry describes it, and no key is configured)'],
   );
+  if (info.signaturePolicy.verified !== undefined) {
+    rows.push(['VERIFIED', `${info.signaturePolicy.verified ? 'yes' : 'no'}: ${(info.signaturePolicy.detail ?? '').replace(/\s*\n\s*/g, ' ')}`]);
+  }
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
 }
@@ -115,6 +157,6 @@ function describe(info: Info): string {
 function describeSignatures(s: { tag: string; keyPair: number; keyless: number }): string {
   const n = s.keyPair + s.keyless;
   if (n === 0) return 'none';
-  const kinds = [s.keyPair ? `${s.keyPair} with a key pair` : '', s.keyless ? `${s.keyless} keyless (not verifiable by diginfractl)` : ''].filter(Boolean).join(', ');
+  const kinds = [s.keyPair ? `${s.keyPair} with a key pair` : '', s.keyless ? `${s.keyless} keyless` : ''].filter(Boolean).join(', ');
   return `${n} cosign signature${n === 1 ? '' : 's'} (${kinds}) at tag ${s.tag}${s.keyPair ? '; check with repo verify --verify-key' : ''}`;
 }

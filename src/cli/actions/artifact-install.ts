@@ -15,14 +15,16 @@ import { parseDuration } from '../../config/checks.js';
 import { installArtifacts, type InstallResult } from '../../install/install.js';
 import { lockfilePath } from '../../install/lockfile.js';
 import type { BlobEvent } from '../../install/stage.js';
-import { createRegistryClient } from '../../registry/index.js';
+import { checkAllowed, createRegistryClient, restrictReads } from '../../registry/index.js';
 import { formatPlatform, platformOrHost } from '../../platform/index.js';
-import { registryFlags, verifierFor, type RegistryFlagOptions } from '../session.js';
+import { registryFlags, type RegistryFlagOptions } from '../session.js';
+import { policyIndexes, verificationFor, type VerifyFlagOptions } from '../verification.js';
+import type { PlannedArtifact } from '../../install/plan.js';
 import type { OciReference } from '../../reference/reference.js';
 import { interruptOnSignals, outputFormat, type CliContext } from '../run.js';
 import { human, progressReporter } from '../progress.js';
 
-export interface InstallFlags extends RegistryFlagOptions {
+export interface InstallFlags extends RegistryFlagOptions, VerifyFlagOptions {
   type?: string;
   allowedTypes?: string;
   platform?: string;
@@ -34,7 +36,6 @@ export interface InstallFlags extends RegistryFlagOptions {
   dir?: string[];
   frozen?: boolean;
   lockTimeout?: string;
-  verifyKey?: string[];
   output?: string;
 }
 
@@ -66,11 +67,21 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
   const lockfile = resolve(lockfilePath(rulesfilesDir, install.lockfile));
   const root = cacheRoot(config);
 
-  const verify = await verifierFor(config, flags.verifyKey);
   // From here a SIGINT/SIGTERM abandons the install (exit 130/143) instead of killing it mid-download.
   const interrupt = interruptOnSignals();
-  const client = createRegistryClient(config.registry, registryFlags(flags), { signal: interrupt.signal });
+  // registry.allowed: every read of this install (references, index entries, dependencies) is checked.
+  const client = restrictReads(createRegistryClient(config.registry, registryFlags(flags), { signal: interrupt.signal }), config.registry);
   let indexes: Promise<LoadedIndex[]> | undefined;
+  const verification = await verificationFor(ctx, config, flags, policyIndexes(ctx, loaded));
+  /** Before anything is written: where each artifact comes from (a cached one too), and its signatures. */
+  const verify = async (ref: OciReference & { digest: string }, planned: PlannedArtifact): Promise<void> => {
+    checkAllowed(config.registry, ref);
+    if (!verification) return;
+    const { verified } = await verification.verify(client, ref, { registry: ref.registry, repository: ref.repository, name: planned.name, type: planned.type });
+    for (const v of verified) {
+      ctx.logger.info({ digest: ref.digest, where: v.where, ...(v.signer && { signer: v.signer.identities.join(', ') }) }, `${planned.name} ${planned.version}: signed as its policy requires (${v.policy})`);
+    }
+  };
   try {
     const result = await installArtifacts({
       refs,
@@ -98,7 +109,7 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
       rulesfilesDir,
       pluginsDir,
       dirs: Object.fromEntries(Object.entries(install.dirs).map(([t, d]) => [t, resolve(d)])),
-      ...(verify && { verify: (ref: OciReference & { digest: string }) => verify(client, ref) }),
+      verify,
       onPlan: (plan) => {
         for (const w of plan.warnings) ctx.logger.warn(w);
         for (const a of plan.artifacts) {

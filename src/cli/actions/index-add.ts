@@ -5,10 +5,12 @@ import { loadConfigFile } from '../../config/load.js';
 import { updateConfigFile } from '../../config/save.js';
 import { isGcsIndex, isLocalIndex, isS3Index, normalizeIndexUrl } from '../../indexes/fetch.js';
 import { downloadIndex, storeIndex, tlsForIndex } from '../../indexes/refresh.js';
+import { readCachedIndex } from '../../indexes/store.js';
+import { isAllowed } from '../../registry/index.js';
 import { updateIndexCredentials } from '../../indexes/credentials.js';
 import type { IndexCredentials } from '../../indexes/types.js';
 import { outputFormat, printJson, type CliContext } from '../run.js';
-import { loadIndexContext, warnPlainHttp } from './index-common.js';
+import { loadIndexContext, warnPlainHttp, type IndexCliContext } from './index-common.js';
 
 export interface IndexAddOptions {
   username?: string;
@@ -90,6 +92,17 @@ export async function runIndexAdd(ctx: CliContext, name: string, rawUrl: string,
     return cfg;
   });
   await storeIndex(ictx.cacheDir, entry, downloaded);
+  await warnOutsideAllowed(ctx, ictx, name);
   if (format === 'json') printJson(ctx, { name, url, replaced: existing !== undefined, entries: downloaded.count });
   else ctx.out(`index "${name}" ${existing ? 'replaced' : 'added'}: ${downloaded.count} ${downloaded.count === 1 ? 'entry' : 'entries'} from ${url}`);
+}
+
+/** Entries whose artifacts registry.allowed refuses: added anyway (the list may change), with a warning naming them. */
+async function warnOutsideAllowed(ctx: CliContext, ictx: IndexCliContext, name: string): Promise<void> {
+  const allowed = ictx.config.registry.allowed;
+  if (allowed.length === 0) return;
+  const outside = ((await readCachedIndex(ictx.cacheDir, name))?.entries ?? []).filter((e) => !isAllowed(allowed, e.registry, e.repository));
+  if (outside.length === 0) return;
+  const shown = outside.slice(0, 5).map((e) => `${e.name} (${e.registry}/${e.repository})`).join(', ');
+  ctx.logger.warn(`index "${name}": ${outside.length} ${outside.length === 1 ? 'entry is' : 'entries are'} outside registry.allowed (${allowed.join(', ')}) and cannot be installed: ${shown}${outside.length > 5 ? ', ...' : ''}`);
 }

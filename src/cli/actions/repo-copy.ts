@@ -3,6 +3,7 @@ import { parseLayoutRef } from '../../artifact/oci-layout.js';
 import { cacheRoot } from '../../config/paths.js';
 import { BlobCache } from '../../content/index.js';
 import { parseOciReference } from '../../reference/reference.js';
+import { checkAllowed } from '../../registry/index.js';
 import { outputFormat, type CliContext } from '../run.js';
 import { loadCliConfig, openRegistry, type RegistryFlagOptions } from '../session.js';
 
@@ -22,6 +23,8 @@ export async function runCopy(ctx: CliContext, srcText: string, dstText: string,
   const src = placeOf(srcText);
   const dst = placeOf(dstText);
   const config = await loadCliConfig(ctx);
+  // registry.allowed applies to what is read; where the copy goes is the user's to say.
+  if (src.kind === 'registry') checkAllowed(config.registry, src.ref);
   const client = await openRegistry(ctx, flags, config);
   try {
     const result = await copyArtifact(client, src, dst, {

@@ -3,24 +3,25 @@ import { extractArtifact, resolveArtifact, type ResolvedArtifact } from '../../a
 import { loadConfig } from '../../config/load.js';
 import { selectTag } from '../../artifact/tags.js';
 import { formatReference, type OciReference } from '../../reference/reference.js';
-import { createRegistryClient, type ArtifactSource } from '../../registry/index.js';
+import { checkAllowed, createRegistryClient, restrictReads, type ArtifactSource } from '../../registry/index.js';
 import { OciLayout, layoutSource, parseLayoutRef } from '../../artifact/oci-layout.js';
 import { formatPlatform, platformOrHost } from '../../platform/index.js';
-import { registryFlags, verifierFor, type RegistryFlagOptions } from '../session.js';
+import { registryFlags, type RegistryFlagOptions } from '../session.js';
+import { policyIndexes, verificationFor, type VerifyFlagOptions } from '../verification.js';
 import { refLocator } from './locate.js';
 import { interruptOnSignals, outputFormat, type CliContext } from '../run.js';
 import { progressReporter } from '../progress.js';
 
-interface PullFlags extends RegistryFlagOptions {
+interface PullFlags extends RegistryFlagOptions, VerifyFlagOptions {
   dest: string;
   platform?: string;
   output?: string;
-  verifyKey?: string[];
 }
 
 /**
  * `repo pull REF... --dest DIR`: every reference is resolved (short names through the indexes,
- * floating tags to their newest release) and, with keys, verified before any file is written; then
+ * floating tags to their newest release) and verified under the signature policies that apply to it
+ * (docs/signatures.md) before any file is written; then
  * each artifact is extracted in turn. A file that a later artifact also ships is overwritten, with a
  * warning.
  */
@@ -37,11 +38,12 @@ export async function runPull(ctx: CliContext, refTexts: string[], flags: PullFl
   const dest = resolve(flags.dest);
   const loaded = await loadConfig(ctx.configPath === undefined ? {} : { path: ctx.configPath });
   for (const w of loaded.warnings) ctx.logger.warn(w);
-  const verify = await verifierFor(loaded.config, flags.verifyKey);
   const locate = refLocator(ctx, loaded);
+  const verification = await verificationFor(ctx, loaded.config, flags, policyIndexes(ctx, loaded));
   // From here a SIGINT/SIGTERM abandons the pull (exit 130/143): the transfer stops, staging is removed.
   const interrupt = interruptOnSignals();
-  const client = createRegistryClient(loaded.config.registry, registryFlags(flags), { signal: interrupt.signal });
+  // registry.allowed: nothing outside it is read, whether typed or found through an index.
+  const client = restrictReads(createRegistryClient(loaded.config.registry, registryFlags(flags), { signal: interrupt.signal }), loaded.config.registry);
   try {
     const artifacts: Pulled[] = [];
     for (const refText of refTexts) {
@@ -55,9 +57,11 @@ export async function runPull(ctx: CliContext, refTexts: string[], flags: PullFl
         const { repo, tag, digest } = await locate(refText);
         ref = digest ? { ...repo, ...(tag !== undefined && { tag }), digest } : { ...repo, tag: await selectTag(client, repo, tag) };
       }
+      if (!layout) checkAllowed(loaded.config.registry, ref);
       const artifact = await resolveArtifact(source, ref, platform);
       // Before anything is written: an unsigned or wrongly signed artifact leaves the destination as it was.
-      await verify?.(source, artifact.ref);
+      const checked = await verification?.verify(source, artifact.ref, { registry: ref.registry, repository: ref.repository, name: artifact.config.name, type: artifact.type });
+      for (const v of checked?.verified ?? []) ctx.logger.debug({ digest: artifact.ref.digest, where: v.where }, `${refText}: signed as its policy requires (${v.policy})`);
       const label = layout ? `oci:${layout.dir}${layout.tag !== undefined ? `:${layout.tag}` : ''}@${artifact.ref.digest}` : formatReference(artifact.ref);
       artifacts.push({ artifact, source, label });
     }

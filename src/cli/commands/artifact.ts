@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { collect } from '../run.js';
-import { addRegistryFlags, verifyKeyOption } from './repo.js';
+import { addRegistryFlags, noVerifyOption, trustedRootOption, verifyKeyOption, verifyOption } from './repo.js';
 import { assetsDirAsDir, followHabits, onlyJson } from './falcoctl-habits.js';
 
 /** `diginfractl artifact ...`: declares the subcommands; each action module loads only when it runs. */
@@ -20,7 +20,8 @@ export function registerArtifactCommands(program: Command): void {
       await runArtifactSearch(contextFrom(cmd), keywords, opts);
     });
   addRegistryFlags(group.command('info'))
-    .description('show artifacts: index entry, reference, tags, and for one tag its digest, version, platforms, dependencies, requirements, signatures')
+    .description('show artifacts: index entry, reference, tags, and for one tag its digest, version, platforms, dependencies, requirements, signatures, and the signature policy that applies and whether the digest verifies under it')
+    .addOption(trustedRootOption())
     .argument('<ref...>', 'NAME[:TAG], INDEX::NAME[:TAG], or REGISTRY/REPOSITORY[:TAG|@DIGEST]')
     .option('--type <type>', 'only artifacts of this type: short names resolve among index entries of this type, and another type is an error')
     .option('-o, --output <format>', 'table or json (an array, one element per reference)', 'table')
@@ -68,6 +69,9 @@ export function registerArtifactCommands(program: Command): void {
     .option('--frozen', 'install exactly the digests recorded in the lock file; fail if a ref is missing from it')
     .option('--lock-timeout <seconds>', 'how long to wait for another install into the same directories', '60')
     .addOption(verifyKeyOption())
+    .addOption(trustedRootOption())
+    .addOption(noVerifyOption())
+    .addOption(verifyOption())
     .option('-o, --output <format>', 'table or json', 'table')
     .action(async (refs: string[], opts, cmd: Command) => {
       const { contextFrom } = await import('../run.js');
@@ -94,6 +98,9 @@ export function registerArtifactCommands(program: Command): void {
     .option('--validate-cmd <cmd>', 'command run with the staged rules file as last argument; non-zero exit rejects it (default: follow.validateCmd)')
     .option('--metrics-addr <host:port>', 'serve /metrics, /healthz and /readyz here, e.g. 0.0.0.0:9376 (default: follow.metricsAddr; off)')
     .addOption(verifyKeyOption())
+    .addOption(trustedRootOption())
+    .addOption(noVerifyOption())
+    .addOption(verifyOption())
     .option('--once', 'check every ref once and exit: 0 when all are current, 1 when any failed or was rejected')
     .option('-o, --output <format>', 'with --once: table or json', 'table')
     .action(async (refs: string[], opts, cmd: Command) => {

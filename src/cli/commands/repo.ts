@@ -12,9 +12,24 @@ export function registryOptions(): Option[] {
   ];
 }
 
-/** For commands that fetch artifacts: require a cosign signature (src/signature/cosign.ts). */
+/** For commands that fetch artifacts: the keys for artifacts no index signature policy covers (docs/signatures.md). */
 export function verifyKeyOption(): Option {
-  return new Option('--verify-key <file>', 'require a cosign signature that this PEM public key verifies (repeat for several; replaces registry.cosignKeys)').argParser(collect);
+  return new Option('--verify-key <file>', 'require a cosign signature that this PEM public key verifies, for artifacts no index policy covers (repeat for several; replaces registry.cosignKeys)').argParser(collect);
+}
+
+/** The trusted root for keyless signatures (docs/signatures.md). */
+export function trustedRootOption(): Option {
+  return new Option('--trusted-root <file>', 'Sigstore trusted_root.json to verify keyless signatures with, instead of the public-good root (default: registry.trustedRoot)');
+}
+
+/** The opt-out of signature verification, warned about on every run. */
+export function noVerifyOption(): Option {
+  return new Option('--no-verify', "do not verify signatures (default: the config's verify, true); warned about on every run");
+}
+
+/** Overrides `verify: false` for one command; with it, commander leaves `verify` unset when neither flag is given. */
+export function verifyOption(): Option {
+  return new Option('--verify', 'verify signatures even when the config says verify: false').hideHelp();
 }
 
 export function addRegistryFlags(cmd: Command): Command {
@@ -45,6 +60,11 @@ export function registerRepoCommands(program: Command): void {
       .option('--add-floating-tags', 'also tag MAJOR.MINOR, MAJOR and latest (each unless a newer version holds it)')
       .option('--mount-from <repository>', 'repository of the same registry to mount existing blobs from')
       .option('--sign-key <file>', 'sign the pushed digest with this PEM private key, as cosign sign --key does (unencrypted PEM)')
+      .option('--sign', 'sign the pushed digest keylessly (Sigstore: a Fulcio certificate for the CI job\'s OIDC identity, logged in Rekor), before the tags move')
+      .option('--identity-token <file>', 'with --sign: file holding the OIDC identity token (default: SIGSTORE_ID_TOKEN, else the CI\'s own)')
+      .option('--fulcio-url <url>', `with --sign: the Fulcio to get the certificate from (default: https://fulcio.sigstore.dev)`)
+      .option('--rekor-url <url>', `with --sign: the Rekor to log the signature in (default: https://rekor.sigstore.dev)`)
+      .option('--signature-format <v3|v2>', 'with --sign: v3, a Sigstore bundle attached as a referrer; v2, also the cosign sha256-<hex>.sig tag (default: v3)')
       .option('-o, --output <format>', 'table or json', 'table'),
   ).action(async (ref: string, files: string[], opts, cmd: Command) => {
     const { runPush } = await import('../actions/repo-push.js');
@@ -54,12 +74,15 @@ export function registerRepoCommands(program: Command): void {
   addRegistryFlags(
     repo
       .command('pull')
-      .description('pull artifacts and extract their files into a directory (every reference is resolved, and verified with --verify-key, before anything is written)')
+      .description('pull artifacts and extract their files into a directory (every reference is resolved, and its signatures verified under the policies that apply, before anything is written)')
       .argument('<ref...>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST], NAME[:TAG] or INDEX::NAME[:TAG] (looked up in the indexes), or oci:DIR[:TAG|@DIGEST] (an OCI image layout, read offline)')
       .option('--dest <dir>', 'directory to extract into (default: the current directory)')
       .option('--dest-dir <dir>', "the same as --dest (falcoctl's name; its -o DIR is not taken: -o is the output format here)")
       .option('--platform <os/arch>', "platform to pull from a multi-platform artifact (default: this machine's)")
       .addOption(verifyKeyOption())
+      .addOption(trustedRootOption())
+      .addOption(noVerifyOption())
+      .addOption(verifyOption())
       .option('-o, --output <format>', 'table or json (an array, one element per reference)', 'table'),
   ).action(async (refs: string[], opts, cmd: Command) => {
     const { runPull } = await import('../actions/repo-pull.js');
@@ -98,7 +121,7 @@ export function registerRepoCommands(program: Command): void {
       .description('copy an artifact unchanged (all platforms, same digests) to another repository or registry, or to and from an OCI layout directory (air-gapped transfer)')
       .argument('<src>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST], or oci:DIR[:TAG|@DIGEST] (an OCI image layout)')
       .argument('<dst>', 'REGISTRY/REPOSITORY[:TAG], or oci:DIR[:TAG] (no tag: the source tag)')
-      .option('--with-signatures', 'also copy its cosign signatures (the sha256-<hex>.sig tag), before the tag')
+      .option('--with-signatures', 'also copy its signatures (the cosign sha256-<hex>.sig tag, and the Sigstore bundles attached as referrers), before the tag')
       .option('-o, --output <format>', 'table or json', 'table'),
   ).action(async (src: string, dst: string, opts, cmd: Command) => {
     const { runCopy } = await import('../actions/repo-copy.js');
@@ -108,9 +131,14 @@ export function registerRepoCommands(program: Command): void {
   addRegistryFlags(
     repo
       .command('verify')
-      .description('check that what a reference points at carries a cosign signature one of the keys verifies, as cosign verify --key does')
-      .argument('<ref>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST]')
-      .addOption(verifyKeyOption().makeOptionMandatory())
+      .description('check that what a reference points at is signed as a policy requires, as cosign verify does: the flags\' policy, else the index policy that applies to it')
+      .argument('<ref>', 'REGISTRY/REPOSITORY[:TAG|@DIGEST], NAME[:TAG] or INDEX::NAME[:TAG]')
+      .addOption(verifyKeyOption())
+      .option('--certificate-identity <identity>', 'keyless: the signing certificate\'s identity, exactly (e.g. https://github.com/ORG/REPO/.github/workflows/release.yml@refs/tags/v1.0.0)')
+      .option('--certificate-identity-regexp <re2>', 'keyless: an RE2 regexp searched in the certificate\'s identity')
+      .option('--certificate-oidc-issuer <url>', 'keyless: the OIDC issuer in the certificate, exactly (GitHub Actions: https://token.actions.githubusercontent.com)')
+      .option('--certificate-oidc-issuer-regexp <re2>', 'keyless: an RE2 regexp searched in the OIDC issuer')
+      .addOption(trustedRootOption())
       .option('-o, --output <format>', 'table or json', 'table'),
   ).action(async (ref: string, opts, cmd: Command) => {
     const { runVerify } = await import('../actions/repo-sign.js');
