@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { DiginfraError, messageOf } from '../errors.js';
 import { MAX_INDEX_BYTES } from './validate.js';
 import type { IndexCredentials } from './types.js';
+import { isLocalIndex } from './url-kind.js';
 
 export interface FetchIndexRequest {
   /** Index name, for messages. */
@@ -43,10 +44,7 @@ export type FetchIndexResult =
 const MAX_REDIRECTS = 5;
 const DEFAULT_TIMEOUT_MS = 30_000;
 
-/** True for plain paths and file:// URLs. */
-export function isLocalIndex(url: string): boolean {
-  return url.startsWith('file:') || !/^[a-z][a-z0-9+.-]*:\/\//i.test(url);
-}
+export { isLocalIndex };
 
 export function isPlainHttp(url: string): boolean {
   return /^http:\/\//i.test(url);

@@ -32,12 +32,8 @@ function indexLoader(ctx: CliContext, config: DiginfraConfig, configPath: string
     if (!memo || Date.now() - at > INDEX_TTL_MS) {
       at = Date.now();
       // Loaded on first use: an agent following registry refs only never needs the index code.
-      const loading = import('../../indexes/resolve-name.js').then(({ loadIndexes }) =>
-        loadIndexes(config, cacheRoot(config), {
-          credentialsPath: indexCredentialsPath(configPath),
-          onFetch: (name, url) => ctx.logger.info(`fetching index "${name}" from ${url} (first use)`),
-          onError: (name, err) => ctx.logger.warn(`index "${name}" skipped: ${messageOf(err)}`),
-        }),
+      const loading = import('../../indexes/resolve-name.js').then(({ commandLoadOptions, loadIndexes }) =>
+        loadIndexes(config, cacheRoot(config), commandLoadOptions(ctx.logger, indexCredentialsPath(configPath))),
       );
       memo = loading;
       loading.catch(() => {

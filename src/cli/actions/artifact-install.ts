@@ -8,8 +8,8 @@ import { checkArtifactType } from '../../artifact/format.js';
 import { applySectionFlags } from '../../config/layers.js';
 import { loadConfig } from '../../config/load.js';
 import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
-import { DiginfraError, messageOf } from '../../errors.js';
-import { loadIndexes, type LoadedIndex } from '../../indexes/resolve-name.js';
+import { DiginfraError } from '../../errors.js';
+import { commandLoadOptions, loadIndexes, type LoadedIndex } from '../../indexes/resolve-name.js';
 import { BlobCache, DEFAULT_CACHE_MAX_AGE_MS } from '../../content/index.js';
 import { parseDuration } from '../../config/checks.js';
 import { installArtifacts, type InstallResult } from '../../install/install.js';
@@ -76,11 +76,7 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
         client,
         platform,
         indexes: () =>
-          (indexes ??= loadIndexes(config, root, {
-            credentialsPath: indexCredentialsPath(loaded.path),
-            onFetch: (name, url) => ctx.logger.info(`fetching index "${name}" from ${url} (first use)`),
-            onError: (name, err) => ctx.logger.warn(`index "${name}" skipped: ${messageOf(err)}`),
-          })),
+          (indexes ??= loadIndexes(config, root, commandLoadOptions(ctx.logger, indexCredentialsPath(loaded.path)))),
         warn: (m) => ctx.logger.warn(m),
         debug: (m) => ctx.logger.debug(m),
       },
