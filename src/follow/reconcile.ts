@@ -48,6 +48,8 @@ export interface CheckContext {
   indexes: (() => Promise<readonly LoadedIndex[]>) | undefined;
   /** The running engine's version (fixed, or read from the versions URL), for requirements. */
   engineVersion: () => Promise<string | undefined>;
+  /** False the first time this run says the engine version is unknown, true after. */
+  engineUnknownSaid?: () => boolean;
   logger: Logger;
   metrics: FollowMetrics;
   scheduler: Pick<Scheduler, 'signal' | 'inUpdateSlot' | 'commit' | 'markInstalled' | 'isInstalled'>;
@@ -167,6 +169,7 @@ async function update(ctx: CheckContext, change: Change): Promise<CheckOutcome> 
 function admissionIo(ctx: CheckContext, at: OciReference & { digest: string }): AdmissionIo {
   return {
     engineVersion: ctx.engineVersion,
+    ...(ctx.engineUnknownSaid && { engineUnknownSaid: ctx.engineUnknownSaid }),
     installed: () => installedView(ctx),
     signatures: {
       state: async () => (await lazy.cosign()).signaturesState(ctx.client, at, at.digest),
