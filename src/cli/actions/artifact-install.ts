@@ -14,6 +14,7 @@ import { BlobCache, DEFAULT_CACHE_MAX_AGE_MS } from '../../content/index.js';
 import { parseDuration } from '../../config/checks.js';
 import { installArtifacts, type InstallResult } from '../../install/install.js';
 import { lockfilePath } from '../../install/lockfile.js';
+import { withOciLayouts } from '../../install/oci-source.js';
 import type { BlobEvent } from '../../install/stage.js';
 import { createRegistryClient } from '../../registry/index.js';
 import { formatPlatform, platformOrHost } from '../../platform/index.js';
@@ -67,7 +68,8 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
   const root = cacheRoot(config);
 
   const verify = await verifierFor(config, flags.verifyKey);
-  const client = createRegistryClient(config.registry, registryFlags(flags));
+  // `oci:DIR[:TAG]` references read the layout on disk through it (src/install/oci-source.ts).
+  const client = withOciLayouts(createRegistryClient(config.registry, registryFlags(flags)));
   let indexes: Promise<LoadedIndex[]> | undefined;
   try {
     const result = await installArtifacts({
