@@ -3,6 +3,7 @@
  * `repo copy ... oci:DIR` install from it offline (the registry they came from is stopped), the
  * dependencies found in the same layout, every blob checked, and `--frozen` works from it too.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +23,10 @@ let env: Awaited<ReturnType<typeof cliEnv>>;
 let disk: string;
 /** A layout holding the rules only. */
 let rulesOnly: string;
+/** A layout holding signed rules with their signature, and the keys. */
+let signed: string;
+let pub: string;
+let otherPub: string;
 let rulesDigest: string;
 
 beforeAll(async () => {
@@ -50,6 +55,21 @@ beforeAll(async () => {
     const r = await runCli(['repo', 'copy', ref, `oci:${dir}`], { env });
     expect(r.code, r.stderr).toBe(0);
   }
+  // Signed rules, copied with their signature.
+  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const key = join(root, 'key.pem');
+  pub = join(root, 'key.pub');
+  otherPub = join(root, 'other.pub');
+  await writeFile(key, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  await writeFile(pub, pair.publicKey.export({ type: 'spki', format: 'pem' }));
+  await writeFile(otherPub, other.publicKey.export({ type: 'spki', format: 'pem' }));
+  const file = join(root, 'signed_rules.yaml');
+  await writeFile(file, '- list: signed\n  items: []\n');
+  const push = await runCli(['repo', 'push', `${reg.host}/acme/signed:1.0.0`, file, '--type', 'rulesfile', '--version', '1.0.0', '--sign-key', key], { env });
+  expect(push.code, push.stderr).toBe(0);
+  signed = join(root, 'usb', 'signed');
+  expect((await runCli(['repo', 'copy', `${reg.host}/acme/signed:1.0.0`, `oci:${signed}`, '--with-signatures'], { env })).code).toBe(0);
   // Offline from here on.
   await client.close();
   await reg.stop();
@@ -96,6 +116,17 @@ describe('artifact install oci:DIR[:TAG]', () => {
     const alone = await runCli([...installArgs(d, `oci:${rulesOnly}:1.0.0`), '--no-resolve-deps'], { env });
     expect(alone.code, alone.stderr).toBe(0);
     expect(await readdir(d.rules)).toContain('k8saudit_rules.yaml');
+  });
+
+  it('verifies the signature copied into the layout; a key that did not sign it refuses the install', async () => {
+    const d = await dirs();
+    const refused = await runCli([...installArgs(d, `oci:${signed}:1.0.0`), '--verify-key', otherPub], { env });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/signature/i);
+    expect(await readdir(d.rules).catch(() => [])).toEqual([]);
+    const ok = await runCli([...installArgs(d, `oci:${signed}:1.0.0`), '--verify-key', pub], { env });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(await readFile(join(d.rules, 'signed_rules.yaml'), 'utf8')).toBe('- list: signed\n  items: []\n');
   });
 
   it('a tag the layout lacks, or a damaged blob, is refused', async () => {
