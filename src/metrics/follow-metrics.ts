@@ -25,11 +25,11 @@ export interface FollowMetrics {
   readonly rejected: Counter<'ref' | 'reason'>;
   readonly lastSuccess: Gauge<'ref'>;
   readonly artifactInfo: Gauge<'ref' | 'digest' | 'version'>;
-  readonly registryRequests: Counter<'registry' | 'method' | 'code'>;
+  readonly registryRequests: Counter<'registry' | 'method' | 'code' | 'source'>;
   readonly downloadBytes: Counter;
   readonly checkDuration: Histogram;
   /** For the transport's `onResponse` hook: counts every HTTP exchange with a registry. */
-  onResponse(info: { registry: string; method: string; status: number | 'error' }): void;
+  onResponse(info: { registry: string; method: string; status: number | 'error'; source?: string }): void;
   /** Sets diginfractl_artifact_info for `ref` to this digest/version (dropping the previous series). */
   setInstalled(ref: string, digest: string, version: string): void;
   /** Drops every series of a ref that is no longer followed. */
@@ -77,8 +77,8 @@ export function createFollowMetrics(opts: FollowMetricsOptions = {}): FollowMetr
   });
   const registryRequests = new Counter({
     name: 'diginfractl_registry_requests_total',
-    help: 'HTTP exchanges with registries, by registry, method and status code ("error": no answer)',
-    labelNames: ['registry', 'method', 'code'] as const,
+    help: 'HTTP exchanges with registries, by registry, method, status code ("error": no answer) and source (the registry itself, or the mirror that was asked)',
+    labelNames: ['registry', 'method', 'code', 'source'] as const,
     registers,
   });
   const downloadBytes = new Counter({
@@ -104,7 +104,7 @@ export function createFollowMetrics(opts: FollowMetricsOptions = {}): FollowMetr
     downloadBytes,
     checkDuration,
     onResponse(info) {
-      registryRequests.inc({ registry: info.registry, method: info.method, code: String(info.status) });
+      registryRequests.inc({ registry: info.registry, method: info.method, code: String(info.status), source: info.source ?? info.registry });
     },
     setInstalled(ref, digest, version) {
       const prev = installed.get(ref);
