@@ -15,7 +15,7 @@ import { defaultConfig } from '../../src/config/types.js';
 import { createFollowMetrics } from '../../src/metrics/follow-metrics.js';
 import { parseOciReference } from '../../src/reference/reference.js';
 import { createRegistryClient, type RegistryClient } from '../../src/registry/index.js';
-import { cliEnv, runCli } from '../helpers/cli.js';
+import { cliEnv, logMessages as messages, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fs.js';
 import { freePort, listenOnLoopback } from '../helpers/net.js';
 import { pushRules } from '../helpers/push.js';
@@ -65,20 +65,6 @@ async function envWith(mirrors: string[]) {
     stringify({ indexes: [], registry: { plainHttp: [origin.host, empty.host, full.host, failingHost, deadHost], mirrors: { [origin.host]: mirrors } } }),
   );
   return env;
-}
-
-/** The messages of stderr's JSON log lines. */
-function messages(stderr: string): string[] {
-  return stderr
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => {
-      try {
-        return String((JSON.parse(l) as { msg?: unknown }).msg);
-      } catch {
-        return l;
-      }
-    });
 }
 
 describe('registry.mirrors', () => {

@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { RegistryClient } from '../../src/registry/index.js';
-import { cliEnv, runCli } from '../helpers/cli.js';
+import { cliEnv, logMessages as messages, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fs.js';
 import { freePort } from '../helpers/net.js';
 import { pushRules } from '../helpers/push.js';
@@ -27,20 +27,6 @@ let port: number;
 let deadUrl: string;
 let env: Awaited<ReturnType<typeof cliEnv>>;
 let remoteIndex: string;
-
-/** One line per log record of stderr (JSON lines when not on a terminal), as their messages. */
-function messages(stderr: string): string[] {
-  return stderr
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => {
-      try {
-        return String((JSON.parse(l) as { msg?: unknown }).msg);
-      } catch {
-        return l;
-      }
-    });
-}
 
 async function configure(e: NodeJS.ProcessEnv, indexes: { name: string; url: string }[]): Promise<void> {
   await writeFile(e.DIGINFRACTL_CONFIG!, stringify({ indexes, registry: { plainHttp: [reg.host] } }));
