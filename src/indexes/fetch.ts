@@ -27,6 +27,8 @@ export interface FetchIndexRequest {
   maxBytes?: number;
   /** Per request, for the headers and between body chunks; default 30 s. */
   timeoutMs?: number;
+  /** For the connection (DNS and TCP/TLS); default timeoutMs. */
+  connectTimeoutMs?: number;
   /** PEM CA bundle to trust for https:// */
   caFile?: string;
   /** Skip TLS verification (testing only). */
@@ -246,7 +248,7 @@ async function fetchHttp(req: FetchIndexRequest, authHint?: string): Promise<Fet
   const dispatcher = createDispatcher({
     ...(req.insecure === true && { insecure: true }),
     ...(req.caFile !== undefined && { ca: readCa(req.name, req.caFile) }),
-    connectTimeoutMs: timeout,
+    connectTimeoutMs: req.connectTimeoutMs ?? timeout,
     readTimeoutMs: timeout,
     env: req.env ?? process.env,
   });

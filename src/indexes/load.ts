@@ -61,6 +61,13 @@ function selected(config: DiginfraConfig, only: string[] | undefined): IndexConf
 }
 
 /**
+ * How long a first use waits for a connection to the index host (DNS and TCP/TLS). An offline machine
+ * whose packets go nowhere would otherwise wait the whole request timeout (30 s) before skipping the
+ * index; a reachable host connects in well under this. `index update` keeps the full timeout.
+ */
+export const FIRST_USE_CONNECT_TIMEOUT_MS = 5_000;
+
+/**
  * First use of an index: fetch, validate and cache it (loads the HTTP client and YAML parser). The
  * caller then reads the cached copy, as for any other index.
  */
@@ -80,6 +87,7 @@ async function fetchFirst(config: DiginfraConfig, ix: IndexConfig, cacheDir: str
     ...(credentials !== undefined && { credentials }),
     ...tlsForIndex(config.registry, ix.url),
     ...(opts.env !== undefined && { env: opts.env }),
+    connectTimeoutMs: FIRST_USE_CONNECT_TIMEOUT_MS,
     now: () => new Date(now()),
   });
 }

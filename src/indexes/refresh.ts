@@ -21,6 +21,8 @@ export interface RefreshOptions {
   env?: Record<string, string | undefined>;
   maxBytes?: number;
   timeoutMs?: number;
+  /** For the connection only (default timeoutMs): a first use keeps it short (load.ts). */
+  connectTimeoutMs?: number;
   now?: () => Date;
 }
 
@@ -55,6 +57,7 @@ function fetchOptions(opts: Omit<RefreshOptions, 'cacheDir' | 'conditional'>) {
     ...(opts.env !== undefined && { env: opts.env }),
     ...(opts.maxBytes !== undefined && { maxBytes: opts.maxBytes }),
     ...(opts.timeoutMs !== undefined && { timeoutMs: opts.timeoutMs }),
+    ...(opts.connectTimeoutMs !== undefined && { connectTimeoutMs: opts.connectTimeoutMs }),
   };
 }
 
