@@ -41,15 +41,21 @@ export interface IndexLoadLog {
 
 /**
  * The options every command that reads indexes passes, so that they behave alike: an index that
- * cannot be loaded is skipped with one warning (saying how to try again or silence it) and kept as
- * skipped, and a first fetch is told.
+ * cannot be loaded is skipped and kept as skipped (for the messages of a lookup nothing answers), and
+ * a first fetch is told. The failure is warned about once, by the command that met it (saying when it
+ * is tried again and how to silence it); while it is remembered, commands skip the index without a
+ * word, so an offline `artifact search` pays neither a request nor the logger's start-up. `log` is
+ * asked for only when there is something to say (a command's logger is created on first use).
  */
-export function commandLoadOptions(log: IndexLoadLog, credentialsPath: string): LoadIndexesOptions {
+export function commandLoadOptions(log: () => IndexLoadLog, credentialsPath: string): LoadIndexesOptions {
   return {
     credentialsPath,
     keepSkipped: true,
-    onFetch: (name, url) => log.info(`fetching index "${name}" from ${url} (first use)`),
-    onError: (name, err) => log.warn(skippedIndexWarning(name, err)),
+    onFetch: (name, url) => log().info(`fetching index "${name}" from ${url} (first use)`),
+    onError: (name, err) => {
+      if (err instanceof IndexSkipped && err.record !== undefined) return;
+      log().warn(skippedIndexWarning(name, err));
+    },
   };
 }
 

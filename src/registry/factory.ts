@@ -163,8 +163,8 @@ export interface ClientExtras extends Pick<TransportOptions, 'retry' | 'env'> {
   store?: CredentialStore;
   /** Every HTTP exchange, with the host that answered (metrics). */
   onResponse?: (info: SourcedResponse) => void;
-  /** Where reads through mirrors are logged: which source served each blob, and each fallback. */
-  log?: SourceLog;
+  /** Where reads through mirrors are logged (which source served each blob, each fallback); asked for only then. */
+  log?: () => SourceLog;
 }
 
 /**

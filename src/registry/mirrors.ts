@@ -49,7 +49,8 @@ export interface MirroredOptions {
   mirrorsOf: (host: string) => string[];
   /** A client that reads a registry through `mirror` (its TLS settings, credentials, metrics). */
   clientFor: (mirror: string) => RegistryClient;
-  log?: SourceLog;
+  /** Asked for only when there is something to log (a command's logger is created on first use). */
+  log?: () => SourceLog;
   now?: () => number;
 }
 
@@ -117,8 +118,9 @@ export class MirroredRegistryClient extends RegistryClient {
         if (digest !== undefined && (isDiginfraError(err, 'DIGEST_MISMATCH') || isDiginfraError(err, 'SIZE_MISMATCH'))) this.#markBad(digest, source.host);
         const next = sources[sources.indexOf(source) + 1]!;
         // A mirror without this repository or digest is ordinary; one that is down or failing is not.
-        const say = isDiginfraError(err, 'NOT_FOUND') ? this.#opts.log?.info : this.#opts.log?.warn;
-        say?.call(this.#opts.log, `mirror ${source.host} of ${ref.registry} could not serve ${what} (${messageOf(err)}); trying ${next.origin ? `${next.host} itself` : `mirror ${next.host}`}`);
+        const log = this.#opts.log?.();
+        const say = isDiginfraError(err, 'NOT_FOUND') ? log?.info : log?.warn;
+        say?.call(log, `mirror ${source.host} of ${ref.registry} could not serve ${what} (${messageOf(err)}); trying ${next.origin ? `${next.host} itself` : `mirror ${next.host}`}`);
       }
     }
     throw new Error('unreachable: the registry itself is always the last source');
@@ -133,7 +135,7 @@ export class MirroredRegistryClient extends RegistryClient {
   /** Logs where a blob came from, for a registry that has mirrors. */
   #served(ref: OciReference, digest: string, source: Source): void {
     const where = source.origin ? `${source.host} itself` : `mirror ${source.host}`;
-    this.#opts.log?.info(`blob ${digest} of ${ref.registry}/${ref.repository} served by ${where}`);
+    this.#opts.log?.().info(`blob ${digest} of ${ref.registry}/${ref.repository} served by ${where}`);
   }
 
   #hasMirrors(ref: OciReference): boolean {
@@ -152,7 +154,7 @@ export class MirroredRegistryClient extends RegistryClient {
     if (!this.#hasMirrors(ref)) return super.fetchManifest(ref, accept);
     const read = (c: RegistryClient) => (c === this ? super.fetchManifest(ref, accept) : c.fetchManifest(ref, accept));
     const { value, source } = await this.#fallback(ref, `manifest ${ref.digest ?? ref.tag ?? 'latest'}`, ref.digest, read);
-    this.#opts.log?.debug(`manifest ${value.descriptor.digest} of ${ref.registry}/${ref.repository} served by ${source.origin ? `${source.host} itself` : `mirror ${source.host}`}`);
+    this.#opts.log?.().debug(`manifest ${value.descriptor.digest} of ${ref.registry}/${ref.repository} served by ${source.origin ? `${source.host} itself` : `mirror ${source.host}`}`);
     return value;
   }
 

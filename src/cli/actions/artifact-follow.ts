@@ -33,7 +33,7 @@ function indexLoader(ctx: CliContext, config: DiginfraConfig, configPath: string
       at = Date.now();
       // Loaded on first use: an agent following registry refs only never needs the index code.
       const loading = import('../../indexes/resolve-name.js').then(({ commandLoadOptions, loadIndexes }) =>
-        loadIndexes(config, cacheRoot(config), commandLoadOptions(ctx.logger, indexCredentialsPath(configPath))),
+        loadIndexes(config, cacheRoot(config), commandLoadOptions(() => ctx.logger, indexCredentialsPath(configPath))),
       );
       memo = loading;
       loading.catch(() => {
@@ -44,7 +44,7 @@ function indexLoader(ctx: CliContext, config: DiginfraConfig, configPath: string
   };
 }
 
-function clientFor(config: DiginfraConfig, flags: FollowCliFlags, metrics: FollowMetrics, log: CliContext['logger']): RegistryClient {
+function clientFor(config: DiginfraConfig, flags: FollowCliFlags, metrics: FollowMetrics, log: () => CliContext['logger']): RegistryClient {
   // One quick retry of a dropped connection or 5xx; a 429 comes straight back to the follower, which
   // waits for Retry-After on its own schedule instead of holding the check open.
   return createRegistryClient(config.registry, registryFlags(flags), {
@@ -106,7 +106,7 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
   const follower = new Follower(eff.settings, {
     logger: ctx.logger,
     metrics,
-    client: clientFor(eff.config, flags, metrics, ctx.logger),
+    client: clientFor(eff.config, flags, metrics, () => ctx.logger),
     indexes: indexLoader(ctx, eff.config, loaded.path),
     rulesCheckExecArgv: childExecArgv(process.execArgv),
   });
@@ -215,7 +215,7 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
       }
     }
     const change = follower.reconfigure(next.settings, {
-      ...(registryChanged && { client: clientFor(next.config, flags, metrics, ctx.logger) }),
+      ...(registryChanged && { client: clientFor(next.config, flags, metrics, () => ctx.logger) }),
       ...(indexesChanged && { indexes: indexLoader(ctx, next.config, nextLoaded.path) }),
     });
     ctx.logger.info({ event: 'config-reloaded', config: loaded.path, ...change, refs: next.settings.refs }, `config reloaded: ${change.added.length} ref(s) added, ${change.removed.length} removed${change.retimed.length ? `, ${change.retimed.length} re-timed` : ''}`);

@@ -69,7 +69,7 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
 
   const verify = await verifierFor(config, flags.verifyKey);
   // `oci:DIR[:TAG]` references read the layout on disk through it (src/install/oci-source.ts).
-  const client = withOciLayouts(createRegistryClient(config.registry, registryFlags(flags), { log: ctx.logger }));
+  const client = withOciLayouts(createRegistryClient(config.registry, registryFlags(flags), { log: () => ctx.logger }));
   let indexes: Promise<LoadedIndex[]> | undefined;
   try {
     const result = await installArtifacts({
@@ -78,7 +78,7 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
         client,
         platform,
         indexes: () =>
-          (indexes ??= loadIndexes(config, root, commandLoadOptions(ctx.logger, indexCredentialsPath(loaded.path)))),
+          (indexes ??= loadIndexes(config, root, commandLoadOptions(() => ctx.logger, indexCredentialsPath(loaded.path)))),
         warn: (m) => ctx.logger.warn(m),
         debug: (m) => ctx.logger.debug(m),
       },

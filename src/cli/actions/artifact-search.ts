@@ -26,7 +26,7 @@ export async function runArtifactSearch(ctx: CliContext, keywords: string[], opt
     throw new DiginfraError('INDEX_NOT_FOUND', 'no index is configured, so there is nothing to search', { hint: 'add one with "diginfractl index add NAME URL"' });
   }
   const failures: { index: string; err: unknown }[] = [];
-  const common = commandLoadOptions(ctx.logger, indexCredentialsPath(loaded.path));
+  const common = commandLoadOptions(() => ctx.logger, indexCredentialsPath(loaded.path));
   const loadOpts = {
     ...common,
     // A skipped index has nothing to search: the table and JSON list only the others.
@@ -67,7 +67,9 @@ export async function runArtifactSearch(ctx: CliContext, keywords: string[], opt
     return;
   }
   if (hits.length === 0) {
-    ctx.logger.info(`no artifact matches ${keywords.length > 0 ? keywords.map((k) => `"${k}"`).join(' ') : 'the filters'}`);
+    // Nothing found: say which indexes were not searched, and why (a remembered failure is not warned about again).
+    const skipped = failures.map((f) => `; index "${f.index}" was skipped: ${messageOf(f.err)}`).join('');
+    ctx.logger.info(`no artifact matches ${keywords.length > 0 ? keywords.map((k) => `"${k}"`).join(' ') : 'the filters'}${skipped}`);
     return;
   }
   ctx.out(

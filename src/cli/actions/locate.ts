@@ -35,7 +35,7 @@ export function refLocator(ctx: CliContext, loaded: LoadedConfig): (refText: str
       if (only !== undefined && !configured.some((ix) => ix.name === only)) resolveIndexedName(parsed.name, configured.map((ix) => ({ name: ix.name, url: ix.url, entries: [] })));
       let indexes = loads.get(only);
       if (!indexes) {
-        const opts = commandLoadOptions(ctx.logger, indexCredentialsPath(loaded.path));
+        const opts = commandLoadOptions(() => ctx.logger, indexCredentialsPath(loaded.path));
         indexes = loadIndexes(loaded.config, undefined, only !== undefined ? { ...opts, only: [only] } : opts);
         loads.set(only, indexes);
       }
