@@ -127,16 +127,16 @@ async function eachIndex<T>(
   return results.filter((r): r is Awaited<T> => r !== undefined);
 }
 
-/** A remembered failure thrown to a caller that skips nothing: the original error's code, and when to retry. */
+/** A remembered failure thrown to a caller that skips nothing: the original error's code, and when it is tried again. */
 function remembered(skip: IndexSkipped): DiginfraError {
-  return new DiginfraError('INDEX_FETCH_FAILED', skippedIndexWarning(skip.index, skip).replace(/^index "[^"]*" skipped: /, `index "${skip.index}" `), {
+  return new DiginfraError(skipCode(skip), skippedIndexWarning(skip.index, skip).replace(/^index "[^"]*" skipped: /, `index "${skip.index}" `), {
     hint: `run "diginfractl index update ${skip.index}" to try it again now`,
   });
 }
 
-/** The code of the error that made an index skipped (INDEX_FETCH_FAILED when it was remembered). */
+/** The code of the error that made an index skipped (INDEX_FETCH_FAILED when it had none). */
 export function skipCode(skip: IndexSkipped): DiginfraError['code'] {
-  return isDiginfraError(skip.cause) ? skip.cause.code : 'INDEX_FETCH_FAILED';
+  return isDiginfraError(skip.cause) ? skip.cause.code : (skip.record?.code ?? 'INDEX_FETCH_FAILED');
 }
 
 /**

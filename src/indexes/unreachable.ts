@@ -6,7 +6,7 @@
  * remembered: reading a file costs nothing, and a user who creates it expects it to count at once.
  */
 import { readFileSync } from 'node:fs';
-import { messageOf } from '../errors.js';
+import { isDiginfraError, messageOf, type ErrorCode } from '../errors.js';
 import { writeFileAtomic } from '../config/atomic-write.js';
 import { isLocalIndex } from './url-kind.js';
 import { cachePaths } from './store.js';
@@ -20,8 +20,9 @@ export interface UnreachableRecord {
   failedAt: string;
   /** ISO time after which a command may try again. */
   retryAt: string;
-  /** What the failure said. */
+  /** What the failure said, and its error code when it had one. */
   message: string;
+  code?: ErrorCode;
 }
 
 function unreachablePath(cacheDir: string, name: string): string {
@@ -52,6 +53,7 @@ export async function rememberFailure(cacheDir: string, name: string, url: strin
     failedAt: new Date(now).toISOString(),
     retryAt: new Date(now + retryMs).toISOString(),
     message: messageOf(err),
+    ...(isDiginfraError(err) && { code: err.code }),
   };
   await writeFileAtomic(unreachablePath(cacheDir, name), `${JSON.stringify(record, null, 2)}\n`).catch(() => undefined);
 }

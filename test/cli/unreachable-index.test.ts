@@ -116,7 +116,7 @@ describe('an unreachable index', () => {
     expect(first.code, first.stderr).toBe(0);
     const cache = join(env.XDG_CACHE_HOME!, 'diginfractl', 'indexes');
     const record = JSON.parse(await readFile(join(cache, 'diginfra.unreachable.json'), 'utf8'));
-    expect(record).toMatchObject({ url: deadUrl, message: expect.stringContaining('ECONNREFUSED') });
+    expect(record).toMatchObject({ url: deadUrl, code: 'NETWORK', message: expect.stringContaining('ECONNREFUSED') });
     expect(Date.parse(record.retryAt) - Date.parse(record.failedAt)).toBe(30 * 60_000);
 
     // The index comes back at the same address: commands still do not ask it, until `index update`.

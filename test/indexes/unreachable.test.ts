@@ -44,6 +44,7 @@ describe('unreachable indexes', () => {
       now += UNREACHABLE_RETRY_MS - 1000;
       const second = await loadIndexes(cfg, cache, opts);
       expect(second[0]!.skipped?.message).toMatch(/ECONNREFUSED.*\(at 2025-06-01T10:00:00Z\)$/);
+      expect(second[0]!.skipped?.code).toBe('NETWORK');
       expect(server.requests).toHaveLength(0);
       now += 2000;
       const third = await loadIndexes(cfg, cache, opts);
