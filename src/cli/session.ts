@@ -29,6 +29,6 @@ export function registryFlags(opts: RegistryFlagOptions): RegistryFlags {
 
 export async function openRegistry(ctx: CliContext, opts: RegistryFlagOptions, config?: DiginfraConfig): Promise<RegistryClient> {
   const cfg = config ?? (await loadCliConfig(ctx));
-  return createRegistryClient(cfg.registry, registryFlags(opts));
+  return createRegistryClient(cfg.registry, registryFlags(opts), { log: () => ctx.logger });
 }
 

@@ -48,7 +48,7 @@ function checkOne(def: KeyDef, value: string, subject: string, problems: string[
   return !p;
 }
 
-function checkMap(def: KeyDef, map: Record<string, string>, subject: string, problems: string[]): boolean {
+function checkMap(def: KeyDef, map: Record<string, string | string[]>, subject: string, problems: string[]): boolean {
   let ok = true;
   for (const [k, v] of Object.entries(map)) {
     const pk = def.checkKey?.(k);
@@ -56,10 +56,15 @@ function checkMap(def: KeyDef, map: Record<string, string>, subject: string, pro
       problems.push(problem(`${subject} key "${k}"`, pk));
       ok = false;
     }
-    const pv = def.check?.(v);
-    if (pv) {
-      problems.push(problem(`${subject}.${k}`, pv));
-      ok = false;
+    // listValues: each of several values (a list, or words of a string) is checked on its own.
+    const values = !def.listValues ? [v as string] : Array.isArray(v) ? v : v.split(/\s+/).filter(Boolean);
+    if (def.listValues && values.length === 0) values.push('');
+    for (const one of values) {
+      const pv = def.check?.(one);
+      if (pv) {
+        problems.push(problem(`${subject}.${k}`, pv));
+        ok = false;
+      }
     }
   }
   return ok;
@@ -227,10 +232,12 @@ export function coerceValue(def: KeyDef, raw: unknown, subject: string, problems
       return { ok: true, value: n };
     }
     case 'map': {
-      if (!isPlainObject(raw) || !Object.values(raw).every((v) => typeof v === 'string')) {
-        return fail(`must be a map of strings (key: value), not ${describe(raw)}`);
+      const valueOk = (v: unknown) => typeof v === 'string' || (def.listValues === true && Array.isArray(v) && v.every((x) => typeof x === 'string'));
+      if (!isPlainObject(raw) || !Object.values(raw).every(valueOk)) {
+        return fail(`must be a map of ${def.listValues ? 'strings or lists of strings' : 'strings'} (key: value), not ${describe(raw)}`);
       }
-      return checkMap(def, raw as Record<string, string>, subject, problems) ? { ok: true, value: { ...raw } } : { ok: false };
+      const copy = Object.fromEntries(Object.entries(raw as Record<string, string | string[]>).map(([k, v]) => [k, Array.isArray(v) ? [...v] : v]));
+      return checkMap(def, copy, subject, problems) ? { ok: true, value: copy } : { ok: false };
     }
     case 'indexes': {
       const list = objectList<IndexConfig>(raw, subject, INDEX_FIELDS, problems);

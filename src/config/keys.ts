@@ -36,6 +36,8 @@ export interface KeyDef {
   readonly checkKey?: (value: string) => string | undefined;
   /** Number range. */
   readonly range?: readonly [number, number];
+  /** A map whose values may each be several: a YAML list, or words separated by spaces (`check` applies to each). */
+  readonly listValues?: boolean;
 }
 
 /** `rulesfilesDir` -> `RULESFILES_DIR`. */
@@ -62,7 +64,7 @@ export const KEYS: readonly KeyDef[] = [
   key('registry.plainHttp', 'strings', { check: checkHost }),
   key('registry.insecureSkipTlsVerify', 'strings', { check: checkHost }),
   key('registry.caFiles', 'map', { checkKey: hostOrStar, check: checkNonEmpty }),
-  key('registry.mirrors', 'map', { checkKey: checkHost, check: checkHost }),
+  key('registry.mirrors', 'map', { checkKey: checkHost, check: checkHost, listValues: true }),
   key('registry.authFile', 'string', { optional: true, check: checkNonEmpty }),
   key('registry.cosignKeys', 'strings', { check: checkNonEmpty }),
   key('registry.allowed', 'strings', { check: checkRegistryPattern }),

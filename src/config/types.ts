@@ -61,8 +61,12 @@ export interface RegistryConfig {
   insecureSkipTlsVerify: string[];
   /** PEM CA bundle per host; `*` applies to every host. */
   caFiles: Record<string, string>;
-  /** Pull-through mirrors: registry host -> mirror host (e.g. `ghcr.io: mirror.local:5000`). */
-  mirrors: Record<string, string>;
+  /**
+   * Pull-through mirrors: registry host -> mirror host, or several tried in order (a list, or hosts
+   * separated by spaces): `ghcr.io: mirror.local:5000`, `ghcr.io: [m1:5000, m2:5000]`. The registry
+   * itself is tried after them (src/registry/mirrors.ts).
+   */
+  mirrors: Record<string, string | string[]>;
   /**
    * PEM public keys: when any is set, every artifact pulled, installed or followed must carry a cosign
    * signature that one of them verifies (src/signature/cosign.ts).

@@ -40,7 +40,8 @@ export interface Candidate {
 }
 
 /** The settings admission reads. */
-export type AdmissionPolicy = Pick<FollowSettings, 'dirs' | 'allowedTypes' | 'installLockfiles' | 'validateCmd' | 'verification' | 'verifyKeys' | 'verifyKeyFingerprints'>;
+export type AdmissionPolicy = Pick<FollowSettings, 'dirs' | 'allowedTypes' | 'installLockfiles' | 'validateCmd' | 'verification' | 'verifyKeys' | 'verifyKeyFingerprints'> &
+  Partial<Pick<FollowSettings, 'engineVersion' | 'engineVersionsUrl'>>;
 
 /** What a refusal keeps, so that worthAnotherLook can tell whether what refused it has changed. */
 export type Remembered = Pick<Rejection, 'requirements' | 'engineVersion' | 'dependencies' | 'installed' | 'signatures'>;
@@ -84,6 +85,8 @@ const SIGNATURE_REFUSALS = ['SIGNATURE_MISSING', 'SIGNATURE_INVALID', 'SIGNATURE
 export interface AdmissionIo {
   /** The running engine's version (undefined: unknown); read for a version with requirements. */
   engineVersion(): Promise<string | undefined>;
+  /** False the first time the run says the engine version is unknown, true after: said once per run. */
+  engineUnknownSaid?(): boolean;
   /** What is installed on this node; read for a version with dependencies. */
   installed(): Promise<InstalledView>;
   signatures: SignatureIo;
@@ -122,10 +125,15 @@ export async function admitSignature(keyPaths: readonly string[], signatures: Si
 }
 
 /** The engine version the version requires; an unknown engine version or requirement name only warns. */
-export function admitRequirements(c: Pick<Candidate, 'label' | 'requirements'>, engineVersion: string | undefined): Verdict {
+export function admitRequirements(
+  c: Pick<Candidate, 'label' | 'requirements'>,
+  engineVersion: string | undefined,
+  engine: { from?: string; unknownSaid?: boolean } = {},
+): Verdict {
   if (c.requirements.length === 0) return ADMITTED;
   try {
-    const { warnings } = checkRequirements([{ label: c.label, requirements: [...c.requirements] }], engineVersion !== undefined ? { engineVersion } : {});
+    const env = engineVersion !== undefined ? { engineVersion, ...(engine.from !== undefined && { engineVersionFrom: engine.from }) } : { engineUnknownSaid: engine.unknownSaid === true };
+    const { warnings } = checkRequirements([{ label: c.label, requirements: [...c.requirements] }], env);
     return { admitted: true, warnings: warnings.map((w) => ({ message: w.replace(INSTALL_HINT, FOLLOW_HINT) })) };
   } catch (err) {
     if (!isDiginfraError(err, 'REQUIREMENT_UNMET')) throw err;
@@ -157,7 +165,12 @@ export async function admitVersion(c: Candidate, policy: AdmissionPolicy, io: Ad
   const checks: (() => Verdict | Promise<Verdict>)[] = [
     () => admitType(c, policy),
     () => (verifiesSignatures(policy) ? admitSignature(policy.verifyKeys ?? [], io.signatures) : ADMITTED),
-    async () => (c.requirements.length > 0 ? admitRequirements(c, await io.engineVersion()) : ADMITTED),
+    async () => {
+      if (c.requirements.length === 0) return ADMITTED;
+      const version = await io.engineVersion();
+      const from = policy.engineVersionsUrl !== undefined ? `read from ${policy.engineVersionsUrl}` : policy.engineVersion !== undefined ? 'from --engine-version (follow.engineVersion)' : undefined;
+      return admitRequirements(c, version, { ...(from !== undefined && { from }), unknownSaid: version === undefined && c.requirements.some((r) => r.name === ENGINE_VERSION) && io.engineUnknownSaid?.() === true });
+    },
     async () => (c.dependencies.length > 0 ? admitDependencies(c, await io.installed(), policy.installLockfiles) : ADMITTED),
   ];
   const warnings: Warning[] = [];

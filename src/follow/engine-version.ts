@@ -7,8 +7,8 @@
  * host, and its answer is refused past 64 KiB.
  */
 import { readFile } from 'node:fs/promises';
-import semver from 'semver';
 import { DiginfraError, messageOf } from '../errors.js';
+import { engineVersionOfDocument } from '../resolve/engine-version.js';
 import type { readBodyLimited as ReadBodyLimited } from '../registry/transport.js';
 import type { request } from '../registry/undici.js';
 
@@ -29,21 +29,14 @@ export interface EngineVersionSource {
 const TIMEOUT_MS = 5_000;
 /** A versions document is a few hundred bytes; anything past this is refused, never buffered. */
 export const MAX_VERSIONS_BYTES = 64 * 1024;
-const KEYS = ['engine_version', 'engineVersion', 'diginfra_engine_version'];
 
 /**
- * Reads the engine version from a versions document; undefined when it holds none. A bare number
- * `N` (what engines before 0.35 reported as their engine version) means `0.N.0`, as for a rules
- * file's `required_engine_version` (docs/follow.md).
+ * Reads the engine version from a versions document; undefined when it holds none. The semver field
+ * (`engine_version_semver`) wins; a bare number `N` (Falco's `engine_version`, what engines before
+ * 0.35 reported) means `0.N.0` (src/resolve/engine-version.ts).
  */
 export function engineVersionFrom(doc: unknown): string | undefined {
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return undefined;
-  for (const key of KEYS) {
-    const v = (doc as Record<string, unknown>)[key];
-    if (typeof v === 'string' && semver.coerce(v)) return v;
-    if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return `0.${v}.0`;
-  }
-  return undefined;
+  return engineVersionOfDocument(doc)?.version;
 }
 
 export interface EngineVersionOptions {
@@ -157,7 +150,7 @@ function urlReader(url: string, opts: EngineVersionOptions): () => Promise<strin
       throw new DiginfraError('NETWORK', `engine versions URL ${url} did not answer JSON`);
     }
     const version = engineVersionFrom(doc);
-    if (version === undefined) throw new DiginfraError('NETWORK', `engine versions URL ${url} answered no "engine_version"`);
+    if (version === undefined) throw new DiginfraError('NETWORK', `engine versions URL ${url} answered no engine version ("engine_version_semver" or "engine_version"): ${text.slice(0, 200)}`);
     return version;
   };
 }

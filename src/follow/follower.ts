@@ -94,6 +94,8 @@ export class Follower {
   /** Staging dirs this process is using: never swept as a crash's leftovers. */
   readonly #staging = new Set<string>();
   #started = false;
+  /** The engine version is unknown: said once per run (by the first version with an engine requirement). */
+  #engineUnknownSaid = false;
 
   constructor(settings: FollowSettings, deps: FollowerDeps) {
     this.#settings = settings;
@@ -278,6 +280,7 @@ export class Follower {
       store: this.#store,
       indexes: this.#indexes,
       engineVersion: () => this.#engine.get(),
+      engineUnknownSaid: () => this.#engineUnknownSaid || !(this.#engineUnknownSaid = true),
       logger: this.#logger,
       metrics: this.#metrics,
       scheduler: this.#scheduler,

@@ -50,6 +50,8 @@ export interface CheckContext {
   indexes: (() => Promise<readonly LoadedIndex[]>) | undefined;
   /** The running engine's version (fixed, or read from the versions URL), for requirements. */
   engineVersion: () => Promise<string | undefined>;
+  /** False the first time this run says the engine version is unknown, true after. */
+  engineUnknownSaid?: () => boolean;
   logger: Logger;
   metrics: FollowMetrics;
   scheduler: Pick<Scheduler, 'signal' | 'inUpdateSlot' | 'commit' | 'markInstalled' | 'isInstalled' | 'progress'>;
@@ -186,6 +188,7 @@ async function update(ctx: CheckContext, change: Change): Promise<CheckOutcome> 
 function admissionIo(ctx: CheckContext, at: OciReference & { digest: string }, config?: { name: string; type: string; version: string }): AdmissionIo {
   return {
     engineVersion: ctx.engineVersion,
+    ...(ctx.engineUnknownSaid && { engineUnknownSaid: ctx.engineUnknownSaid }),
     installed: () => installedView(ctx),
     signatures: signatureIo(ctx, at, config),
   };

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { DiginfraError, messageOf } from '../errors.js';
 import { MAX_INDEX_BYTES } from './validate.js';
 import type { IndexCredentials } from './types.js';
+import { isLocalIndex } from './url-kind.js';
 
 export interface FetchIndexRequest {
   /** Index name, for messages. */
@@ -26,6 +27,8 @@ export interface FetchIndexRequest {
   maxBytes?: number;
   /** Per request, for the headers and between body chunks; default 30 s. */
   timeoutMs?: number;
+  /** For the connection (DNS and TCP/TLS); default timeoutMs. */
+  connectTimeoutMs?: number;
   /** PEM CA bundle to trust for https:// */
   caFile?: string;
   /** Skip TLS verification (testing only). */
@@ -43,10 +46,7 @@ export type FetchIndexResult =
 const MAX_REDIRECTS = 5;
 const DEFAULT_TIMEOUT_MS = 30_000;
 
-/** True for plain paths and file:// URLs. */
-export function isLocalIndex(url: string): boolean {
-  return url.startsWith('file:') || !/^[a-z][a-z0-9+.-]*:\/\//i.test(url);
-}
+export { isLocalIndex };
 
 export function isPlainHttp(url: string): boolean {
   return /^http:\/\//i.test(url);
@@ -248,7 +248,7 @@ async function fetchHttp(req: FetchIndexRequest, authHint?: string): Promise<Fet
   const dispatcher = createDispatcher({
     ...(req.insecure === true && { insecure: true }),
     ...(req.caFile !== undefined && { ca: readCa(req.name, req.caFile) }),
-    connectTimeoutMs: timeout,
+    connectTimeoutMs: req.connectTimeoutMs ?? timeout,
     readTimeoutMs: timeout,
     env: req.env ?? process.env,
   });

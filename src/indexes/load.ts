@@ -1,13 +1,15 @@
 /**
  * The configured indexes with their entries, read from the cached copies. An index never fetched is
  * fetched now (once); everything else comes from disk, so this is cheap enough for every command.
+ * An index whose first fetch fails is skipped, and not tried again for a while (unreachable.ts).
  */
-import { DiginfraError } from '../errors.js';
+import { DiginfraError, isDiginfraError } from '../errors.js';
 import type { DiginfraConfig, IndexConfig } from '../config/types.js';
 import { cacheRoot, indexCredentialsPath, resolveConfigPath } from '../config/paths.js';
 import { readCachedIndex, readSearchRows } from './store.js';
 import type { SearchRows } from './search.js';
 import type { LoadedIndex } from './types.js';
+import { IndexSkipped, rememberedFailure, skippedIndexWarning } from './unreachable.js';
 
 export interface LoadIndexesOptions {
   /** Only these indexes (by name), in configured order. Unknown names throw INDEX_NOT_FOUND. */
@@ -26,7 +28,40 @@ export interface LoadIndexesOptions {
    * policies, which must not cost a network round trip, or hang an offline node, on every pull.
    */
   cachedOnly?: boolean;
+  /**
+   * Keep a skipped index in the result, without entries and with the reason in `skipped`, so that a
+   * name no index answers can say which were skipped and why (resolve-name.ts). Needs `onError`.
+   */
+  keepSkipped?: boolean;
   env?: Record<string, string | undefined>;
+  /** Clock of the remembered failures (default Date.now). */
+  now?: () => number;
+}
+
+/** What a logger offers the commands' loading options. */
+export interface IndexLoadLog {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+/**
+ * The options every command that reads indexes passes, so that they behave alike: an index that
+ * cannot be loaded is skipped and kept as skipped (for the messages of a lookup nothing answers), and
+ * a first fetch is told. The failure is warned about once, by the command that met it (saying when it
+ * is tried again and how to silence it); while it is remembered, commands skip the index without a
+ * word, so an offline `artifact search` pays neither a request nor the logger's start-up. `log` is
+ * asked for only when there is something to say (a command's logger is created on first use).
+ */
+export function commandLoadOptions(log: () => IndexLoadLog, credentialsPath: string): LoadIndexesOptions {
+  return {
+    credentialsPath,
+    keepSkipped: true,
+    onFetch: (name, url) => log().info(`fetching index "${name}" from ${url} (first use)`),
+    onError: (name, err) => {
+      if (err instanceof IndexSkipped && err.record !== undefined) return;
+      log().warn(skippedIndexWarning(name, err));
+    },
+  };
 }
 
 function selected(config: DiginfraConfig, only: string[] | undefined): IndexConfig[] {
@@ -37,10 +72,21 @@ function selected(config: DiginfraConfig, only: string[] | undefined): IndexConf
 }
 
 /**
+ * How long a first use waits for a connection to the index host (DNS and TCP/TLS). An offline machine
+ * whose packets go nowhere would otherwise wait the whole request timeout (30 s) before skipping the
+ * index; a reachable host connects in well under this. `index update` keeps the full timeout.
+ */
+export const FIRST_USE_CONNECT_TIMEOUT_MS = 5_000;
+
+/**
  * First use of an index: fetch, validate and cache it (loads the HTTP client and YAML parser). The
  * caller then reads the cached copy, as for any other index.
  */
 async function fetchFirst(config: DiginfraConfig, ix: IndexConfig, cacheDir: string, opts: LoadIndexesOptions): Promise<void> {
+  // A failure remembered from an earlier command: skipped without a request, until it expires.
+  const now = opts.now ?? Date.now;
+  const record = rememberedFailure(cacheDir, ix.name, ix.url, now());
+  if (record) throw new IndexSkipped(ix.name, ix.url, { record });
   opts.onFetch?.(ix.name, ix.url);
   const { refreshIndex, tlsForIndex } = await import('./refresh.js');
   const { readIndexCredentials } = await import('./credentials.js');
@@ -52,6 +98,8 @@ async function fetchFirst(config: DiginfraConfig, ix: IndexConfig, cacheDir: str
     ...(credentials !== undefined && { credentials }),
     ...tlsForIndex(config.registry, ix.url),
     ...(opts.env !== undefined && { env: opts.env }),
+    connectTimeoutMs: FIRST_USE_CONNECT_TIMEOUT_MS,
+    now: () => new Date(now()),
   });
 }
 
@@ -67,19 +115,33 @@ async function eachIndex<T>(
   cacheDir: string,
   opts: LoadIndexesOptions,
   load: (ix: IndexConfig) => Promise<T | undefined>,
+  skipped?: (ix: IndexConfig, reason: IndexSkipped) => T,
 ): Promise<T[]> {
   const results = await Promise.all(
     selected(config, opts.only).map(async (ix): Promise<T | undefined> => {
       try {
         return await load(ix);
       } catch (err) {
-        if (!opts.onError) throw err;
-        opts.onError(ix.name, err);
-        return undefined;
+        const reason = err instanceof IndexSkipped ? err : new IndexSkipped(ix.name, ix.url, { cause: err });
+        if (!opts.onError) throw err instanceof IndexSkipped ? remembered(err) : err;
+        opts.onError(ix.name, reason);
+        return opts.keepSkipped ? skipped?.(ix, reason) : undefined;
       }
     }),
   );
   return results.filter((r): r is Awaited<T> => r !== undefined);
+}
+
+/** A remembered failure thrown to a caller that skips nothing: the original error's code, and when it is tried again. */
+function remembered(skip: IndexSkipped): DiginfraError {
+  return new DiginfraError(skipCode(skip), skippedIndexWarning(skip.index, skip).replace(/^index "[^"]*" skipped: /, `index "${skip.index}" `), {
+    hint: `run "diginfractl index update ${skip.index}" to try it again now`,
+  });
+}
+
+/** The code of the error that made an index skipped (INDEX_FETCH_FAILED when it had none). */
+export function skipCode(skip: IndexSkipped): DiginfraError['code'] {
+  return isDiginfraError(skip.cause) ? skip.cause.code : (skip.record?.code ?? 'INDEX_FETCH_FAILED');
 }
 
 /**
@@ -87,7 +149,7 @@ async function eachIndex<T>(
  * which index wins a name). `cacheDir` is the cache root (default `cacheRoot(config)`).
  */
 export async function loadIndexes(config: DiginfraConfig, cacheDir: string = cacheRoot(config), opts: LoadIndexesOptions = {}): Promise<LoadedIndex[]> {
-  return eachIndex(config, cacheDir, opts, async (ix) => {
+  return eachIndex<LoadedIndex>(config, cacheDir, opts, async (ix) => {
     let cached = await readCachedIndex(cacheDir, ix.name);
     if ((!cached || cached.meta.url !== ix.url) && opts.cachedOnly) return undefined;
     if (!cached || cached.meta.url !== ix.url) {
@@ -96,7 +158,7 @@ export async function loadIndexes(config: DiginfraConfig, cacheDir: string = cac
       if (!cached) throw lostCache(ix, cacheDir);
     }
     return { name: ix.name, url: ix.url, entries: cached.entries, fetchedAt: cached.meta.fetchedAt, checkedAt: cached.meta.checkedAt };
-  });
+  }, (ix, reason) => ({ name: ix.name, url: ix.url, entries: [], skipped: { message: reason.message, code: skipCode(reason) } }));
 }
 
 /** The search rows of the configured indexes (see `searchRows`): the fast path of `artifact search`. */

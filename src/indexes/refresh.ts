@@ -7,6 +7,7 @@ import { contactedHost, fetchIndex, isLocalIndex } from './fetch.js';
 import { forEachIndexEntry } from './parse.js';
 import { DerivedFiles, readCacheMeta, touchCacheMeta, writeCachedIndex } from './store.js';
 import type { IndexCacheMeta, IndexCredentials } from './types.js';
+import { rememberFailure } from './unreachable.js';
 
 export interface RefreshOptions {
   /** Cache root (`cacheRoot(config)`); copies live in `<cacheDir>/indexes/`. */
@@ -20,6 +21,8 @@ export interface RefreshOptions {
   env?: Record<string, string | undefined>;
   maxBytes?: number;
   timeoutMs?: number;
+  /** For the connection only (default timeoutMs): a first use keeps it short (load.ts). */
+  connectTimeoutMs?: number;
   now?: () => Date;
 }
 
@@ -54,6 +57,7 @@ function fetchOptions(opts: Omit<RefreshOptions, 'cacheDir' | 'conditional'>) {
     ...(opts.env !== undefined && { env: opts.env }),
     ...(opts.maxBytes !== undefined && { maxBytes: opts.maxBytes }),
     ...(opts.timeoutMs !== undefined && { timeoutMs: opts.timeoutMs }),
+    ...(opts.connectTimeoutMs !== undefined && { connectTimeoutMs: opts.connectTimeoutMs }),
   };
 }
 
@@ -81,12 +85,23 @@ export async function storeIndex(cacheDir: string, ix: IndexConfig, d: Downloade
 /**
  * Brings the cached copy of one index up to date. With a cached copy of the same URL, asks
  * conditionally: an unchanged index costs one 304 (or one stat for files) and only its check time is
- * recorded. Throws (and leaves the cache untouched) on any fetch or validation error.
+ * recorded. Throws (and leaves the cache untouched) on any fetch or validation error; when there is
+ * no cached copy to fall back on, the failure is remembered so that commands skip the index for a
+ * while instead of asking again (unreachable.ts).
  */
 export async function refreshIndex(ix: IndexConfig, opts: RefreshOptions): Promise<RefreshResult> {
   const now = opts.now ?? (() => new Date());
-  const meta = opts.conditional === false ? undefined : await readCacheMeta(opts.cacheDir, ix.name);
-  const previous = meta && meta.url === ix.url ? meta : undefined;
+  const cached = await readCacheMeta(opts.cacheDir, ix.name);
+  const hasCopy = cached?.url === ix.url;
+  try {
+    return await refreshFrom(ix, opts, opts.conditional === false || !hasCopy ? undefined : cached, now);
+  } catch (err) {
+    if (!hasCopy) await rememberFailure(opts.cacheDir, ix.name, ix.url, err, now().getTime());
+    throw err;
+  }
+}
+
+async function refreshFrom(ix: IndexConfig, opts: RefreshOptions, previous: IndexCacheMeta | undefined, now: () => Date): Promise<RefreshResult> {
   const res = await fetchIndex({
     name: ix.name,
     url: ix.url,

@@ -5,11 +5,12 @@
  * - `<name>.entries.json`: the validated entries as JSON, so nothing re-parses YAML;
  * - `<name>.search.jsonl`: one JSON array per line with the searchable fields only
  *   ([name, type, registry, repository, description, keywords]) after a header line, so
- *   `artifact search` scans text and parses only the lines that can match.
+ *   `artifact search` scans text and parses only the lines that can match;
+ * - `<name>.unreachable.json`: a failed fetch of an index with no copy here, remembered (unreachable.ts).
  * Each file is replaced atomically; the metadata is written last and ties the others together by
  * sha256, so a derived file that does not match it is rebuilt from the YAML copy.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DiginfraError, messageOf } from '../errors.js';
 import { writeFileAtomic } from '../config/atomic-write.js';
@@ -19,13 +20,15 @@ export function indexesDir(cacheDir: string): string {
   return join(cacheDir, 'indexes');
 }
 
-export function cachePaths(cacheDir: string, name: string): { yaml: string; meta: string; entries: string; search: string } {
+export function cachePaths(cacheDir: string, name: string): { yaml: string; meta: string; entries: string; search: string; unreachable: string } {
   const dir = indexesDir(cacheDir);
   return {
     yaml: join(dir, `${name}.yaml`),
     meta: join(dir, `${name}.json`),
     entries: join(dir, `${name}.entries.json`),
     search: join(dir, `${name}.search.jsonl`),
+    // A failed fetch remembered (unreachable.ts).
+    unreachable: join(dir, `${name}.unreachable.json`),
   };
 }
 
@@ -189,6 +192,8 @@ export async function writeCachedIndex(
     await writeFileAtomic(paths.entries, derived.entriesFile(hash));
     await writeFileAtomic(paths.search, derived.searchFile(hash));
     await writeFileAtomic(paths.meta, `${JSON.stringify(full, null, 2)}\n`);
+    // A copy in hand: a failure remembered from an earlier fetch no longer applies (unreachable.ts).
+    rmSync(paths.unreachable, { force: true });
   } catch (err) {
     throw new DiginfraError('IO', `index "${name}": cannot write the cached copy under ${indexesDir(cacheDir)}: ${messageOf(err)}`, {
       cause: err,
@@ -210,5 +215,5 @@ export async function removeCachedIndex(cacheDir: string, name: string): Promise
   // Metadata first: without it the others are never read.
   // node:fs/promises loads on demand: `artifact search`, which imports this module, never needs it.
   const { rm } = await import('node:fs/promises');
-  for (const p of [paths.meta, paths.search, paths.entries, paths.yaml]) await rm(p, { force: true });
+  for (const p of [paths.meta, paths.search, paths.entries, paths.yaml, paths.unreachable]) await rm(p, { force: true });
 }

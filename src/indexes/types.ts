@@ -2,6 +2,8 @@
  * An index file is a YAML list of entries, one per artifact (docs/indexes.md). Mandatory: name, type,
  * registry, repository, description, keywords. Unknown fields are kept and passed on.
  */
+import type { ErrorCode } from '../errors.js';
+
 export interface Maintainer {
   name?: string;
   email?: string;
@@ -34,6 +36,11 @@ export interface LoadedIndex {
   fetchedAt?: string;
   /** ISO time of the last successful update (200 or 304). */
   checkedAt?: string;
+  /**
+   * Set when the index could not be loaded and was skipped (its entries are then empty): why, and
+   * the code of the error that made it so. Only with `keepSkipped` (load.ts).
+   */
+  skipped?: { message: string; code: ErrorCode };
 }
 
 /** Kept beside the cached copy: what a conditional GET needs, and when it happened. */

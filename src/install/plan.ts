@@ -7,13 +7,14 @@ import { DiginfraError, isDiginfraError, messageOf } from '../errors.js';
 import { PLUGIN, RULESFILE, samePlatform, type Dependency } from '../artifact/format.js';
 import { resolveArtifact, type ResolvedArtifact } from '../artifact/pull.js';
 import { resolveIndexedName, type LoadedIndex } from '../indexes/resolve-name.js';
-import { formatArtifactRef, formatReference, parseArtifactRef, type OciReference } from '../reference/reference.js';
+import { formatArtifactRef, formatReference, parseArtifactRef, type ArtifactRef, type OciReference } from '../reference/reference.js';
 import { formatPlatform, type Platform, type RegistryClient } from '../registry/index.js';
 import { selectTag } from '../artifact/tags.js';
 import { dedupeRoots, labelOf, resolveDependencies, type DependencySource } from '../resolve/deps.js';
 import { repositoryKey, siblingRepository } from '../resolve/locate.js';
 import { checkAllowedTypes, checkRequirements, filterByType } from '../resolve/requirements.js';
 import { findRequested, lockClosure, type LockEntry, type Lockfile } from './lockfile.js';
+import { isLayoutReference, layoutReference, LayoutArtifacts } from './oci-source.js';
 
 /** What resolving needs: a registry client, the platform, and the indexes (loaded on first use). */
 export interface ResolveSession {
@@ -38,9 +39,10 @@ export interface ResolvedRef {
   artifact: ResolvedArtifact;
 }
 
-/** The normalized text of a reference (`ghcr.io/a/b` -> `ghcr.io/a/b:latest`); throws REF_INVALID. */
+/** The normalized text of a reference (`ghcr.io/a/b` -> `ghcr.io/a/b:latest`, `oci:dir` -> `oci:/abs/dir:latest`); throws REF_INVALID. */
 export function normalizeRef(text: string): string {
-  return formatArtifactRef(parseArtifactRef(text));
+  const layout = layoutReference(text);
+  return layout ? formatReference(layout) : formatArtifactRef(parseArtifactRef(text));
 }
 
 async function indexesOrNone(session: ResolveSession): Promise<readonly LoadedIndex[]> {
@@ -60,8 +62,10 @@ export { selectTag } from '../artifact/tags.js';
  * `follow` share.
  */
 export async function resolveRef(session: ResolveSession, text: string): Promise<ResolvedRef> {
-  const parsed = parseArtifactRef(text);
-  const requested = formatArtifactRef(parsed);
+  // An OCI layout on disk (`oci:DIR[:TAG]`): read through the client, which routes it to the disk (oci-source.ts).
+  const layout = layoutReference(text);
+  const parsed: ArtifactRef = layout ? { kind: 'oci', ref: layout } : parseArtifactRef(text);
+  const requested = normalizeRef(text);
   let repo: OciReference;
   let tag: string | undefined;
   let digest: string | undefined;
@@ -144,14 +148,19 @@ function nodeOf(r: ResolvedRef, requested: string[]): Node {
   return { name: config.name, version: config.version, type, ...(config.dependencies && { dependencies: config.dependencies }), resolved: r, requested };
 }
 
-/** Where a dependency is looked up, and its tags: cached per name for one plan. */
+/**
+ * Where a dependency is looked up, and its tags: cached per name for one plan. The dependencies of an
+ * artifact from an OCI layout are looked up in that layout only (offline), by their config's name.
+ */
 class RegistryDependencySource implements DependencySource<Node> {
   readonly #session: ResolveSession;
   readonly #repos = new Map<string, Promise<{ repo: OciReference; index?: string }>>();
   readonly #tags = new Map<string, Promise<string[]>>();
+  readonly #layouts: LayoutArtifacts;
 
   constructor(session: ResolveSession) {
     this.#session = session;
+    this.#layouts = new LayoutArtifacts(session.client, session.platform);
   }
 
   /** Index lookup by name first; else the requirer's sibling repository (docs/install.md). */
@@ -174,6 +183,8 @@ class RegistryDependencySource implements DependencySource<Node> {
   }
 
   async versions(name: string, requirer: Node): Promise<string[]> {
+    const from = requirer.resolved.artifact.ref;
+    if (isLayoutReference(from)) return this.#layouts.versions(from, name, labelOf(requirer));
     const { repo } = await this.#locate(name, requirer);
     const key = repositoryKey(repo);
     let p = this.#tags.get(key);
@@ -193,6 +204,12 @@ class RegistryDependencySource implements DependencySource<Node> {
   }
 
   async load(name: string, version: string, requirer: Node): Promise<Node> {
+    const from = requirer.resolved.artifact.ref;
+    if (isLayoutReference(from)) {
+      const { tag, artifact } = await this.#layouts.load(from, name, version);
+      const text = formatReference({ registry: from.registry, repository: from.repository, tag });
+      return nodeOf({ input: text, requested: text, tag, artifact }, []);
+    }
     const { repo, index } = await this.#locate(name, requirer);
     const ref = { ...repo, tag: version };
     const artifact = await resolveArtifact(this.#session.client, ref, this.#session.platform);

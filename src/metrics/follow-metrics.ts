@@ -49,8 +49,8 @@ export interface RegistryExchange {
   method: string;
   /** The status code, or `error` when no answer came. */
   status: number | 'error';
-  /** `mirror`: sent to the registry's configured mirror (registry.mirrors); `origin` (the default): anywhere else. */
-  source?: 'origin' | 'mirror';
+  /** The host of the registry's mirror the request went to (registry.mirrors); `origin` (the default): the registry itself. */
+  source?: string;
 }
 
 export interface FollowMetricsOptions {
@@ -107,7 +107,7 @@ export function createFollowMetrics(opts: FollowMetricsOptions = {}): FollowMetr
   });
   const registryRequests = new Counter({
     name: 'diginfractl_registry_requests_total',
-    help: 'HTTP exchanges with registries, by registry, method, status code ("error": no answer) and source (origin or mirror)',
+    help: 'HTTP exchanges with registries, by registry, method, status code ("error": no answer) and source ("origin", or the host of the mirror that was asked)',
     labelNames: ['registry', 'method', 'code', 'source'] as const,
     registers,
   });

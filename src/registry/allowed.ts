@@ -4,8 +4,8 @@
  * below it, whole path components only, so not `ghcr.io/falcosecurity-fork`). Hosts compare
  * case-insensitively, Docker Hub's aliases folded. An empty list allows everything.
  *
- * When a pull-through mirror serves a registry (`registry.mirrors`), the mirror is where the bytes
- * come from: it must be allowed too, with the same repository.
+ * When pull-through mirrors serve a registry (`registry.mirrors`), a mirror is where the bytes may
+ * come from: each must be allowed too, with the same repository.
  *
  * restrictReads() puts the check in front of every read a client makes, so nothing outside the list
  * is fetched, whichever way a reference reached it (typed, an index entry, a dependency).
@@ -13,11 +13,12 @@
 import { DiginfraError } from '../errors.js';
 import { registryKey } from '../reference/reference.js';
 import type { RegistryClient } from './client.js';
+import { mirrorsOf } from './mirrors.js';
 
 /** What the check needs of the `registry` config section. */
 export interface AllowedRegistries {
   readonly allowed: readonly string[];
-  readonly mirrors?: Readonly<Record<string, string>>;
+  readonly mirrors?: Readonly<Record<string, string | readonly string[]>>;
 }
 
 function matches(pattern: string, registry: string, repository: string): boolean {
@@ -47,8 +48,8 @@ export function checkAllowed(config: AllowedRegistries, ref: { registry: string;
   if (!isAllowed(allowed, ref.registry, ref.repository)) {
     throw new DiginfraError('REGISTRY_NOT_ALLOWED', `${ref.registry}/${ref.repository} is outside registry.allowed (${list})`, { hint });
   }
-  const mirror = config.mirrors?.[ref.registry];
-  if (mirror !== undefined && !isAllowed(allowed, mirror, ref.repository)) {
+  for (const mirror of mirrorsOf({ mirrors: config.mirrors ?? {} }, ref.registry)) {
+    if (isAllowed(allowed, mirror, ref.repository)) continue;
     throw new DiginfraError('REGISTRY_NOT_ALLOWED', `${ref.registry}/${ref.repository} is served by the mirror ${mirror} (registry.mirrors), and ${mirror}/${ref.repository} is outside registry.allowed (${list})`, { hint });
   }
 }

@@ -1,6 +1,7 @@
 /**
  * Builds the registry client the commands use, from the `registry` config section and per-command
- * flags. Flags apply to every host of the command; config entries to the hosts they name.
+ * flags. Flags apply to every host of the command; config entries to the hosts they name. Mirrors
+ * (`registry.mirrors`) are tried before the registry itself, with fallback: src/registry/mirrors.ts.
  */
 import { parseDuration } from '../config/checks.js';
 import type { RegistryConfig } from '../config/types.js';
@@ -9,6 +10,7 @@ import { GOOGLE_REGISTRY_USER, sharedGoogleSource } from './auth/google.js';
 import { sharedOAuthSource, type OAuthTokenSource } from './auth/oauth.js';
 import type { Credential, CredentialSource } from './auth/session.js';
 import { RegistryClient } from './client.js';
+import { MirroredRegistryClient, mirrorsOf, type SourceLog } from './mirrors.js';
 import type { HostSettings, TransportOptions } from './transport.js';
 
 export interface RegistryFlags {
@@ -17,16 +19,36 @@ export interface RegistryFlags {
   insecure?: boolean;
 }
 
+/**
+ * The connection settings of a registry host itself (its mirrors get their own: mirrorSettingsFor).
+ * Flags apply to every host of the command; config entries to the hosts they name.
+ */
 export function hostSettingsFor(registry: RegistryConfig, flags: RegistryFlags): (host: string) => Partial<HostSettings> {
   return (host) => {
-    const mirror = registry.mirrors[host];
-    const target = mirror ?? host;
-    const caFile = flags.caFile ?? registry.caFiles[target] ?? registry.caFiles[host] ?? registry.caFiles['*'];
+    const caFile = flags.caFile ?? registry.caFiles[host] ?? registry.caFiles['*'];
     return {
-      plainHttp: flags.plainHttp === true || registry.plainHttp.includes(target) || registry.plainHttp.includes(host),
-      insecureSkipTlsVerify: flags.insecure === true || registry.insecureSkipTlsVerify.includes(target),
+      plainHttp: flags.plainHttp === true || registry.plainHttp.includes(host),
+      insecureSkipTlsVerify: flags.insecure === true || registry.insecureSkipTlsVerify.includes(host),
       ...(caFile !== undefined && { caFile }),
-      ...(mirror !== undefined && { mirror }),
+    };
+  };
+}
+
+/**
+ * The settings of reads through `mirror`: its host contacted instead of the registry's, with the
+ * mirror's own TLS entries (or the registry's, when the mirror has none).
+ */
+function mirrorSettingsFor(registry: RegistryConfig, flags: RegistryFlags, mirror: string): (host: string) => Partial<HostSettings> {
+  const own = hostSettingsFor(registry, flags);
+  return (host) => {
+    const m = own(mirror);
+    const h = own(host);
+    const caFile = flags.caFile ?? registry.caFiles[mirror] ?? registry.caFiles[host] ?? registry.caFiles['*'];
+    return {
+      plainHttp: m.plainHttp === true || h.plainHttp === true,
+      insecureSkipTlsVerify: m.insecureSkipTlsVerify === true,
+      ...(caFile !== undefined && { caFile }),
+      mirror,
     };
   };
 }
@@ -103,18 +125,23 @@ export function configCredentials(registry: RegistryConfig, opts: ConfigCredenti
   };
 }
 
+/** A host's credentials: the config file's own (`registry.auth.*`) before credential files. */
+function credentialLookup(registry: RegistryConfig, store: CredentialSource, opts: ConfigCredentialOptions): (host: string) => Promise<Credential | undefined> {
+  const configured = configCredentials(registry, opts);
+  return async (host) => (await configured.get(host)) ?? (await store.get(host));
+}
+
 /**
- * Credentials for a registry: the config file's own (`registry.auth.*`) before credential files, and a
- * mirror's credentials (in the same order) when the registry has none.
+ * Credentials for a registry: its own, else its first mirror's (what a registry with one mirror, read
+ * only through it, was sent before mirrors fell back to the registry). The client itself sends each
+ * host only what is meant for it: ownCredentialsFor and mirrorCredentialsFor.
  */
 export function credentialsFor(registry: RegistryConfig, store: CredentialSource, opts: ConfigCredentialOptions = {}): CredentialSource {
-  const configured = configCredentials(registry, opts);
-  const lookup = async (host: string): Promise<Credential | undefined> => (await configured.get(host)) ?? (await store.get(host));
+  const lookup = credentialLookup(registry, store, opts);
   return {
     async get(host) {
-      const own = await lookup(host);
-      const mirror = registry.mirrors[host];
-      return own ?? (mirror ? lookup(mirror) : undefined);
+      const mirror = mirrorsOf(registry, host)[0];
+      return (await lookup(host)) ?? (mirror ? lookup(mirror) : undefined);
     },
     // The config's own entries change with the config (a new client); the store's files change under it.
     generation: () => store.generation?.() ?? 0,
@@ -165,27 +192,64 @@ export function registryFiles(registry: RegistryConfig, flags: RegistryFlags, st
   return { credentials: [...store.files], ca: [...new Set(ca)] };
 }
 
-export function createRegistryClient(
-  registry: RegistryConfig,
-  flags: RegistryFlags = {},
-  extra: Pick<TransportOptions, 'onResponse' | 'retry' | 'env' | 'signal'> & { store?: CredentialStore; role?: 'command' | 'agent' } = {},
-): RegistryClient {
+/** Credentials of the registry itself: never a mirror's, which are not for it. */
+function ownCredentialsFor(registry: RegistryConfig, store: CredentialSource, opts: ConfigCredentialOptions): CredentialSource {
+  return { get: credentialLookup(registry, store, opts) };
+}
+
+/** Credentials for reads of a registry through `mirror`: the mirror's own, else the registry's. */
+function mirrorCredentialsFor(registry: RegistryConfig, store: CredentialSource, mirror: string, opts: ConfigCredentialOptions): CredentialSource {
+  const lookup = credentialLookup(registry, store, opts);
+  return { get: async (host) => (await lookup(mirror)) ?? (await lookup(host)) };
+}
+
+export interface ClientExtras extends Pick<TransportOptions, 'retry' | 'env' | 'signal' | 'onResponse'> {
+  store?: CredentialStore;
+  /** 'agent' for `artifact follow`: its timeouts (registryTimeouts). */
+  role?: 'command' | 'agent';
+  /** Where reads through mirrors are logged (which source served each blob, each fallback); asked for only then. */
+  log?: () => SourceLog;
+}
+
+/**
+ * The client of the commands. With `registry.mirrors`, reads of a mirrored registry try its mirrors
+ * first and fall back to the next one, then to the registry itself (src/registry/mirrors.ts); a
+ * mirror gets one attempt per request, so a failing one costs no backoff.
+ */
+export function createRegistryClient(registry: RegistryConfig, flags: RegistryFlags = {}, extra: ClientExtras = {}): RegistryClient {
   const timeouts = registryTimeouts(registry, extra.role);
   const store = extra.store ?? credentialStoreFor(registry);
   const userAgent = 'diginfractl/0.1.0';
-  return new RegistryClient({
-    hostSettings: hostSettingsFor(registry, flags),
-    credentials: credentialsFor(registry, store, {
-      // The token URL is trusted like any host of the command: --ca-file, else registry.caFiles.
-      caFileFor: (host) => flags.caFile ?? registry.caFiles[host] ?? registry.caFiles['*'],
-      userAgent,
-      ...(extra.env !== undefined && { env: extra.env }),
-    }),
+  const credentialOptions: ConfigCredentialOptions = {
+    // The token URL is trusted like any host of the command: --ca-file, else registry.caFiles.
+    caFileFor: (host) => flags.caFile ?? registry.caFiles[host] ?? registry.caFiles['*'],
+    userAgent,
+    ...(extra.env !== undefined && { env: extra.env }),
+  };
+  // The transport reports each exchange with its source: the mirror's host, or `origin`.
+  const shared = {
     userAgent,
     readTimeoutMs: timeouts.readTimeoutMs,
-    retry: { attempts: timeouts.attempts, ...extra.retry },
     ...(extra.onResponse !== undefined && { onResponse: extra.onResponse }),
     ...(extra.env !== undefined && { env: extra.env }),
     ...(extra.signal !== undefined && { signal: extra.signal }),
+  };
+  const origin = {
+    ...shared,
+    hostSettings: hostSettingsFor(registry, flags),
+    credentials: ownCredentialsFor(registry, store, credentialOptions),
+    retry: { attempts: timeouts.attempts, ...extra.retry },
+  };
+  if (Object.keys(registry.mirrors).length === 0) return new RegistryClient(origin);
+  return new MirroredRegistryClient(origin, {
+    mirrorsOf: (host) => mirrorsOf(registry, host),
+    clientFor: (mirror) =>
+      new RegistryClient({
+        ...shared,
+        hostSettings: mirrorSettingsFor(registry, flags, mirror),
+        credentials: mirrorCredentialsFor(registry, store, mirror, credentialOptions),
+        retry: { ...extra.retry, attempts: 1 },
+      }),
+    ...(extra.log !== undefined && { log: extra.log }),
   });
 }

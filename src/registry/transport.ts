@@ -55,8 +55,8 @@ export interface ExchangeInfo {
   registry: string;
   method: string;
   status: number | 'error';
-  /** `mirror` when the request went to the registry's mirror (HostSettings.mirror), else `origin`. */
-  source: 'origin' | 'mirror';
+  /** The mirror's host when the request went to the registry's mirror (HostSettings.mirror), else `origin`. */
+  source: string;
 }
 
 export interface HttpRequest {
@@ -214,7 +214,7 @@ export class Transport {
   /** Whether `url` goes to the mirror of `registry` (for metrics: how much the mirror takes off the origin). */
   #sourceOf(registry: string, url: string): ExchangeInfo['source'] {
     const mirror = this.settings(registry).mirror;
-    return mirror !== undefined && hostOf(url).toLowerCase() === mirror.toLowerCase() ? 'mirror' : 'origin';
+    return mirror !== undefined && hostOf(url).toLowerCase() === mirror.toLowerCase() ? mirror : 'origin';
   }
 
   /** One exchange, no retries. The caller must consume or dump the body. */

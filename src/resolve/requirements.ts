@@ -4,6 +4,7 @@
 import semver from 'semver';
 import { DiginfraError } from '../errors.js';
 import type { VersionedName } from './dependency.js';
+import { parseEngineVersion } from './engine-version.js';
 
 export const ENGINE_VERSION = 'engine_version';
 
@@ -16,6 +17,10 @@ export interface RequirementSubject {
 export interface RequirementEnv {
   /** The engine version of this node (`--engine-version` or install.engineVersion). */
   engineVersion?: string;
+  /** Where it came from, named by a refusal (`--engine-version`, `read from URL`). */
+  engineVersionFrom?: string;
+  /** This run already said the engine version is unknown: do not say it again. */
+  engineUnknownSaid?: boolean;
 }
 
 /**
@@ -23,7 +28,7 @@ export interface RequirementEnv {
  * engine minor.patch at least the required one (0.41.0 satisfies 0.40.0; 1.0.0 does not).
  */
 export function engineSatisfies(engine: string, required: string): boolean {
-  const e = semver.coerce(engine, { includePrerelease: false });
+  const e = semver.coerce(parseEngineVersion(engine) ?? engine, { includePrerelease: false });
   const r = semver.coerce(required);
   if (!e || !r) return false;
   return e.major === r.major && semver.gte(e.version, r.version);
@@ -31,27 +36,36 @@ export function engineSatisfies(engine: string, required: string): boolean {
 
 /**
  * Checks every artifact's requirements. Violations of all artifacts are collected into one
- * REQUIREMENT_UNMET error; requirements that cannot be checked (no engine version given, unknown
- * requirement names) come back as warnings.
+ * REQUIREMENT_UNMET error; requirements that cannot be checked come back as warnings: one for all
+ * the engine_version requirements when no engine version is known, one per unknown requirement name.
  */
 export function checkRequirements(subjects: readonly RequirementSubject[], env: RequirementEnv): { warnings: string[] } {
   const violations: string[] = [];
   const warnings: string[] = [];
-  if (env.engineVersion !== undefined && !semver.coerce(env.engineVersion)) {
+  const unchecked: string[] = [];
+  // A bare number is the legacy minor form (31 is 0.31.0), as engines report it (engine-version.ts).
+  const engine = env.engineVersion !== undefined ? parseEngineVersion(env.engineVersion) : undefined;
+  if (env.engineVersion !== undefined && engine === undefined) {
     throw new DiginfraError('USAGE', `--engine-version "${env.engineVersion}" is not a version like 0.40.0`);
   }
+  const was = engine !== undefined && engine !== env.engineVersion ? ` (given as ${env.engineVersion})` : '';
+  const from = env.engineVersionFrom !== undefined ? `, ${env.engineVersionFrom}` : '';
   for (const s of subjects) {
     for (const req of s.requirements ?? []) {
       if (req.name === ENGINE_VERSION) {
-        if (env.engineVersion === undefined) {
-          warnings.push(`${s.label} requires engine_version ${req.version}; not checked (give --engine-version or set install.engineVersion)`);
-        } else if (!engineSatisfies(env.engineVersion, req.version)) {
-          violations.push(`${s.label} requires engine version ${req.version} (same major, at least ${req.version}); this engine is ${env.engineVersion}`);
+        if (engine === undefined) {
+          unchecked.push(`${s.label} requires engine_version ${req.version}`);
+        } else if (!engineSatisfies(engine, req.version)) {
+          violations.push(`${s.label} requires engine version ${req.version} (same major, at least ${req.version}); this engine is ${engine}${was}${from}`);
         }
       } else {
         warnings.push(`${s.label} has requirement ${req.name} ${req.version}, which diginfractl does not know how to check`);
       }
     }
+  }
+  // No engine version: said once for the whole run, not once per artifact.
+  if (unchecked.length > 0 && !env.engineUnknownSaid) {
+    warnings.unshift(`${unchecked.join(', ')}; not checked (give --engine-version or set install.engineVersion)`);
   }
   if (violations.length > 0) {
     throw new DiginfraError('REQUIREMENT_UNMET', violations.length === 1 ? violations[0]! : `requirements not met:\n  ${violations.join('\n  ')}`, {

@@ -125,7 +125,7 @@ describe('follow: health and metrics', () => {
     expect((await a.follower.check(mirrored)).result).toBe('updated');
     expect((await a.follower.check(direct)).result).toBe('updated');
     const text = await a.metrics.registry.metrics();
-    expect(metricValue(text, 'diginfractl_registry_requests_total', { registry: 'origin.invalid', source: 'mirror' })).toBeGreaterThanOrEqual(3);
+    expect(metricValue(text, 'diginfractl_registry_requests_total', { registry: 'origin.invalid', source: reg.host })).toBeGreaterThanOrEqual(3);
     expect(metricValue(text, 'diginfractl_registry_requests_total', { registry: 'origin.invalid', source: 'origin' })).toBe(0);
     expect(metricValue(text, 'diginfractl_registry_requests_total', { registry: reg.host, source: 'origin' })).toBeGreaterThanOrEqual(3);
     expect(metricValue(text, 'diginfractl_download_bytes_total', { ref: mirrored })).toBeGreaterThan(0);

@@ -78,3 +78,17 @@ export function requireCli(group: string, commands: string[]): void {
     if (!found.has(cmd)) throw new Error(`${CLI} has no \`${group} ${cmd}\` command: rebuild it (npm run build)`);
   }
 }
+
+/** The messages of the CLI's log lines on stderr (JSON lines when not on a terminal), in order. */
+export function logMessages(stderr: string): string[] {
+  return stderr
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      try {
+        return String((JSON.parse(l) as { msg?: unknown }).msg);
+      } catch {
+        return l;
+      }
+    });
+}

@@ -1,6 +1,7 @@
 /** A real HTTP server on 127.0.0.1 for index tests; records every request it sees. */
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Server } from 'node:net';
 import { createServer as createHttpsServer } from 'node:https';
 import { listenOnLoopback } from '../helpers/net.js';
 import type { TlsFiles } from '../helpers/tls.js';
@@ -18,17 +19,20 @@ export interface Served {
   close(): Promise<void>;
 }
 
-/** Serves on 127.0.0.1; with `tls`, over HTTPS with that certificate. */
-export async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void, tls?: TlsFiles): Promise<Served> {
+/**
+ * Serves on 127.0.0.1; with `tls`, over HTTPS with that certificate; on `port` when given (to bring
+ * back a server that was stopped, at the same URL), else on one the system picks.
+ */
+export async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void, tls?: TlsFiles, port?: number): Promise<Served> {
   const requests: SeenRequest[] = [];
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers });
     handler(req, res);
   };
   const server = tls ? createHttpsServer({ cert: await readFile(tls.certFile), key: await readFile(tls.keyFile) }, handle) : createServer(handle);
-  const port = await listenOnLoopback(server);
+  const bound = port === undefined ? await listenOnLoopback(server) : await listenOn(server, port);
   return {
-    base: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    base: `${tls ? 'https' : 'http'}://127.0.0.1:${bound}`,
     requests,
     close: () =>
       new Promise<void>((ok) => {
@@ -36,6 +40,16 @@ export async function serve(handler: (req: IncomingMessage, res: ServerResponse)
         server.close(() => ok());
       }),
   };
+}
+
+function listenOn(server: Server, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve(port);
+    });
+  });
 }
 
 export const GOOD_INDEX = `- name: k8saudit

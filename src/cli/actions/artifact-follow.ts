@@ -50,12 +50,8 @@ function indexLoader(ctx: CliContext, config: DiginfraConfig, configPath: string
     if (!memo || Date.now() - at > INDEX_TTL_MS) {
       at = Date.now();
       // Loaded on first use: an agent following registry refs only never needs the index code.
-      const loading = import('../../indexes/resolve-name.js').then(({ loadIndexes }) =>
-        loadIndexes(config, cacheRoot(config), {
-          credentialsPath: indexCredentialsPath(configPath),
-          onFetch: (name, url) => ctx.logger.info(`fetching index "${name}" from ${url} (first use)`),
-          onError: (name, err) => ctx.logger.warn(`index "${name}" skipped: ${messageOf(err)}`),
-        }),
+      const loading = import('../../indexes/resolve-name.js').then(({ commandLoadOptions, loadIndexes }) =>
+        loadIndexes(config, cacheRoot(config), commandLoadOptions(() => ctx.logger, indexCredentialsPath(configPath))),
       );
       memo = loading;
       loading.catch(() => {
@@ -73,7 +69,7 @@ interface AgentRegistry {
 }
 
 /** `shutdown` aborts every request of the client when the agent stops (SIGTERM/SIGINT). */
-function registryFor(config: DiginfraConfig, flags: FollowCliFlags, metrics: FollowMetrics, shutdown: AbortSignal): AgentRegistry {
+function registryFor(config: DiginfraConfig, flags: FollowCliFlags, metrics: FollowMetrics, shutdown: AbortSignal, log: () => CliContext['logger']): AgentRegistry {
   const store = credentialStoreFor(config.registry);
   // The agent's timeouts (registry.timeouts, else AGENT_TIMEOUTS: 20 s of silence, 2 tries); a 429
   // comes straight back to the follower, which waits for Retry-After on its own schedule instead of
@@ -84,6 +80,7 @@ function registryFor(config: DiginfraConfig, flags: FollowCliFlags, metrics: Fol
     role: 'agent',
     retry: { maxRetryAfterMs: 0 },
     signal: shutdown,
+    log,
   });
   // registry.allowed: nothing outside it is followed, whether named, typed or served by a mirror.
   return { client: restrictReads(client, config.registry), store };
@@ -180,7 +177,7 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
   const metrics = createFollowMetrics();
   // Aborted at SIGTERM/SIGINT: requests in flight (a manifest, a stalled blob) stop at once.
   const shutdown = new AbortController();
-  let registry = registryFor(eff.config, flags, metrics, shutdown.signal);
+  let registry = registryFor(eff.config, flags, metrics, shutdown.signal, () => ctx.logger);
   const follower = new Follower(eff.settings, {
     logger: ctx.logger,
     metrics,
@@ -318,7 +315,7 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
         if (!server) metricsAddr = undefined;
       }
     }
-    if (registryChanged) registry = registryFor(next.config, flags, metrics, shutdown.signal);
+    if (registryChanged) registry = registryFor(next.config, flags, metrics, shutdown.signal, () => ctx.logger);
     const change = follower.reconfigure(next.settings, {
       ...(registryChanged && { client: registry.client }),
       ...(indexesChanged && { indexes: indexLoader(ctx, next.config, nextLoaded.path) }),

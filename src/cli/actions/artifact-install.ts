@@ -8,12 +8,13 @@ import { checkArtifactType } from '../../artifact/format.js';
 import { applySectionFlags } from '../../config/layers.js';
 import { loadConfig } from '../../config/load.js';
 import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
-import { DiginfraError, messageOf } from '../../errors.js';
-import { loadIndexes, type LoadedIndex } from '../../indexes/resolve-name.js';
+import { DiginfraError } from '../../errors.js';
+import { commandLoadOptions, loadIndexes, type LoadedIndex } from '../../indexes/resolve-name.js';
 import { BlobCache, DEFAULT_CACHE_MAX_AGE_MS } from '../../content/index.js';
 import { parseDuration } from '../../config/checks.js';
 import { installArtifacts, type InstallResult } from '../../install/install.js';
 import { lockfilePath } from '../../install/lockfile.js';
+import { withOciLayouts } from '../../install/oci-source.js';
 import type { BlobEvent } from '../../install/stage.js';
 import { checkAllowed, createRegistryClient, restrictReads } from '../../registry/index.js';
 import { formatPlatform, platformOrHost } from '../../platform/index.js';
@@ -69,8 +70,9 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
 
   // From here a SIGINT/SIGTERM abandons the install (exit 130/143) instead of killing it mid-download.
   const interrupt = interruptOnSignals();
-  // registry.allowed: every read of this install (references, index entries, dependencies) is checked.
-  const client = restrictReads(createRegistryClient(config.registry, registryFlags(flags), { signal: interrupt.signal }), config.registry);
+  // registry.allowed: every read of this install (references, index entries, dependencies) is checked;
+  // `oci:DIR[:TAG]` references read the layout on disk instead (src/install/oci-source.ts).
+  const client = withOciLayouts(restrictReads(createRegistryClient(config.registry, registryFlags(flags), { signal: interrupt.signal, log: () => ctx.logger }), config.registry));
   let indexes: Promise<LoadedIndex[]> | undefined;
   const verification = await verificationFor(ctx, config, flags, policyIndexes(ctx, loaded));
   /** Before anything is written: where each artifact comes from (a cached one too), and its signatures. */
@@ -89,11 +91,7 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
         client,
         platform,
         indexes: () =>
-          (indexes ??= loadIndexes(config, root, {
-            credentialsPath: indexCredentialsPath(loaded.path),
-            onFetch: (name, url) => ctx.logger.info(`fetching index "${name}" from ${url} (first use)`),
-            onError: (name, err) => ctx.logger.warn(`index "${name}" skipped: ${messageOf(err)}`),
-          })),
+          (indexes ??= loadIndexes(config, root, commandLoadOptions(() => ctx.logger, indexCredentialsPath(loaded.path)))),
         warn: (m) => ctx.logger.warn(m),
         debug: (m) => ctx.logger.debug(m),
       },

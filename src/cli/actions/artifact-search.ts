@@ -6,7 +6,8 @@
 import { DiginfraError, messageOf } from '../../errors.js';
 import { loadConfig } from '../../config/load.js';
 import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
-import { loadIndexes, loadSearchRows } from '../../indexes/load.js';
+import { commandLoadOptions, loadIndexes, loadSearchRows, skipCode } from '../../indexes/load.js';
+import { IndexSkipped } from '../../indexes/unreachable.js';
 import { searchIndexes, searchRows, type SearchHit } from '../../indexes/search.js';
 import { formatTable, outputFormat, type CliContext } from '../run.js';
 import { parseMinScore, searchSimilar } from './search-similar.js';
@@ -29,13 +30,15 @@ export async function runArtifactSearch(ctx: CliContext, keywords: string[], opt
     throw new DiginfraError('INDEX_NOT_FOUND', 'no index is configured, so there is nothing to search', { hint: 'add one with "diginfractl index add NAME URL"' });
   }
   const failures: { index: string; err: unknown }[] = [];
+  const common = commandLoadOptions(() => ctx.logger, indexCredentialsPath(loaded.path));
   const loadOpts = {
+    ...common,
+    // A skipped index has nothing to search: the table and JSON list only the others.
+    keepSkipped: false,
     ...(opts.index && opts.index.length > 0 && { only: opts.index }),
-    credentialsPath: indexCredentialsPath(loaded.path),
-    onFetch: (name: string, url: string) => ctx.logger.info(`fetching index "${name}" from ${url} (first use)`),
     onError: (index: string, err: unknown) => {
       failures.push({ index, err });
-      ctx.logger.warn(`index "${index}" skipped: ${messageOf(err)}`);
+      common.onError!(index, err);
     },
   };
   const searchOpts = opts.type !== undefined ? { type: opts.type } : {};
@@ -53,16 +56,24 @@ export async function runArtifactSearch(ctx: CliContext, keywords: string[], opt
     hits = minScore === undefined ? searchIndexes(indexes, keywords, searchOpts) : searchSimilar(searchIndexes(indexes, [], searchOpts), keywords, minScore);
   }
   if (loadedCount === 0 && failures.length > 0) {
-    const first = failures[0]!.err;
-    if (failures.length === 1) throw first;
-    throw new DiginfraError('INDEX_FETCH_FAILED', `no index could be loaded:\n${failures.map((f) => messageOf(f.err)).join('\n')}`);
+    // Every index asked for was skipped: say which and why, not that there is nothing configured.
+    const only = failures.length === 1 ? failures[0]! : undefined;
+    throw new DiginfraError(
+      only && only.err instanceof IndexSkipped ? skipCode(only.err) : 'INDEX_FETCH_FAILED',
+      only
+        ? `nothing to search: index "${only.index}"${config.indexes.length === 1 ? ', the only one configured,' : ''} was skipped: ${messageOf(only.err)}`
+        : `nothing to search: every index was skipped:\n${failures.map((f) => `index "${f.index}": ${messageOf(f.err)}`).join('\n')}`,
+      { hint: `run "diginfractl index update ${failures.map((f) => f.index).join(' ')}" to try again now` },
+    );
   }
   if (format === 'json') {
     ctx.out(JSON.stringify(hits.map((h) => ({ index: h.index, ...h.entry })), null, 2));
     return;
   }
   if (hits.length === 0) {
-    ctx.logger.info(`no artifact matches ${keywords.length > 0 ? keywords.map((k) => `"${k}"`).join(' ') : 'the filters'}`);
+    // Nothing found: say which indexes were not searched, and why (a remembered failure is not warned about again).
+    const skipped = failures.map((f) => `; index "${f.index}" was skipped: ${messageOf(f.err)}`).join('');
+    ctx.logger.info(`no artifact matches ${keywords.length > 0 ? keywords.map((k) => `"${k}"`).join(' ') : 'the filters'}${skipped}`);
     return;
   }
   ctx.out(

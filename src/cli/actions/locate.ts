@@ -18,17 +18,27 @@ export interface LocatedRef {
 }
 
 /**
- * A locator for several references: the indexes are loaded once, on the first short name. `type`
- * restricts a short name to index entries of that type.
+ * A locator for several references: the indexes are loaded once, on the first short name; for
+ * `INDEX::name`, only that index. An index that cannot be loaded is skipped with a warning, as by
+ * install and search. `type` restricts a short name to index entries of that type.
  */
 export function refLocator(ctx: CliContext, loaded: LoadedConfig): (refText: string, type?: string) => Promise<LocatedRef> {
-  let indexes: Promise<LoadedIndex[]> | undefined;
+  const loads = new Map<string | undefined, Promise<LoadedIndex[]>>();
   return async (refText, type) => {
     const parsed = parseArtifactRef(refText);
     if (parsed.kind === 'name') {
       // Index code loads only for a short name: a registry reference (`repo pull`) does without it.
-      const { loadIndexes, resolveIndexedName } = await import('../../indexes/resolve-name.js');
-      indexes ??= loadIndexes(loaded.config, undefined, { credentialsPath: indexCredentialsPath(loaded.path) });
+      const { commandLoadOptions, loadIndexes, resolveIndexedName } = await import('../../indexes/resolve-name.js');
+      const only = parsed.name.index;
+      const configured = loaded.config.indexes;
+      // An index not configured: the lookup names the configured ones, none of which needs loading.
+      if (only !== undefined && !configured.some((ix) => ix.name === only)) resolveIndexedName(parsed.name, configured.map((ix) => ({ name: ix.name, url: ix.url, entries: [] })));
+      let indexes = loads.get(only);
+      if (!indexes) {
+        const opts = commandLoadOptions(() => ctx.logger, indexCredentialsPath(loaded.path));
+        indexes = loadIndexes(loaded.config, undefined, only !== undefined ? { ...opts, only: [only] } : opts);
+        loads.set(only, indexes);
+      }
       const found = resolveIndexedName(parsed.name, await indexes, type);
       if (found.shadowed.length) ctx.logger.warn(`"${parsed.name.name}" is also in: ${found.shadowed.join(', ')}; using index "${found.index}"`);
       return {
