@@ -27,8 +27,8 @@ export function registryFlags(opts: RegistryFlagOptions): RegistryFlags {
   };
 }
 
-export async function openRegistry(ctx: CliContext, opts: RegistryFlagOptions, config?: DiginfraConfig): Promise<RegistryClient> {
+export async function openRegistry(ctx: CliContext, opts: RegistryFlagOptions, config?: DiginfraConfig, extra: { signal?: AbortSignal } = {}): Promise<RegistryClient> {
   const cfg = config ?? (await loadCliConfig(ctx));
-  return createRegistryClient(cfg.registry, registryFlags(opts), { log: () => ctx.logger });
+  return createRegistryClient(cfg.registry, registryFlags(opts), { log: () => ctx.logger, ...extra });
 }
 

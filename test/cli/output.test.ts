@@ -125,7 +125,7 @@ describe('-o json on every command that prints data', () => {
     const info = (await json('artifact', 'info', 'out-rules:1.0.0')) as Record<string, unknown>[];
     expect(info).toHaveLength(1);
     expect(keysOf(info[0])).toEqual(
-      ['annotations', 'dependencies', 'digest', 'entry', 'index', 'mediaType', 'name', 'platforms', 'reference', 'referrers', 'requirements', 'resolvedTag', 'signatures', 'tag', 'tags', 'type', 'version'].sort(),
+      ['annotations', 'dependencies', 'digest', 'entry', 'index', 'mediaType', 'name', 'platforms', 'reference', 'referrers', 'requirements', 'resolvedTag', 'signaturePolicy', 'signatures', 'tag', 'tags', 'type', 'version'].sort(),
     );
     expect((await json('artifact', 'manifest', 'out-rules:1.0.0')) as Record<string, unknown>).toMatchObject({ schemaVersion: 2 });
     expect((await json('artifact', 'config', 'out-rules:1.0.0')) as Record<string, unknown>).toMatchObject({ name: 'out', version: '1.0.0' });

@@ -62,7 +62,7 @@ describe('an unreachable index', () => {
   it('artifact info NAME and repo pull NAME answer from the other index, with one warning saying how to silence it', async () => {
     const info = await runCli(['artifact', 'info', 'k8saudit-rules', '-o', 'json'], { env });
     expect(info.code, info.stderr).toBe(0);
-    expect(JSON.parse(info.stdout)).toMatchObject({ index: 'corp', version: '0.9.0' });
+    expect(JSON.parse(info.stdout)[0]).toMatchObject({ index: 'corp', version: '0.9.0' });
     const warnings = messages(info.stderr).filter((m) => m.includes('skipped'));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(new RegExp(`^index "diginfra" skipped: index "diginfra": cannot reach ${deadUrl.replace(/\./g, '\\.')}: .*ECONNREFUSED`));
@@ -77,7 +77,7 @@ describe('an unreachable index', () => {
   it('INDEX::NAME of another index never touches the unreachable one', async () => {
     const info = await runCli(['artifact', 'info', 'corp::k8saudit-rules', '-o', 'json'], { env });
     expect(info.code, info.stderr).toBe(0);
-    expect(JSON.parse(info.stdout)).toMatchObject({ index: 'corp', version: '0.9.0' });
+    expect(JSON.parse(info.stdout)[0]).toMatchObject({ index: 'corp', version: '0.9.0' });
     expect(info.stderr).not.toContain('diginfra');
     const out = await tempDir('pull-');
     const pull = await runCli(['repo', 'pull', 'corp::k8saudit-rules:0.9.0', '--dest', out], { env });

@@ -92,3 +92,18 @@ export function logMessages(stderr: string): string[] {
       }
     });
 }
+
+/**
+ * `stderr` with `-o json`'s error object (`{"error": {...}}`, docs/output.md) written in the text form,
+ * `error: <message>` and `hint: <hint>`: for tests that check an error's words whatever the format.
+ */
+export function errorAsText(stderr: string): string {
+  return stderr
+    .split('\n')
+    .map((l) => {
+      if (!l.startsWith('{"error":')) return l;
+      const { message, hint } = (JSON.parse(l) as { error: { message: string; hint?: string } }).error;
+      return `error: ${message}${hint !== undefined ? `\nhint: ${hint}` : ''}`;
+    })
+    .join('\n');
+}

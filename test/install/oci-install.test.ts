@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { RegistryClient } from '../../src/registry/index.js';
-import { cliEnv, runCli } from '../helpers/cli.js';
+import { cliEnv, runCli, errorAsText } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fs.js';
 import { freePort } from '../helpers/net.js';
 import { pushRules } from '../helpers/push.js';
@@ -110,7 +110,7 @@ describe('artifact install oci:DIR[:TAG]', () => {
     const d = await dirs();
     const r = await runCli(installArgs(d, `oci:${rulesOnly}:1.0.0`), { env });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`error: k8saudit-rules 1.0.0 depends on k8saudit, which is not in the OCI layout ${rulesOnly}`);
+    expect(errorAsText(r.stderr)).toContain(`error: k8saudit-rules 1.0.0 depends on k8saudit, which is not in the OCI layout ${rulesOnly}`);
     expect(await readdir(d.rules).catch(() => [])).toEqual([]);
     // --no-resolve-deps installs the rules alone.
     const alone = await runCli([...installArgs(d, `oci:${rulesOnly}:1.0.0`), '--no-resolve-deps'], { env });

@@ -11,7 +11,7 @@ import { stringify } from 'yaml';
 import { parsePolicy } from '../../src/indexes/policy.js';
 import { parseOciReference } from '../../src/reference/reference.js';
 import { loadTrustMaterial, verifyArtifact } from '../../src/signature/index.js';
-import { cliEnv, ROOT, runCli } from '../helpers/cli.js';
+import { cliEnv, ROOT, runCli, errorAsText } from '../helpers/cli.js';
 import { pushClient } from '../helpers/push.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { GITHUB_ISSUER, identityToken, SigstoreStandin } from './sigstore-standin.js';
@@ -81,11 +81,11 @@ describe('repo push --sign (keyless, built CLI)', () => {
 
     const other = await verify(`${reg.host}/acme/rules:1.0.0`, '--certificate-identity', 'https://github.com/acme/rules/.github/workflows/other.yml@refs/heads/main', '--certificate-oidc-issuer', GITHUB_ISSUER);
     expect(other.code).toBe(1);
-    expect(other.stderr).toContain(`error: ${reg.host}/acme/rules:1.0.0@${out.digest} is signed by "${WORKFLOW}" (issuer "${GITHUB_ISSUER}"), but its policy requires: signed keylessly by identity "https://github.com/acme/rules/.github/workflows/other.yml@refs/heads/main"`);
+    expect(errorAsText(other.stderr)).toContain(`error: ${reg.host}/acme/rules:1.0.0@${out.digest} is signed by "${WORKFLOW}" (issuer "${GITHUB_ISSUER}"), but its policy requires: signed keylessly by identity "https://github.com/acme/rules/.github/workflows/other.yml@refs/heads/main"`);
     // A keyless policy needs both who signs and who vouches for it, as cosign does.
     const half = await verify(`${reg.host}/acme/rules:1.0.0`, '--certificate-identity', WORKFLOW);
     expect(half.code).toBe(2);
-    expect(half.stderr).toContain('a keyless policy needs "certificate-oidc-issuer" or "certificate-oidc-issuer-regexp"');
+    expect(errorAsText(half.stderr)).toContain('a keyless policy needs "certificate-oidc-issuer" or "certificate-oidc-issuer-regexp"');
   });
 
   it('with --signature-format v2 also writes the cosign v2 .sig layer, which verifies on its own', async () => {

@@ -12,7 +12,7 @@ import { stringify } from 'yaml';
 import { parseOciReference, type OciReference } from '../../src/reference/reference.js';
 import type { RegistryClient } from '../../src/registry/index.js';
 import { signDigest } from '../../src/signature/cosign.js';
-import { cliEnv, ROOT, runCli, type CliResult } from '../helpers/cli.js';
+import { cliEnv, ROOT, runCli, type CliResult, errorAsText } from '../helpers/cli.js';
 import { exists, tempDir } from '../helpers/fs.js';
 import { pushClient, pushRules } from '../helpers/push.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -86,7 +86,7 @@ async function install(refs: string[], extra: string[] = [], e: NodeJS.ProcessEn
   const rules = join(node, 'rules');
   const plugins = join(node, 'plugins');
   const r = await runCli(['artifact', 'install', ...refs, '--rulesfiles-dir', rules, '--plugins-dir', plugins, '-o', 'json', ...extra], { env: e });
-  return { ...r, rules, plugins };
+  return { ...r, stderr: errorAsText(r.stderr), rules, plugins };
 }
 
 /** The messages of the CLI's log lines (JSON on a pipe). */
@@ -280,8 +280,9 @@ describe('repo pull and artifact info', () => {
     expect(info.stdout).toMatch(new RegExp(`^POLICY\\s+${WANTS.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')} \\(index "acme", entry "rules"\\)$`, 'm'));
     expect(info.stdout).toMatch(new RegExp(`^VERIFIED\\s+yes: signed by "${RELEASE}" \\(issuer "${GITHUB_ISSUER}"\\), referrer sha256:[a-f0-9]{64}$`, 'm'));
     const bad = await publish('acme/rules');
-    const json = JSON.parse((await runCli(['artifact', 'info', bad.ref, '-o', 'json'], { env })).stdout) as { signaturePolicy: unknown };
-    expect(json.signaturePolicy).toMatchObject({ policies: [{ from: 'index "acme", entry "rules"' }], verified: false, code: 'SIGNATURE_MISSING' });
+    // -o json of artifact info is an array, one element per reference.
+    const [json] = JSON.parse((await runCli(['artifact', 'info', bad.ref, '-o', 'json'], { env })).stdout) as { signaturePolicy: unknown }[];
+    expect(json?.signaturePolicy).toMatchObject({ policies: [{ from: 'index "acme", entry "rules"' }], verified: false, code: 'SIGNATURE_MISSING' });
     const open = await publish('acme/open-rules');
     expect((await runCli(['artifact', 'info', open.ref], { env })).stdout).toMatch(/^POLICY\s+none \(no index entry describes it, and no key is configured\)$/m);
   });

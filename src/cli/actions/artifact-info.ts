@@ -3,11 +3,11 @@ import { inspectArtifact } from '../../artifact/inspect.js';
 import { loadConfig } from '../../config/load.js';
 import { selectTag } from '../../artifact/tags.js';
 import { formatReference, type OciReference } from '../../reference/reference.js';
-import { createRegistryClient, formatPlatform, restrictReads, type RegistryClient } from '../../registry/index.js';
+import { formatPlatform, restrictReads, type RegistryClient } from '../../registry/index.js';
 import { DiginfraError, isDiginfraError, messageOf } from '../../errors.js';
 import { checkArtifactType } from '../../artifact/format.js';
 import { isDigestTag, signatureSummary } from '../../signature/cosign.js';
-import { registryFlags, type RegistryFlagOptions } from '../session.js';
+import { openRegistry, type RegistryFlagOptions } from '../session.js';
 import { refLocator, type LocatedRef } from './locate.js';
 import { outputFormat, type CliContext } from '../run.js';
 import { keyFilesOf, policyIndexes, trustFor } from '../verification.js';
@@ -69,7 +69,7 @@ export async function runArtifactInfo(ctx: CliContext, refTexts: string[], flags
   const loaded = await loadConfig(ctx.configPath === undefined ? {} : { path: ctx.configPath });
   for (const w of loaded.warnings) ctx.logger.warn(w);
   const locate = refLocator(ctx, loaded);
-  const client = restrictReads(createRegistryClient(loaded.config.registry, registryFlags(flags)), loaded.config.registry);
+  const client = restrictReads(await openRegistry(ctx, flags, loaded.config), loaded.config.registry);
   const checkPolicy = policyCheck(ctx, loaded, client, flags);
   const infos: Info[] = [];
   try {

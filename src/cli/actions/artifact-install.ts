@@ -16,9 +16,9 @@ import { installArtifacts, type InstallResult } from '../../install/install.js';
 import { lockfilePath } from '../../install/lockfile.js';
 import { withOciLayouts } from '../../install/oci-source.js';
 import type { BlobEvent } from '../../install/stage.js';
-import { checkAllowed, createRegistryClient, restrictReads } from '../../registry/index.js';
+import { checkAllowed, restrictReads } from '../../registry/index.js';
 import { formatPlatform, platformOrHost } from '../../platform/index.js';
-import { registryFlags, type RegistryFlagOptions } from '../session.js';
+import { openRegistry, type RegistryFlagOptions } from '../session.js';
 import { policyIndexes, verificationFor, type VerifyFlagOptions } from '../verification.js';
 import type { PlannedArtifact } from '../../install/plan.js';
 import type { OciReference } from '../../reference/reference.js';
@@ -72,7 +72,7 @@ export async function runArtifactInstall(ctx: CliContext, refArgs: string[], fla
   const interrupt = interruptOnSignals();
   // registry.allowed: every read of this install (references, index entries, dependencies) is checked;
   // `oci:DIR[:TAG]` references read the layout on disk instead (src/install/oci-source.ts).
-  const client = withOciLayouts(restrictReads(createRegistryClient(config.registry, registryFlags(flags), { signal: interrupt.signal, log: () => ctx.logger }), config.registry));
+  const client = withOciLayouts(restrictReads(await openRegistry(ctx, flags, config, { signal: interrupt.signal }), config.registry));
   let indexes: Promise<LoadedIndex[]> | undefined;
   const verification = await verificationFor(ctx, config, flags, policyIndexes(ctx, loaded));
   /** Before anything is written: where each artifact comes from (a cached one too), and its signatures. */

@@ -7,11 +7,11 @@
 import { loadConfig } from '../../config/load.js';
 import { selectTag } from '../../artifact/tags.js';
 import { formatReference, withDigest, type OciReference } from '../../reference/reference.js';
-import { createRegistryClient, restrictReads, type Descriptor, type FetchedManifest, type ImageIndex, isIndexMediaType, type RegistryClient } from '../../registry/index.js';
+import { restrictReads, type Descriptor, type FetchedManifest, type ImageIndex, isIndexMediaType, type RegistryClient } from '../../registry/index.js';
 import { chooseFromIndex, formatPlatform, parsePlatform, platformOrHost, type Platform } from '../../platform/index.js';
 import { DiginfraError } from '../../errors.js';
 import type { CliContext } from '../run.js';
-import { registryFlags, type RegistryFlagOptions } from '../session.js';
+import { openRegistry, type RegistryFlagOptions } from '../session.js';
 import { refLocator } from './locate.js';
 
 export interface RawFlags extends RegistryFlagOptions {
@@ -23,7 +23,7 @@ async function printRaw(ctx: CliContext, refText: string, flags: RawFlags, fetch
   const loaded = await loadConfig(ctx.configPath === undefined ? {} : { path: ctx.configPath });
   for (const w of loaded.warnings) ctx.logger.warn(w);
   const { repo, tag, digest } = await refLocator(ctx, loaded)(refText);
-  const client = restrictReads(createRegistryClient(loaded.config.registry, registryFlags(flags)), loaded.config.registry);
+  const client = restrictReads(await openRegistry(ctx, flags, loaded.config), loaded.config.registry);
   try {
     const ref: OciReference = digest ? { ...repo, digest } : { ...repo, tag: await selectTag(client, repo, tag) };
     const bytes = await fetch(client, ref);

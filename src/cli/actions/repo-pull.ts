@@ -3,10 +3,10 @@ import { extractArtifact, resolveArtifact, type ResolvedArtifact } from '../../a
 import { loadConfig } from '../../config/load.js';
 import { selectTag } from '../../artifact/tags.js';
 import { formatReference, type OciReference } from '../../reference/reference.js';
-import { checkAllowed, createRegistryClient, restrictReads, type ArtifactSource } from '../../registry/index.js';
+import { checkAllowed, restrictReads, type ArtifactSource } from '../../registry/index.js';
 import { OciLayout, layoutSource, parseLayoutRef } from '../../artifact/oci-layout.js';
 import { formatPlatform, platformOrHost } from '../../platform/index.js';
-import { registryFlags, type RegistryFlagOptions } from '../session.js';
+import { openRegistry, type RegistryFlagOptions } from '../session.js';
 import { policyIndexes, verificationFor, type VerifyFlagOptions } from '../verification.js';
 import { refLocator } from './locate.js';
 import { interruptOnSignals, outputFormat, type CliContext } from '../run.js';
@@ -43,7 +43,7 @@ export async function runPull(ctx: CliContext, refTexts: string[], flags: PullFl
   // From here a SIGINT/SIGTERM abandons the pull (exit 130/143): the transfer stops, staging is removed.
   const interrupt = interruptOnSignals();
   // registry.allowed: nothing outside it is read, whether typed or found through an index.
-  const client = restrictReads(createRegistryClient(loaded.config.registry, registryFlags(flags), { signal: interrupt.signal }), loaded.config.registry);
+  const client = restrictReads(await openRegistry(ctx, flags, loaded.config, { signal: interrupt.signal }), loaded.config.registry);
   try {
     const artifacts: Pulled[] = [];
     for (const refText of refTexts) {
