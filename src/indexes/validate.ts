@@ -3,7 +3,7 @@
  * per entry: `index "corp": entry 4 ("k8saudit"): missing "registry"`. Positions are 1-based.
  */
 import { DiginfraError } from '../errors.js';
-import { signatureProblems } from './policy.js';
+import { signatureProblems } from '../signature/index.js';
 import { MAX_PORT, isRegistryHostSyntax, unusablePort } from '../reference/reference.js';
 import type { IndexEntry } from './types.js';
 

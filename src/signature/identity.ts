@@ -1,12 +1,12 @@
 /**
  * Who a Fulcio certificate says signed, and whether that is who a keyless policy wants. Reading the
  * claims is done on a certificate sigstore-js has already verified; the comparison is cosign's:
- * exact strings, or RE2 regexps searched unanchored (src/indexes/policy.ts), the issuer from
+ * exact strings, or RE2 regexps searched unanchored (policy.ts), the issuer from
  * Fulcio's OIDC issuer extension, the GitHub workflow claims from its 1.3.6.1.4.1.57264.1.2-6
  * extensions (https://github.com/sigstore/fulcio/blob/main/docs/oid-info.md).
  */
 import type { X509Certificate } from '@sigstore/core';
-import { re2Search, type GithubWorkflowClaims, type KeylessPolicy } from '../indexes/policy.js';
+import { re2Search, type GithubWorkflowClaims, type KeylessPolicy } from './policy.js';
 
 const OID_ISSUER_V1 = '1.3.6.1.4.1.57264.1.1';
 const OID_ISSUER_V2 = '1.3.6.1.4.1.57264.1.8';

@@ -10,12 +10,14 @@ export {
   keyFilesPolicy,
   parsePolicy,
   policyOf,
+  signatureProblems,
   type GithubWorkflowClaims,
+  type PolicyEntry,
   type KeyedPolicy,
   type KeylessPolicy,
   type KeySource,
   type SignaturePolicy,
-} from '../indexes/policy.js';
+} from './policy.js';
 export { fingerprintOf, isDigestTag, loadPrivateKey, loadPublicKeys, signatureSummary, signatureTag, signDigest } from './cosign.js';
 export { describeClaims, type CertificateClaims } from './identity.js';
 export { findBundleReferrers, findCosignV2Signatures, signaturesState, type FoundSignature, type SignatureSource } from './find.js';

@@ -8,7 +8,7 @@
  */
 import type { Bundle } from '@sigstore/bundle';
 import type { X509Certificate } from '@sigstore/core';
-import type { KeylessPolicy } from '../indexes/policy.js';
+import type { KeylessPolicy } from './policy.js';
 import { signedDigest } from './cosign.js';
 import { certificateClaims, identityMismatches, type CertificateClaims } from './identity.js';
 import type { TrustRoot } from './trust.js';

@@ -10,8 +10,7 @@
  *     that name would resolve (the first index in configured order holding it, of the artifact's type).
  *  3. When no index gives a policy: the configured keys (`registry.cosignKeys`, `--verify-key`).
  */
-import { entriesForRepository, keyFilesPolicy, policyOf, type SignaturePolicy } from '../indexes/policy.js';
-import type { IndexEntry } from '../indexes/types.js';
+import { entriesForRepository, keyFilesPolicy, policyOf, type PolicyEntry, type SignaturePolicy } from './policy.js';
 
 /** A policy and where it comes from, in words for messages: `index "falcosecurity", entry "cloudtrail"`. */
 export interface AppliedPolicy {
@@ -31,7 +30,7 @@ export interface PolicySubject {
 /** The indexes as policy lookup needs them. */
 export interface PolicyIndex {
   readonly name: string;
-  readonly entries: readonly IndexEntry[];
+  readonly entries: readonly PolicyEntry[];
 }
 
 /** Key files and the setting they come from (`registry.cosignKeys`, `--verify-key`). */
@@ -40,7 +39,7 @@ export interface KeyFiles {
   readonly from: string;
 }
 
-function fromEntry(index: string, entry: IndexEntry): AppliedPolicy | undefined {
+function fromEntry(index: string, entry: PolicyEntry): AppliedPolicy | undefined {
   const policy = policyOf(entry, index);
   return policy === undefined ? undefined : { policy, from: `index "${index}", entry "${entry.name}"` };
 }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { parsePolicy } from '../../src/indexes/policy.js';
+import { parsePolicy } from '../../src/signature/policy.js';
 import { parseOciReference } from '../../src/reference/reference.js';
 import { loadTrustMaterial, verifyArtifact } from '../../src/signature/index.js';
 import { cliEnv, ROOT, runCli, errorAsText } from '../helpers/cli.js';

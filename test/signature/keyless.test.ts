@@ -8,7 +8,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parsePolicy, type SignaturePolicy } from '../../src/indexes/policy.js';
+import { parsePolicy, type SignaturePolicy } from '../../src/signature/policy.js';
 import { parseOciReference, type OciReference } from '../../src/reference/reference.js';
 import type { RegistryClient } from '../../src/registry/client.js';
 import { signDigest } from '../../src/signature/cosign.js';
@@ -244,7 +244,7 @@ describe('the real index policy', () => {
   it("verifies a falcosecurity-style release signature under the real index entry's policy", async () => {
     const index = await readFile(join(import.meta.dirname, '../fixtures/falcosecurity-index.yaml'), 'utf8');
     const { parseIndexText } = await import('../../src/indexes/parse.js');
-    const { policyOf } = await import('../../src/indexes/policy.js');
+    const { policyOf } = await import('../../src/signature/policy.js');
     const cloudtrail = (await parseIndexText(index, 'falcosecurity')).find((e) => e.name === 'cloudtrail')!;
     const policy = policyOf(cloudtrail, 'falcosecurity')!;
     const { repo, digest } = await artifact();

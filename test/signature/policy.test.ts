@@ -1,12 +1,12 @@
 /**
- * Signature policies of index entries (src/indexes/policy.ts): the real falcosecurity index parses,
+ * Signature policies of index entries (src/signature/policy.ts): the real falcosecurity index parses,
  * every bad field gets its own sentence at `index add|update`, regexps are cosign's (RE2, unanchored).
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkCosignBlock, describePolicy, entriesForRepository, parsePolicy, policyOf, re2Search } from '../../src/indexes/policy.js';
+import { checkCosignBlock, describePolicy, entriesForRepository, parsePolicy, policyOf, re2Search } from '../../src/signature/policy.js';
 import { parseIndexText } from '../../src/indexes/parse.js';
 import { ROOT } from '../helpers/cli.js';
 import { errorThrownBy, errorOf } from '../helpers/errors.js';

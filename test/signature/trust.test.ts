@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { bundleFromJSON } from '@sigstore/bundle';
 import { MetadataKind, Metadata, Signature } from '@tufjs/models';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { parsePolicy, type KeylessPolicy } from '../../src/indexes/policy.js';
+import { parsePolicy, type KeylessPolicy } from '../../src/signature/policy.js';
 import { COSIGN_SIGN_PREDICATE, verifyBundle, type PayloadExpectation } from '../../src/signature/keyless.js';
 import { loadTrustMaterial } from '../../src/signature/trust.js';
 import { ROOT } from '../helpers/cli.js';

@@ -18,7 +18,18 @@ import { isAbsolute } from 'node:path';
 import { RE2JS } from 're2js';
 import { DiginfraError, messageOf } from '../errors.js';
 import { registryKey } from '../reference/reference.js';
-import type { IndexEntry } from './types.js';
+
+/**
+ * What policy lookup reads of an index entry (src/indexes' IndexEntry has these fields): its name and
+ * type, where its artifact lives, and its `signature` block, kept as the index wrote it.
+ */
+export interface PolicyEntry {
+  readonly name: string;
+  readonly type: string;
+  readonly registry: string;
+  readonly repository: string;
+  readonly signature?: unknown;
+}
 
 /** Claims of a GitHub Actions workflow that Fulcio puts in the certificate (cosign's `--certificate-github-workflow-*`). */
 export interface GithubWorkflowClaims {
@@ -254,7 +265,7 @@ export function parsePolicy(cosign: unknown, where = 'the signature policy'): Si
  * The policy an index entry declares, or undefined when it declares none. Entries come validated from
  * the index cache; an entry that is not throws INDEX_INVALID.
  */
-export function policyOf(entry: Pick<IndexEntry, 'name' | 'signature'>, indexName: string): SignaturePolicy | undefined {
+export function policyOf(entry: Pick<PolicyEntry, 'name' | 'signature'>, indexName: string): SignaturePolicy | undefined {
   const problems = signatureProblems(entry.signature);
   if (problems.length > 0) {
     throw new DiginfraError('INDEX_INVALID', `index "${indexName}": entry "${entry.name}": ${problems.join('; ')}`, {
@@ -286,7 +297,7 @@ export function describePolicy(policy: SignaturePolicy): string {
  * The entries of the given indexes that describe `registry/repository`: how a full OCI reference
  * finds the policies that apply to it (every one of them must hold). Pure.
  */
-export function entriesForRepository<E extends Pick<IndexEntry, 'registry' | 'repository'>>(
+export function entriesForRepository<E extends Pick<PolicyEntry, 'registry' | 'repository'>>(
   entries: Iterable<E>,
   registry: string,
   repository: string,
