@@ -11,9 +11,9 @@
 import { createReadStream } from 'node:fs';
 import { DiginfraError, isDiginfraError } from '../errors.js';
 import type { BlobCache } from '../content/index.js';
-import { formatReference, withDigest, withTag, type OciReference } from '../reference/reference.js';
+import { formatReference, withDigest, withTag, type OciReference } from '../reference/index.js';
 import { bufferBlob, sha256Digest, type Descriptor, type FetchedManifest, isIndexMediaType, OCI_INDEX, type RegistryClient } from '../registry/index.js';
-import { signatureManifest, signatureTag, type SignatureLayer } from '../signature/cosign.js';
+import { signatureManifest, signatureTag, type SignatureLayer } from '../signature/index.js';
 import { OciLayout, type LayoutRef } from './oci-layout.js';
 
 /** Where an artifact is: a registry repository, or an OCI layout directory. */

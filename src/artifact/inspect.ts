@@ -3,7 +3,7 @@
  * read from the registry without choosing a platform.
  */
 import { DiginfraError } from '../errors.js';
-import { formatReference, withDigest, type OciReference } from '../reference/reference.js';
+import { formatReference, withDigest, type OciReference } from '../reference/index.js';
 import { type ImageIndex, type ImageManifest, isIndexMediaType, type Platform, type RegistryClient } from '../registry/index.js';
 import { artifactLayers, parseArtifactConfig, type ArtifactConfig } from './format.js';
 

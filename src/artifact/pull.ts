@@ -3,10 +3,9 @@
  * extract its layers safely into a directory.
  */
 import { DiginfraError } from '../errors.js';
-import { formatReference, withDigest, type OciReference } from '../reference/reference.js';
-import type { ArtifactSource } from '../registry/client.js';
+import { formatReference, withDigest, type OciReference } from '../reference/index.js';
+import { type ArtifactSource, isIndexMediaType, isManifestMediaType, type Descriptor, type ImageIndex, type ImageManifest } from '../registry/index.js';
 import { chooseFromIndex, type Platform } from '../platform/index.js';
-import { isIndexMediaType, isManifestMediaType, type Descriptor, type ImageIndex, type ImageManifest } from '../registry/media-types.js';
 import { placeFiles, removeDir } from '../util/index.js';
 import { artifactLayers, checkLayerTypes, parseArtifactConfig, type ArtifactConfig } from './format.js';
 import { stageLayers } from './stage-layers.js';

@@ -10,7 +10,7 @@ import { basename, join } from 'node:path';
 import semver from 'semver';
 import { parse as parseYaml } from 'yaml';
 import { DiginfraError } from '../errors.js';
-import { formatReference, withDigest, withTag, type OciReference } from '../reference/reference.js';
+import { formatReference, withDigest, withTag, type OciReference } from '../reference/index.js';
 import { bufferBlob, type Descriptor, fileBlob, formatPlatform, type ImageIndex, OCI_INDEX, OCI_MANIFEST, type Platform, type RegistryClient } from '../registry/index.js';
 import { packLayer } from './archive.js';
 import { safeRelative } from './extract-checks.js';

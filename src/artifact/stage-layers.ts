@@ -9,9 +9,8 @@ import { createReadStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { DiginfraError, messageOf } from '../errors.js';
-import type { OciReference } from '../reference/reference.js';
-import type { ArtifactSource } from '../registry/client.js';
-import type { Descriptor } from '../registry/media-types.js';
+import type { OciReference } from '../reference/index.js';
+import type { ArtifactSource, Descriptor } from '../registry/index.js';
 import { makeStagingDir, removeDir, type StagedFile } from '../util/index.js';
 import { extractLayer } from './extract-layer.js';
 

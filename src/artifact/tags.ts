@@ -5,10 +5,9 @@
  */
 import semver from 'semver';
 import { DiginfraError, isDiginfraError } from '../errors.js';
-import type { OciReference } from '../reference/reference.js';
+import type { OciReference } from '../reference/index.js';
 import type { RegistryClient } from '../registry/index.js';
-import { repositoryKey } from '../resolve/locate.js';
-import { highest, isFloatingTag, resolveFloatingTag, versionTags } from '../resolve/versions.js';
+import { repositoryKey, highest, isFloatingTag, resolveFloatingTag, versionTags } from '../resolve/index.js';
 
 /**
  * The tag to fetch: a fixed tag as is; a floating tag (`1`, `1.2`) as the highest release of its line

@@ -2,7 +2,7 @@
  * Download progress of blobs, shared by the commands that fetch layers: on a TTY, a byte counter
  * redrawn with \r (at most every 100 ms) and a final line per blob; elsewhere, one log line per blob.
  */
-import type { BlobEvent } from '../install/stage.js';
+import type { BlobEvent } from '../install/index.js';
 import type { CliContext } from './run.js';
 
 export function human(bytes: number): string {

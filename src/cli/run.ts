@@ -1,7 +1,7 @@
 import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { DiginfraError, exitCodeFor, messageOf, type ErrorCode } from '../errors.js';
-import { createLogger, type Logger } from '../log/logger.js';
+import { createLogger, type Logger } from '../log/index.js';
 import type { LevelWithSilent } from 'pino';
 
 /** What every action gets: the global options, a logger, and where to print data. */

@@ -2,8 +2,7 @@
  * What most actions need besides their own options: the effective config and a registry client
  * built from it and the command's registry flags.
  */
-import type { DiginfraConfig } from '../config/types.js';
-import { loadConfig } from '../config/load.js';
+import { type DiginfraConfig, loadConfig } from '../config/index.js';
 import { createRegistryClient, type RegistryClient, type RegistryFlags } from '../registry/index.js';
 import type { CliContext } from './run.js';
 

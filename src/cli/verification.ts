@@ -6,11 +6,9 @@
  * Sigstore public-good root through TUF, cached under the cache dir). docs/signatures.md.
  */
 import { resolve } from 'node:path';
-import type { LoadedConfig } from '../config/load.js';
-import { indexCredentialsPath, sigstoreCacheDir } from '../config/paths.js';
-import type { DiginfraConfig } from '../config/types.js';
+import { type LoadedConfig, indexCredentialsPath, sigstoreCacheDir, type DiginfraConfig } from '../config/index.js';
 import { DiginfraError, messageOf } from '../errors.js';
-import type { LoadedIndex } from '../indexes/types.js';
+import type { LoadedIndex } from '../indexes/index.js';
 import type { KeyFiles, TrustRoot, Verification } from '../signature/index.js';
 import type { CliContext } from './run.js';
 

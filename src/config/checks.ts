@@ -2,7 +2,7 @@
  * Value checks shared by the config file, environment variables and flags. Each returns the problem
  * as a phrase ("must be ...") or undefined; the caller names the subject (file key, env var or flag).
  */
-import { parseArtifactRef } from '../reference/reference.js';
+import { parseArtifactRef } from '../reference/index.js';
 import { messageOf } from '../errors.js';
 import { platformProblem } from '../platform/index.js';
 

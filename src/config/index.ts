@@ -17,3 +17,8 @@ export {
   type Env,
 } from './paths.js';
 export * from './types.js';
+export { writeFileAtomic } from './atomic-write.js';
+export { checkIndexName, checkIndexUrl } from './checks.js';
+export { applySectionFlags } from './layers.js';
+export { sigstoreCacheDir } from './paths.js';
+export { closest } from './suggest.js';

@@ -44,7 +44,7 @@ export interface RegistryAuthConfig {
 
 /**
  * How long a registry may keep us waiting, and how often a request is tried. Unset values take the
- * defaults of the running command (src/registry/factory.ts: registryTimeouts): the follow agent's
+ * defaults of the running command (src/registry/timeouts.ts: registryTimeouts): the follow agent's
  * are shorter than those of one-off commands.
  */
 export interface RegistryTimeoutsConfig {

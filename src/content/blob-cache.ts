@@ -13,8 +13,8 @@ import { createHash } from 'node:crypto';
 import { lstat, readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DiginfraError } from '../errors.js';
-import { STALE_STAGING_MS, writeFileAtomic } from '../util/atomic-fs.js';
-import type { OciReference } from '../reference/reference.js';
+import { STALE_STAGING_MS, writeFileAtomic } from '../util/index.js';
+import type { OciReference } from '../reference/index.js';
 import { type Descriptor, digestParts, fileDigest } from '../registry/index.js';
 import { ingestBlob, type BlobReader } from './ingest.js';
 

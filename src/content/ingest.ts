@@ -4,7 +4,7 @@
  * starts the download over, as the client retries its requests.
  */
 import { Transform, pipeline, type Readable } from 'node:stream';
-import type { OciReference } from '../reference/reference.js';
+import type { OciReference } from '../reference/index.js';
 import { backoffDelay, BrokenDownloadError, isRetryableNetworkError, networkError, pause, type Descriptor, type RegistryClient } from '../registry/index.js';
 import { writeStreamAtomic } from '../util/index.js';
 

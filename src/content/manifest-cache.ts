@@ -2,7 +2,7 @@
  * Manifests and configs through the blob cache: content addressed, so a digest read twice is asked
  * of the registry once.
  */
-import type { OciReference } from '../reference/reference.js';
+import type { OciReference } from '../reference/index.js';
 import { MANIFEST_ACCEPT, type Descriptor, type FetchedManifest, type RegistryClient } from '../registry/index.js';
 import type { BlobCache } from './blob-cache.js';
 

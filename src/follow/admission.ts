@@ -16,10 +16,10 @@
  * process, --validate-cmd), on the staged files.
  */
 import { join } from 'node:path';
-import { PLUGIN, RULESFILE, type Dependency, type VersionedName } from '../artifact/format.js';
+import { PLUGIN, RULESFILE, type Dependency, type VersionedName } from '../artifact/index.js';
 import { isDiginfraError } from '../errors.js';
-import type { RejectReason } from '../metrics/follow-metrics.js';
-import { checkRequirements, engineSatisfies, ENGINE_VERSION } from '../resolve/requirements.js';
+import type { RejectReason } from '../metrics/index.js';
+import { checkRequirements, engineSatisfies, ENGINE_VERSION } from '../resolve/index.js';
 import { describeUnmet, unmetDependencies, type InstalledView } from './dependencies.js';
 import type { Rejection } from './state.js';
 import type { Staged } from './swap.js';

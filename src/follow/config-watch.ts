@@ -4,7 +4,7 @@
  * seen). The caller gets the new text and ignores what changed nothing it uses.
  */
 import { readFile } from 'node:fs/promises';
-import { watchFiles, type FileWatch, type WatchFilesOptions } from '../util/watch-files.js';
+import { watchFiles, type FileWatch, type WatchFilesOptions } from '../util/index.js';
 
 export type ConfigWatcher = FileWatch;
 export type WatchOptions = WatchFilesOptions;

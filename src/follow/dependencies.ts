@@ -9,9 +9,9 @@
  * resolves with (src/resolve/versions.ts): same major, not older: `k8saudit 0.7.0` accepts 0.x >= 0.7.0,
  * `1.2.0` accepts 1.x >= 1.2.0.
  */
-import type { Dependency, VersionedName } from '../artifact/format.js';
-import { findRequested, readLockfile } from '../install/lockfile.js';
-import { dependencyRange, satisfiesDependency } from '../resolve/versions.js';
+import type { Dependency, VersionedName } from '../artifact/index.js';
+import { findRequested, readLockfile } from '../install/index.js';
+import { dependencyRange, satisfiesDependency } from '../resolve/index.js';
 import { filesPresent, type InstalledVersion } from './state.js';
 
 export interface InstalledArtifact {

@@ -8,9 +8,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { DiginfraError, messageOf } from '../errors.js';
-import { engineVersionOfDocument } from '../resolve/engine-version.js';
-import type { readBodyLimited as ReadBodyLimited } from '../registry/transport.js';
-import type { request } from '../registry/undici.js';
+import { engineVersionOfDocument } from '../resolve/index.js';
+import type { readBodyLimited as ReadBodyLimited, request } from '../registry/index.js';
 
 // The HTTP code is loaded when a versions URL is read: `artifact list` and `artifact rollback`, which
 // import this folder's public surface, never read one.

@@ -17,10 +17,9 @@
  * plus, for a bare name (`k8saudit-rules:1`), nothing: the index is read from its local cache.
  */
 import { isDiginfraError, messageOf } from '../errors.js';
-import type { LoadedIndex } from '../indexes/resolve-name.js';
-import type { Logger } from '../log/logger.js';
-import type { FollowMetrics } from '../metrics/follow-metrics.js';
-import type { Probe } from '../metrics/server.js';
+import type { LoadedIndex } from '../indexes/index.js';
+import type { Logger } from '../log/index.js';
+import type { FollowMetrics, Probe } from '../metrics/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import { engineVersionSource, type EngineVersionSource } from './engine-version.js';
 import { LoopWatch, type LoopWatchOptions } from './liveness.js';

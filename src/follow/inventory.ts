@@ -6,7 +6,7 @@
  * imports follow.
  */
 import { resolve } from 'node:path';
-import { readLockfile, type LockEntry } from '../install/lockfile.js';
+import { readLockfile, type LockEntry } from '../install/index.js';
 import { missingFiles, StateStore, type RefState } from './state.js';
 
 export interface InventoryItem {

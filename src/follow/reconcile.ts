@@ -11,15 +11,14 @@
  */
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
-import { PLUGIN, RULESFILE } from '../artifact/format.js';
-import type { ResolvedArtifact } from '../artifact/pull.js';
-import type { LoadedIndex } from '../indexes/resolve-name.js';
-import type { Logger } from '../log/logger.js';
-import type { FollowMetrics, RejectReason } from '../metrics/follow-metrics.js';
-import type { OciReference } from '../reference/reference.js';
-import type { RegistryClient } from '../registry/client.js';
-import type { TrustRoot } from '../signature/trust.js';
-import { removeDir } from '../util/atomic-fs.js';
+import { PLUGIN, RULESFILE, type ResolvedArtifact } from '../artifact/index.js';
+import type { LoadedIndex } from '../indexes/index.js';
+import type { Logger } from '../log/index.js';
+import type { FollowMetrics, RejectReason } from '../metrics/index.js';
+import type { OciReference } from '../reference/index.js';
+import type { RegistryClient } from '../registry/index.js';
+import type { TrustRoot } from '../signature/index.js';
+import { removeDir } from '../util/index.js';
 import type { AdmissionIo, Candidate, Refusal, SignatureIo, Verdict } from './admission.js';
 import type { InstalledView } from './dependencies.js';
 import { currentDigest, resolveTarget, type Target } from './refs.js';

@@ -3,10 +3,10 @@
  * points at now, found with as few requests as the file comment of follower.ts lists.
  */
 import { DiginfraError, isDiginfraError } from '../errors.js';
-import type { LoadedIndex } from '../indexes/resolve-name.js';
-import { formatArtifactRef, parseArtifactRef, type OciReference } from '../reference/reference.js';
-import type { RegistryClient } from '../registry/client.js';
-import { isFloatingTag } from '../resolve/versions.js';
+import type { LoadedIndex } from '../indexes/index.js';
+import { formatArtifactRef, parseArtifactRef, type OciReference } from '../reference/index.js';
+import type { RegistryClient } from '../registry/index.js';
+import { isFloatingTag } from '../resolve/index.js';
 
 // Loaded on first use: a ref by registry address with its tag in place needs neither.
 const lazy = {

@@ -6,7 +6,7 @@
  */
 import { resolve } from 'node:path';
 import { DiginfraError } from '../errors.js';
-import { acquireDirLocks } from '../install/dir-lock.js';
+import { acquireDirLocks } from '../install/index.js';
 import { normalizeRef } from './refs.js';
 import { StateStore, type InstalledVersion, type RefState } from './state.js';
 import type { SwapResult } from './swap.js';

@@ -14,7 +14,7 @@
 import { createRequire } from 'node:module';
 import type { CronExpressionParser as CronParser } from 'cron-parser';
 import { DiginfraError, messageOf } from '../errors.js';
-import { parseDuration } from '../config/checks.js';
+import { parseDuration } from '../config/index.js';
 
 // cron-parser (and luxon under it) is loaded only when a cron schedule is used.
 const require = createRequire(import.meta.url);

@@ -7,9 +7,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { resolve } from 'node:path';
-import { acquireDirLocks } from '../install/dir-lock.js';
-import type { Logger } from '../log/logger.js';
-import type { Probe } from '../metrics/server.js';
+import { acquireDirLocks } from '../install/index.js';
+import type { Logger } from '../log/index.js';
+import type { Probe } from '../metrics/index.js';
 import { stuckAfterMs } from './liveness.js';
 import { backoffDelayMs, nextDelayMs, nominalPeriodMs, type Random, type Schedule } from './schedule.js';
 import type { CheckOutcome } from './types.js';

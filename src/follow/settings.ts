@@ -3,19 +3,16 @@
  * start-up and again on every config reload, with the same flags, so flags keep winning over the file.
  */
 import { resolve } from 'node:path';
-import { checkArtifactType } from '../artifact/format.js';
-import { applySectionFlags } from '../config/layers.js';
-import type { LoadedConfig } from '../config/load.js';
-import { cacheRoot } from '../config/paths.js';
-import type { DiginfraConfig, RegistryConfig } from '../config/types.js';
+import { checkArtifactType } from '../artifact/index.js';
+import { applySectionFlags, type LoadedConfig, cacheRoot, type DiginfraConfig, type RegistryConfig } from '../config/index.js';
 import { DiginfraError } from '../errors.js';
-import { lockfilePath } from '../install/lockfile-path.js';
+import { lockfilePath } from '../install/index.js';
 import { platformOrHost } from '../platform/index.js';
 import { normalizeRefs, type FollowSettings } from './follower.js';
 import { checkJitter, parseSchedule } from './schedule.js';
 
 /** The lock file name follow looks for (the install's own: one definition, in install/lockfile-path.ts). */
-export { LOCKFILE_NAME as INSTALL_LOCKFILE_NAME } from '../install/lockfile-path.js';
+export { LOCKFILE_NAME as INSTALL_LOCKFILE_NAME } from '../install/index.js';
 
 export interface FollowFlags {
   every?: string;

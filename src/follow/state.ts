@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, readdir, rename, stat } from 'node:fs/promises';
 import { dirname, join, normalize, sep } from 'node:path';
-import type { Dependency } from '../artifact/format.js';
+import type { Dependency } from '../artifact/index.js';
 import { DiginfraError, messageOf } from '../errors.js';
 import { fsyncDir, removeDir, writeFileAtomic } from '../util/index.js';
 

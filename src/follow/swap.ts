@@ -13,10 +13,9 @@
 import { copyFile, mkdir, utimes } from 'node:fs/promises';
 import { dirname, join, normalize, relative, resolve, sep } from 'node:path';
 import { DiginfraError, messageOf } from '../errors.js';
-import type { ResolvedArtifact } from '../artifact/pull.js';
-import { stageLayers, stagingDirIn, type StagedLayers } from '../artifact/stage-layers.js';
+import { type ResolvedArtifact, stageLayers, stagingDirIn, type StagedLayers } from '../artifact/index.js';
 import { BlobCache } from '../content/index.js';
-import { RESERVED } from '../install/stage.js';
+import { RESERVED } from '../install/index.js';
 import { backoffDelay, BrokenDownloadError, isRetryableNetworkError, networkError, pause, type Descriptor, type RegistryClient } from '../registry/index.js';
 import { placeFileSets, removeDir, sweepStaleStaging, writeFileAtomic, type StagedFile } from '../util/index.js';
 

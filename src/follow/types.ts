@@ -2,8 +2,8 @@
  * The shapes the follow modules share: the settings a follower runs with, and what one check of a
  * ref comes to.
  */
-import type { CheckResult, RejectReason } from '../metrics/follow-metrics.js';
-import type { Platform } from '../registry/media-types.js';
+import type { CheckResult, RejectReason } from '../metrics/index.js';
+import type { Platform } from '../registry/index.js';
 import type { Schedule } from './schedule.js';
 
 /** Everything a follower needs to know; built from the `follow` config section and the flags. */

@@ -7,7 +7,7 @@ import { fork, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DiginfraError, messageOf } from '../errors.js';
-import type { RejectReason } from '../metrics/follow-metrics.js';
+import type { RejectReason } from '../metrics/index.js';
 
 /** A staged file refused before the swap; `reason` is the metric label. */
 export class ValidationError extends DiginfraError {

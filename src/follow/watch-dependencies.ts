@@ -14,8 +14,8 @@
  */
 import { resolve as resolvePath } from 'node:path';
 import { messageOf } from '../errors.js';
-import type { Logger } from '../log/logger.js';
-import { watchFiles, type FileWatch, type WatchFilesOptions } from '../util/watch-files.js';
+import type { Logger } from '../log/index.js';
+import { watchFiles, type FileWatch, type WatchFilesOptions } from '../util/index.js';
 
 export type DependencyKind = 'credentials' | 'ca' | 'trust';
 

@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { DiginfraError, messageOf } from '../errors.js';
-import { writeFileAtomic } from '../config/atomic-write.js';
+import { writeFileAtomic } from '../config/index.js';
 import type { IndexCredentials } from './types.js';
 
 interface CredentialsFile {

@@ -4,8 +4,7 @@
  * An index whose first fetch fails is skipped, and not tried again for a while (unreachable.ts).
  */
 import { DiginfraError, isDiginfraError } from '../errors.js';
-import type { DiginfraConfig, IndexConfig } from '../config/types.js';
-import { cacheRoot, indexCredentialsPath, resolveConfigPath } from '../config/paths.js';
+import { type DiginfraConfig, type IndexConfig, cacheRoot, indexCredentialsPath, resolveConfigPath } from '../config/index.js';
 import { readCachedIndex, readSearchRows } from './store.js';
 import type { SearchRows } from './search.js';
 import type { LoadedIndex } from './types.js';

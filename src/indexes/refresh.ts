@@ -2,7 +2,7 @@
  * Fetch, validate, store: what `index add`, `index update` and the first use of an index share. The
  * cached copy is replaced only after the new content validated; on any error it stays as it was.
  */
-import type { IndexConfig, RegistryConfig } from '../config/types.js';
+import type { IndexConfig, RegistryConfig } from '../config/index.js';
 import { contactedHost, fetchIndex, isLocalIndex } from './fetch.js';
 import { forEachIndexEntry } from './parse.js';
 import { DerivedFiles, readCacheMeta, touchCacheMeta, writeCachedIndex } from './store.js';

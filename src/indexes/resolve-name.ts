@@ -5,8 +5,8 @@
  * a `/` never gets here: it is a registry reference (see reference.ts), and nothing is guessed.
  */
 import { DiginfraError } from '../errors.js';
-import type { IndexedName, OciReference } from '../reference/reference.js';
-import { closest } from '../config/suggest.js';
+import type { IndexedName, OciReference } from '../reference/index.js';
+import { closest } from '../config/index.js';
 import type { IndexEntry, LoadedIndex } from './types.js';
 
 export { commandLoadOptions, loadIndexes, type LoadIndexesOptions } from './load.js';

@@ -13,7 +13,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DiginfraError, messageOf } from '../errors.js';
-import { writeFileAtomic } from '../config/atomic-write.js';
+import { writeFileAtomic } from '../config/index.js';
 import type { IndexCacheMeta, IndexEntry } from './types.js';
 
 export function indexesDir(cacheDir: string): string {

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isDiginfraError, messageOf, type ErrorCode } from '../errors.js';
-import { writeFileAtomic } from '../config/atomic-write.js';
+import { writeFileAtomic } from '../config/index.js';
 import { isLocalIndex } from './url-kind.js';
 import { cachePaths } from './store.js';
 

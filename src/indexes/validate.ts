@@ -4,7 +4,7 @@
  */
 import { DiginfraError } from '../errors.js';
 import { signatureProblems } from '../signature/index.js';
-import { MAX_PORT, isRegistryHostSyntax, unusablePort } from '../reference/reference.js';
+import { MAX_PORT, isRegistryHostSyntax, unusablePort } from '../reference/index.js';
 import type { IndexEntry } from './types.js';
 
 const MANDATORY = ['name', 'type', 'registry', 'repository', 'description', 'keywords'] as const;

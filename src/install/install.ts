@@ -12,7 +12,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { DiginfraError } from '../errors.js';
-import { formatReference, type OciReference } from '../reference/reference.js';
+import { formatReference, type OciReference } from '../reference/index.js';
 import { formatPlatform } from '../registry/index.js';
 import { sweepStaleStaging, writeFileAtomic } from '../util/index.js';
 import { type BlobCache, withManifestCache } from '../content/index.js';

@@ -11,11 +11,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { OciLayout, layoutSource, parseLayoutRef } from '../artifact/oci-layout.js';
-import { resolveArtifact, type ResolvedArtifact } from '../artifact/pull.js';
+import { OciLayout, layoutSource, parseLayoutRef, resolveArtifact, type ResolvedArtifact } from '../artifact/index.js';
 import { DiginfraError, isDiginfraError, messageOf } from '../errors.js';
 import type { Platform } from '../platform/index.js';
-import type { OciReference } from '../reference/reference.js';
+import type { OciReference } from '../reference/index.js';
 import type { ArtifactSource, Descriptor, RegistryClient } from '../registry/index.js';
 
 const LAYOUT_PREFIX = 'oci:';

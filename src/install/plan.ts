@@ -4,15 +4,11 @@
  * (conflict, type, requirement, missing platform) leaves the directories untouched.
  */
 import { DiginfraError, isDiginfraError, messageOf } from '../errors.js';
-import { PLUGIN, RULESFILE, samePlatform, type Dependency } from '../artifact/format.js';
-import { resolveArtifact, type ResolvedArtifact } from '../artifact/pull.js';
-import { resolveIndexedName, type LoadedIndex } from '../indexes/resolve-name.js';
-import { formatArtifactRef, formatReference, parseArtifactRef, type ArtifactRef, type OciReference } from '../reference/reference.js';
+import { PLUGIN, RULESFILE, samePlatform, type Dependency, resolveArtifact, type ResolvedArtifact, selectTag } from '../artifact/index.js';
+import { resolveIndexedName, type LoadedIndex } from '../indexes/index.js';
+import { formatArtifactRef, formatReference, parseArtifactRef, type ArtifactRef, type OciReference } from '../reference/index.js';
 import { formatPlatform, type Platform, type RegistryClient } from '../registry/index.js';
-import { selectTag } from '../artifact/tags.js';
-import { dedupeRoots, labelOf, resolveDependencies, type DependencySource } from '../resolve/deps.js';
-import { repositoryKey, siblingRepository } from '../resolve/locate.js';
-import { checkAllowedTypes, checkRequirements, filterByType } from '../resolve/requirements.js';
+import { dedupeRoots, labelOf, resolveDependencies, type DependencySource, repositoryKey, siblingRepository, checkAllowedTypes, checkRequirements, filterByType } from '../resolve/index.js';
 import { findRequested, lockClosure, type LockEntry, type Lockfile } from './lockfile.js';
 import { isLayoutReference, layoutReference, LayoutArtifacts } from './oci-source.js';
 
@@ -54,7 +50,7 @@ async function indexesOrNone(session: ResolveSession): Promise<readonly LoadedIn
   }
 }
 
-export { selectTag } from '../artifact/tags.js';
+export { selectTag } from '../artifact/index.js';
 
 /**
  * Resolves one reference as typed: a short name through the indexes, the tag (floating, latest), the

@@ -4,9 +4,8 @@
  * artifact of an install is staged, moved into place file by file. `follow` uses the same three steps
  * to validate a staged rules file before it replaces the live one.
  */
-import type { ResolvedArtifact } from '../artifact/pull.js';
-import { stageLayers, uniqueLayers } from '../artifact/stage-layers.js';
-import type { RegistryClient } from '../registry/client.js';
+import { type ResolvedArtifact, stageLayers, uniqueLayers } from '../artifact/index.js';
+import type { RegistryClient } from '../registry/index.js';
 import { INTENT_NAME, placeFiles, placeFileSets, removeDir, type PlaceFileSetsOptions } from '../util/index.js';
 import type { BlobCache } from '../content/index.js';
 import { DIR_LOCK_NAME } from './dir-lock.js';

@@ -11,7 +11,7 @@
  * is fetched, whichever way a reference reached it (typed, an index entry, a dependency).
  */
 import { DiginfraError } from '../errors.js';
-import { registryKey } from '../reference/reference.js';
+import { registryKey } from '../reference/index.js';
 import type { RegistryClient } from './client.js';
 import { mirrorsOf } from './mirrors.js';
 

@@ -4,7 +4,7 @@
  */
 import { pipeline, type Readable } from 'node:stream';
 import { DiginfraError, messageOf } from '../errors.js';
-import type { OciReference } from '../reference/reference.js';
+import type { OciReference } from '../reference/index.js';
 import type { AuthSession } from './auth/session.js';
 import { repositoryScope } from './auth/scope.js';
 import { VerifyingStream } from './digest.js';

@@ -6,7 +6,7 @@
  */
 import type { Readable } from 'node:stream';
 import { DiginfraError } from '../errors.js';
-import type { OciReference } from '../reference/reference.js';
+import type { OciReference } from '../reference/index.js';
 import { AuthSession, type Credential, type CredentialSource } from './auth/session.js';
 import { blobExists, openBlob, readBlob } from './blobs.js';
 import { listCatalog, listTags } from './listing.js';

@@ -5,7 +5,7 @@
  * https://github.com/opencontainers/distribution-spec/blob/main/spec.md#error-codes
  */
 import { DiginfraError } from '../errors.js';
-import { formatReference, type OciReference } from '../reference/reference.js';
+import { formatReference, type OciReference } from '../reference/index.js';
 import type { Credential } from './auth/session.js';
 import { parseRetryAfter, readBodyLimited, type HttpResponse } from './transport.js';
 

@@ -3,14 +3,14 @@
  * flags. Flags apply to every host of the command; config entries to the hosts they name. Mirrors
  * (`registry.mirrors`) are tried before the registry itself, with fallback: src/registry/mirrors.ts.
  */
-import { parseDuration } from '../config/checks.js';
-import type { RegistryConfig } from '../config/types.js';
+import type { RegistryConfig } from '../config/index.js';
 import { CredentialStore } from './auth/credentials.js';
 import { GOOGLE_REGISTRY_USER, sharedGoogleSource } from './auth/google.js';
 import { sharedOAuthSource, type OAuthTokenSource } from './auth/oauth.js';
 import type { Credential, CredentialSource } from './auth/session.js';
 import { RegistryClient } from './client.js';
 import { MirroredRegistryClient, mirrorsOf, type SourceLog } from './mirrors.js';
+import { registryTimeouts } from './timeouts.js';
 import type { HostSettings, TransportOptions } from './transport.js';
 
 export interface RegistryFlags {
@@ -145,34 +145,6 @@ export function credentialsFor(registry: RegistryConfig, store: CredentialSource
     },
     // The config's own entries change with the config (a new client); the store's files change under it.
     generation: () => store.generation?.() ?? 0,
-  };
-}
-
-/** Idle-read timeout and retry budget as the transport takes them. */
-export interface RegistryTimeouts {
-  readTimeoutMs: number;
-  attempts: number;
-}
-
-/** One-off commands (install, pull, push...): a minute of silence, four tries. */
-export const COMMAND_TIMEOUTS: Readonly<RegistryTimeouts> = { readTimeoutMs: 60_000, attempts: 4 };
-/**
- * The follow agent: it checks again on its own schedule, so a stalled registry should cost a check
- * little time (20 s of silence, two tries: a stalled blob is given up after about 41 s, not 4 min).
- */
-export const AGENT_TIMEOUTS: Readonly<RegistryTimeouts> = { readTimeoutMs: 20_000, attempts: 2 };
-
-/**
- * The effective `registry.timeouts`: what the config sets, else the defaults of `role` ('agent' for
- * `artifact follow`, 'command' for the rest).
- */
-export function registryTimeouts(registry: Pick<RegistryConfig, 'timeouts'>, role: 'command' | 'agent' = 'command'): RegistryTimeouts {
-  const defaults = role === 'agent' ? AGENT_TIMEOUTS : COMMAND_TIMEOUTS;
-  const read = registry.timeouts?.read !== undefined ? parseDuration(registry.timeouts.read) : undefined;
-  const attempts = registry.timeouts?.attempts;
-  return {
-    readTimeoutMs: read ?? defaults.readTimeoutMs,
-    attempts: attempts !== undefined ? Math.max(1, Math.floor(attempts)) : defaults.attempts,
   };
 }
 

@@ -13,3 +13,8 @@ export * from './media-types.js';
 /** For downloads that outlive one request (content ingest): the client's retry decisions. */
 export { backoffDelay, isRetryableNetworkError, networkError, pause } from './transport.js';
 export { BrokenDownloadError } from './blobs.js';
+export { AGENT_TIMEOUTS, COMMAND_TIMEOUTS, registryTimeouts, type RegistryTimeouts } from './timeouts.js';
+export { isIndexMediaType, isManifestMediaType, OCI_INDEX, OCI_MANIFEST } from './media-types.js';
+export type { Platform, Descriptor, ImageIndex, ImageManifest } from './media-types.js';
+export type { readBodyLimited } from './transport.js';
+export type { request } from './undici.js';

@@ -2,7 +2,7 @@
  * Lists that registries page with `Link: <url>; rel="next"`: a repository's tags and the registry's
  * catalog. https://github.com/opencontainers/distribution-spec/blob/main/spec.md#listing-tags
  */
-import type { OciReference } from '../reference/reference.js';
+import type { OciReference } from '../reference/index.js';
 import type { AuthSession } from './auth/session.js';
 import { repositoryScope } from './auth/scope.js';
 import { parseJson, readLimited, statusError } from './errors.js';

@@ -3,7 +3,7 @@
  * PUT and DELETE. https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests
  */
 import { DiginfraError } from '../errors.js';
-import { formatReference, referenceSelector, type OciReference } from '../reference/reference.js';
+import { formatReference, referenceSelector, type OciReference } from '../reference/index.js';
 import type { AuthSession } from './auth/session.js';
 import { repositoryScope } from './auth/scope.js';
 import { sha256Digest } from './digest.js';

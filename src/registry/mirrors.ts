@@ -13,9 +13,9 @@
  * failed connection, not one per request.
  */
 import type { Readable } from 'node:stream';
-import type { RegistryConfig } from '../config/types.js';
+import type { RegistryConfig } from '../config/index.js';
 import { DiginfraError, isDiginfraError, messageOf, type ErrorCode } from '../errors.js';
-import type { OciReference } from '../reference/reference.js';
+import type { OciReference } from '../reference/index.js';
 import { RegistryClient, type FetchedManifest, type RegistryClientOptions } from './client.js';
 import type { Descriptor } from './media-types.js';
 

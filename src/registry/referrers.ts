@@ -4,7 +4,7 @@
  * https://github.com/opencontainers/distribution-spec/blob/main/spec.md#listing-referrers
  */
 import { DiginfraError } from '../errors.js';
-import type { OciReference } from '../reference/reference.js';
+import type { OciReference } from '../reference/index.js';
 import type { AuthSession } from './auth/session.js';
 import { repositoryScope } from './auth/scope.js';
 import { parseJson, readLimited, statusError } from './errors.js';

@@ -8,7 +8,7 @@ import { resolve as resolvePath } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, envHttpProxyAgent, request, type Dispatcher } from './undici.js';
 import { DiginfraError } from '../errors.js';
-import { apiHost } from '../reference/reference.js';
+import { apiHost } from '../reference/index.js';
 
 export interface HostSettings {
   /** Talk HTTP instead of HTTPS (registries without TLS, e.g. a local one). */

@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
-import type { OciReference } from '../reference/reference.js';
+import type { OciReference } from '../reference/index.js';
 import type { AuthSession } from './auth/session.js';
 import { repositoryScope } from './auth/scope.js';
 import { blobExists } from './blobs.js';

@@ -7,3 +7,4 @@ export { dedupeRoots, labelOf, resolveDependencies, type DepNode, type Dependenc
 export { repositoryKey, siblingRepository } from './locate.js';
 export { checkAllowedTypes, checkRequirements, engineSatisfies, filterByType, ENGINE_VERSION } from './requirements.js';
 export { dependencyRange, highest, isFloatingTag, resolveFloatingTag, satisfiesDependency, versionTags } from './versions.js';
+export { engineVersionOfDocument } from './engine-version.js';

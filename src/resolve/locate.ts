@@ -5,7 +5,7 @@
  * dependency name (`ghcr.io/acme/rules/k8saudit-rules` needs `k8saudit` ->
  * `ghcr.io/acme/rules/k8saudit`). Pure.
  */
-import type { OciReference } from '../reference/reference.js';
+import type { OciReference } from '../reference/index.js';
 
 /** `<dirname(requirer repository)>/<name>` in the requirer's registry, without tag or digest. */
 export function siblingRepository(requirer: Pick<OciReference, 'registry' | 'repository'>, name: string): OciReference {

@@ -18,7 +18,7 @@ import { createHash, createPublicKey, createPrivateKey, sign as signBytes, verif
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { DiginfraError, isDiginfraError, messageOf } from '../errors.js';
-import type { OciReference } from '../reference/reference.js';
+import type { OciReference } from '../reference/index.js';
 import { type ArtifactSource, type Descriptor, DOCKER_MANIFEST, type FetchedManifest, OCI_MANIFEST, type RegistryClient, sha256Digest } from '../registry/index.js';
 
 export const SIMPLE_SIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json';

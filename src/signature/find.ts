@@ -13,9 +13,8 @@
 import { createHash } from 'node:crypto';
 import type { Bundle } from '@sigstore/bundle';
 import { isDiginfraError, messageOf } from '../errors.js';
-import type { OciReference } from '../reference/reference.js';
-import type { ArtifactSource, RegistryClient } from '../registry/client.js';
-import { OCI_INDEX, OCI_MANIFEST, type Descriptor, type ImageIndex, type ImageManifest } from '../registry/media-types.js';
+import type { OciReference } from '../reference/index.js';
+import { type ArtifactSource, type RegistryClient, OCI_INDEX, OCI_MANIFEST, type Descriptor, type ImageIndex, type ImageManifest } from '../registry/index.js';
 import { existingSignatures, MAX_PAYLOAD, signatureTag, SIMPLE_SIGNING } from './cosign.js';
 import { bundleFromCosignV2Layer } from './cosign-v2-bundle.js';
 

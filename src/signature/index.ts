@@ -28,3 +28,5 @@ export { createVerification, verifyUnder, type Verification, type VerificationOp
 export { loadTrustMaterial, PUBLIC_GOOD_TUF, trustFromJson, trustLoader, type TrustOptions, type TrustRoot } from './trust.js';
 export { SignatureError, verifyArtifact, type Rejected, type Verified, type VerifyContext } from './verify.js';
 
+export { signatureManifest } from './cosign.js';
+export type { SignatureLayer } from './cosign.js';

@@ -14,7 +14,7 @@
 import { Readable } from 'node:stream';
 import type { Bundle } from '@sigstore/bundle';
 import { DiginfraError, messageOf } from '../errors.js';
-import type { OciReference } from '../reference/reference.js';
+import type { OciReference } from '../reference/index.js';
 import { OCI_MANIFEST, sha256Digest, type RegistryClient } from '../registry/index.js';
 import { existingSignatures, SIGNATURE_ANNOTATION, signatureTag, SIMPLE_SIGNING, simpleSigningPayload, writeSignatureManifest } from './cosign.js';
 import { CERTIFICATE_ANNOTATION, REKOR_BUNDLE_ANNOTATION } from './cosign-v2-bundle.js';

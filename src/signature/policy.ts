@@ -17,7 +17,7 @@ import { createPublicKey } from 'node:crypto';
 import { isAbsolute } from 'node:path';
 import { RE2JS } from 're2js';
 import { DiginfraError, messageOf } from '../errors.js';
-import { registryKey } from '../reference/reference.js';
+import { registryKey } from '../reference/index.js';
 
 /**
  * What policy lookup reads of an index entry (src/indexes' IndexEntry has these fields): its name and

@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { TrustMaterial } from '@sigstore/verify';
 import { DiginfraError, messageOf } from '../errors.js';
-import { writeFileAtomic } from '../util/atomic-fs.js';
+import { writeFileAtomic } from '../util/index.js';
 
 /** The Sigstore public-good TUF repository, whose first root and trusted root @sigstore/tuf ships. */
 export const PUBLIC_GOOD_TUF = 'https://tuf-repo-cdn.sigstore.dev';

@@ -3,7 +3,7 @@
  * configured indexes and keys), each verified on the artifact's digest (verify.ts), with one trust
  * root loaded on first need. What install, follow, pull, `repo verify` and `artifact info` share.
  */
-import type { OciReference } from '../reference/reference.js';
+import type { OciReference } from '../reference/index.js';
 import type { SignatureSource } from './find.js';
 import { policiesFor, type AppliedPolicy, type KeyFiles, type PolicyIndex, type PolicySubject } from './policies.js';
 import type { TrustRoot } from './trust.js';

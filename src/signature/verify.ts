@@ -11,7 +11,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { DiginfraError, messageOf, type ErrorCode } from '../errors.js';
 import { describePolicy, type KeylessPolicy, type KeySource, type SignaturePolicy } from './policy.js';
-import { formatReference, type OciReference } from '../reference/reference.js';
+import { formatReference, type OciReference } from '../reference/index.js';
 import { loadPublicKeys, signatureTag, verifyDigest } from './cosign.js';
 import { findBundleReferrers, findCosignV2Signatures, type FoundSignature, type SignatureSource } from './find.js';
 import { describeClaims, type CertificateClaims } from './identity.js';

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { AGENT_TIMEOUTS, COMMAND_TIMEOUTS, registryTimeouts } from '../../src/registry/factory.js';
+import { AGENT_TIMEOUTS, COMMAND_TIMEOUTS, registryTimeouts } from '../../src/registry/timeouts.js';
 import type { RegistryClient } from '../../src/registry/index.js';
 import { requireCli, runCli } from '../helpers/cli.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';

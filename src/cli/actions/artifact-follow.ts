@@ -4,9 +4,7 @@
  * it changes; `--once` checks every ref once and exits (1 when any check failed or refused a new
  * version; a ref held by `artifact rollback` is not a failure).
  */
-import { loadConfig, type LoadConfigOptions, type LoadedConfig } from '../../config/load.js';
-import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
-import type { DiginfraConfig } from '../../config/types.js';
+import { loadConfig, type LoadConfigOptions, type LoadedConfig, cacheRoot, indexCredentialsPath, type DiginfraConfig } from '../../config/index.js';
 import { DiginfraError, messageOf } from '../../errors.js';
 import {
   Abandoned,
@@ -25,10 +23,9 @@ import {
   type FollowFlags,
   type SignatureDeps,
 } from '../../follow/index.js';
-import type { LoadedIndex } from '../../indexes/resolve-name.js';
-import { recoverInterruptedChanges } from '../../install/recover.js';
-import { createFollowMetrics, type FollowMetrics } from '../../metrics/follow-metrics.js';
-import { parseListenAddr, startOpsServer, type OpsServer } from '../../metrics/server.js';
+import type { LoadedIndex } from '../../indexes/index.js';
+import { recoverInterruptedChanges } from '../../install/index.js';
+import { createFollowMetrics, type FollowMetrics, parseListenAddr, startOpsServer, type OpsServer } from '../../metrics/index.js';
 import { createRegistryClient, credentialStoreFor, registryFiles, restrictReads, type CredentialStore, type RegistryClient } from '../../registry/index.js';
 import { childExecArgv } from '../process-tuning.js';
 import { outputFormat, type CliContext } from '../run.js';

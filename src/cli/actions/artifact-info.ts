@@ -1,17 +1,14 @@
 import semver from 'semver';
-import { inspectArtifact } from '../../artifact/inspect.js';
-import { loadConfig } from '../../config/load.js';
-import { selectTag } from '../../artifact/tags.js';
-import { formatReference, type OciReference } from '../../reference/reference.js';
+import { inspectArtifact, selectTag, checkArtifactType, type ArtifactSummary } from '../../artifact/index.js';
+import { loadConfig } from '../../config/index.js';
+import { formatReference, type OciReference } from '../../reference/index.js';
 import { formatPlatform, restrictReads, type RegistryClient } from '../../registry/index.js';
 import { DiginfraError, isDiginfraError, messageOf } from '../../errors.js';
-import { checkArtifactType } from '../../artifact/format.js';
-import { isDigestTag, signatureSummary } from '../../signature/cosign.js';
+import { isDigestTag, signatureSummary } from '../../signature/index.js';
 import { openRegistry, type RegistryFlagOptions } from '../session.js';
 import { refLocator, type LocatedRef } from './locate.js';
 import { outputFormat, type CliContext } from '../run.js';
 import { keyFilesOf, policyIndexes, trustFor } from '../verification.js';
-import type { ArtifactSummary } from '../../artifact/inspect.js';
 
 interface InfoFlags extends RegistryFlagOptions {
   output?: string;

@@ -4,24 +4,17 @@
  * runs.
  */
 import { resolve } from 'node:path';
-import { checkArtifactType } from '../../artifact/format.js';
-import { applySectionFlags } from '../../config/layers.js';
-import { loadConfig } from '../../config/load.js';
-import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
+import { checkArtifactType } from '../../artifact/index.js';
+import { applySectionFlags, loadConfig, cacheRoot, indexCredentialsPath, parseDuration } from '../../config/index.js';
 import { DiginfraError } from '../../errors.js';
-import { commandLoadOptions, loadIndexes, type LoadedIndex } from '../../indexes/resolve-name.js';
+import { commandLoadOptions, loadIndexes, type LoadedIndex } from '../../indexes/index.js';
 import { BlobCache, DEFAULT_CACHE_MAX_AGE_MS } from '../../content/index.js';
-import { parseDuration } from '../../config/checks.js';
-import { installArtifacts, type InstallResult } from '../../install/install.js';
-import { lockfilePath } from '../../install/lockfile.js';
-import { withOciLayouts } from '../../install/oci-source.js';
-import type { BlobEvent } from '../../install/stage.js';
+import { installArtifacts, type InstallResult, lockfilePath, withOciLayouts, type BlobEvent, type PlannedArtifact } from '../../install/index.js';
 import { checkAllowed, restrictReads } from '../../registry/index.js';
 import { formatPlatform, platformOrHost } from '../../platform/index.js';
 import { openRegistry, type RegistryFlagOptions } from '../session.js';
 import { policyIndexes, verificationFor, type VerifyFlagOptions } from '../verification.js';
-import type { PlannedArtifact } from '../../install/plan.js';
-import type { OciReference } from '../../reference/reference.js';
+import type { OciReference } from '../../reference/index.js';
 import { interruptOnSignals, outputFormat, type CliContext } from '../run.js';
 import { human, progressReporter } from '../progress.js';
 

@@ -3,9 +3,9 @@
  * follow's state dir), whether its files are still in place, and what follow last refused. Reads
  * local files only; the registry is never asked.
  */
-import { loadConfig } from '../../config/load.js';
+import { loadConfig } from '../../config/index.js';
 import { readInventory, type InventoryItem } from '../../follow/index.js';
-import { lockfilePath } from '../../install/lockfile.js';
+import { lockfilePath } from '../../install/index.js';
 import { formatTable, outputFormat, type CliContext } from '../run.js';
 
 export interface ListFlags {

@@ -4,9 +4,9 @@
  * scripts and for a look at what `info` summarizes. `artifact manifest REF | sha256sum` gives the
  * digest the reference points at.
  */
-import { loadConfig } from '../../config/load.js';
-import { selectTag } from '../../artifact/tags.js';
-import { formatReference, withDigest, type OciReference } from '../../reference/reference.js';
+import { loadConfig } from '../../config/index.js';
+import { selectTag } from '../../artifact/index.js';
+import { formatReference, withDigest, type OciReference } from '../../reference/index.js';
 import { restrictReads, type Descriptor, type FetchedManifest, type ImageIndex, isIndexMediaType, type RegistryClient } from '../../registry/index.js';
 import { chooseFromIndex, formatPlatform, parsePlatform, platformOrHost, type Platform } from '../../platform/index.js';
 import { DiginfraError } from '../../errors.js';

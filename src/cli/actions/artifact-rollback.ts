@@ -3,7 +3,7 @@
  * copy kept in the state dir, with the same atomic swap (src/follow/rollback.ts).
  */
 import { resolve } from 'node:path';
-import { loadConfig } from '../../config/load.js';
+import { loadConfig } from '../../config/index.js';
 import { rollbackRef, StateStore } from '../../follow/index.js';
 import { outputFormat, type CliContext } from '../run.js';
 

@@ -4,11 +4,8 @@
  * index was never fetched.
  */
 import { DiginfraError, messageOf } from '../../errors.js';
-import { loadConfig } from '../../config/load.js';
-import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
-import { commandLoadOptions, loadIndexes, loadSearchRows, skipCode } from '../../indexes/load.js';
-import { IndexSkipped } from '../../indexes/unreachable.js';
-import { searchIndexes, searchRows, type SearchHit } from '../../indexes/search.js';
+import { loadConfig, cacheRoot, indexCredentialsPath } from '../../config/index.js';
+import { commandLoadOptions, loadIndexes, loadSearchRows, skipCode, IndexSkipped, searchIndexes, searchRows, type SearchHit } from '../../indexes/index.js';
 import { formatTable, outputFormat, type CliContext } from '../run.js';
 import { parseMinScore, searchSimilar } from './search-similar.js';
 

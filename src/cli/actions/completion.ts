@@ -6,11 +6,9 @@
  * completion that cannot be computed is no completion.
  */
 import type { Command, Option } from 'commander';
-import { loadConfig } from '../../config/load.js';
-import { cacheRoot } from '../../config/paths.js';
+import { loadConfig, cacheRoot } from '../../config/index.js';
 import { DiginfraError } from '../../errors.js';
-import { searchRows } from '../../indexes/search.js';
-import { readSearchRows } from '../../indexes/store.js';
+import { searchRows, readSearchRows } from '../../indexes/index.js';
 import type { CliContext } from '../run.js';
 
 const BASH = `# diginfractl completion for bash: source <(diginfractl completion bash)

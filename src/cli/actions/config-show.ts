@@ -3,10 +3,8 @@
  * the registry timeouts in effect (for commands, and for the follow agent when they are defaults).
  */
 import { DiginfraError } from '../../errors.js';
-import { loadConfig } from '../../config/load.js';
-import { maskConfig } from '../../config/mask.js';
-import { KEYS } from '../../config/keys.js';
-import { registryTimeouts, type RegistryTimeouts } from '../../registry/factory.js';
+import { loadConfig, maskConfig, KEYS } from '../../config/index.js';
+import { registryTimeouts, type RegistryTimeouts } from '../../registry/index.js';
 import type { CliContext } from '../run.js';
 
 interface ShownTimeouts {

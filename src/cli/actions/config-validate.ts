@@ -1,6 +1,6 @@
 /** `diginfractl config validate FILE`: exit 0 when the file is a valid config, 1 with every problem. */
 import { DiginfraError } from '../../errors.js';
-import { loadConfigFile } from '../../config/load.js';
+import { loadConfigFile } from '../../config/index.js';
 import { resolve } from 'node:path';
 import { outputFormat, printJson, type CliContext } from '../run.js';
 

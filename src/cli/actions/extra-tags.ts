@@ -3,7 +3,7 @@
  * PUT of the same manifest bytes under another tag, after the version tag (and any floating tags)
  * moved, so every tag names the same digest.
  */
-import { parseOciReference, withTag, type OciReference } from '../../reference/reference.js';
+import { parseOciReference, withTag, type OciReference } from '../../reference/index.js';
 import type { RegistryClient } from '../../registry/index.js';
 
 /** Checks the tags before anything is pushed (a bad one fails with REF_INVALID); returns them without repeats. */

@@ -1,14 +1,8 @@
 /** `diginfractl index add NAME URL`: fetch and validate the index, then save it to the config. */
 import { DiginfraError } from '../../errors.js';
-import { checkIndexName, checkIndexUrl } from '../../config/checks.js';
-import { loadConfigFile } from '../../config/load.js';
-import { updateConfigFile } from '../../config/save.js';
-import { isGcsIndex, isLocalIndex, isS3Index, normalizeIndexUrl } from '../../indexes/fetch.js';
-import { downloadIndex, storeIndex, tlsForIndex } from '../../indexes/refresh.js';
-import { readCachedIndex } from '../../indexes/store.js';
+import { checkIndexName, checkIndexUrl, loadConfigFile, updateConfigFile } from '../../config/index.js';
+import { isGcsIndex, isLocalIndex, isS3Index, normalizeIndexUrl, downloadIndex, storeIndex, tlsForIndex, readCachedIndex, updateIndexCredentials, type IndexCredentials } from '../../indexes/index.js';
 import { isAllowed } from '../../registry/index.js';
-import { updateIndexCredentials } from '../../indexes/credentials.js';
-import type { IndexCredentials } from '../../indexes/types.js';
 import { outputFormat, printJson, type CliContext } from '../run.js';
 import { loadIndexContext, warnPlainHttp, type IndexCliContext } from './index-common.js';
 

@@ -1,6 +1,5 @@
 /** What the index commands share: the config, where the cache and credentials live, time format. */
-import { loadConfig, type LoadedConfig } from '../../config/load.js';
-import { cacheRoot, indexCredentialsPath } from '../../config/paths.js';
+import { loadConfig, type LoadedConfig, cacheRoot, indexCredentialsPath } from '../../config/index.js';
 import type { CliContext } from '../run.js';
 
 export interface IndexCliContext extends LoadedConfig {

@@ -1,6 +1,6 @@
 /** `diginfractl index list`: NAME, URL, ADDED, UPDATED, ENTRIES. */
 import { formatTable, outputFormat, type CliContext } from '../run.js';
-import { readCacheMeta } from '../../indexes/store.js';
+import { readCacheMeta } from '../../indexes/index.js';
 import { formatTime, loadIndexContext } from './index-common.js';
 
 export async function runIndexList(ctx: CliContext, opts: { output?: string }): Promise<void> {

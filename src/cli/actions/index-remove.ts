@@ -1,10 +1,7 @@
 /** `diginfractl index remove NAME...`: all names must exist, or nothing changes. */
 import { DiginfraError } from '../../errors.js';
-import { loadConfigFile } from '../../config/load.js';
-import { updateConfigFile } from '../../config/save.js';
-import { notConfigured } from '../../indexes/load.js';
-import { removeCachedIndex } from '../../indexes/store.js';
-import { updateIndexCredentials } from '../../indexes/credentials.js';
+import { loadConfigFile, updateConfigFile } from '../../config/index.js';
+import { notConfigured, removeCachedIndex, updateIndexCredentials } from '../../indexes/index.js';
 import { outputFormat, printJson, type CliContext } from '../run.js';
 import { loadIndexContext } from './index-common.js';
 

@@ -1,8 +1,6 @@
 /** `diginfractl index update [NAME...]`: conditional GETs; a failure keeps that index's previous copy. */
 import { DiginfraError, messageOf } from '../../errors.js';
-import { notConfigured } from '../../indexes/load.js';
-import { refreshIndex, tlsForIndex } from '../../indexes/refresh.js';
-import { readIndexCredentials } from '../../indexes/credentials.js';
+import { notConfigured, refreshIndex, tlsForIndex, readIndexCredentials } from '../../indexes/index.js';
 import { formatTable, outputFormat, type CliContext } from '../run.js';
 import { loadIndexContext, warnPlainHttp } from './index-common.js';
 

@@ -2,10 +2,9 @@
  * Where a reference as typed points: a short name through the configured indexes, else the registry
  * reference itself. Shared by the commands that show one artifact (`artifact info|manifest|config`).
  */
-import type { LoadedConfig } from '../../config/load.js';
-import { indexCredentialsPath } from '../../config/paths.js';
-import type { IndexEntry, LoadedIndex } from '../../indexes/types.js';
-import { parseArtifactRef, type OciReference } from '../../reference/reference.js';
+import { type LoadedConfig, indexCredentialsPath } from '../../config/index.js';
+import type { IndexEntry, LoadedIndex } from '../../indexes/index.js';
+import { parseArtifactRef, type OciReference } from '../../reference/index.js';
 import type { CliContext } from '../run.js';
 
 export interface LocatedRef {

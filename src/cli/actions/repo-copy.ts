@@ -1,8 +1,7 @@
-import { copyArtifact, type Place } from '../../artifact/copy.js';
-import { parseLayoutRef } from '../../artifact/oci-layout.js';
-import { cacheRoot } from '../../config/paths.js';
+import { copyArtifact, type Place, parseLayoutRef } from '../../artifact/index.js';
+import { cacheRoot } from '../../config/index.js';
 import { BlobCache } from '../../content/index.js';
-import { parseOciReference } from '../../reference/reference.js';
+import { parseOciReference } from '../../reference/index.js';
 import { checkAllowed } from '../../registry/index.js';
 import { outputFormat, type CliContext } from '../run.js';
 import { loadCliConfig, openRegistry, type RegistryFlagOptions } from '../session.js';

@@ -1,10 +1,8 @@
 import { resolve } from 'node:path';
-import { extractArtifact, resolveArtifact, type ResolvedArtifact } from '../../artifact/pull.js';
-import { loadConfig } from '../../config/load.js';
-import { selectTag } from '../../artifact/tags.js';
-import { formatReference, type OciReference } from '../../reference/reference.js';
+import { extractArtifact, resolveArtifact, type ResolvedArtifact, selectTag, OciLayout, layoutSource, parseLayoutRef } from '../../artifact/index.js';
+import { loadConfig } from '../../config/index.js';
+import { formatReference, type OciReference } from '../../reference/index.js';
 import { checkAllowed, restrictReads, type ArtifactSource } from '../../registry/index.js';
-import { OciLayout, layoutSource, parseLayoutRef } from '../../artifact/oci-layout.js';
 import { formatPlatform, platformOrHost } from '../../platform/index.js';
 import { openRegistry, type RegistryFlagOptions } from '../session.js';
 import { policyIndexes, verificationFor, type VerifyFlagOptions } from '../verification.js';

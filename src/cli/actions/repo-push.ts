@@ -1,9 +1,8 @@
-import { ANNOTATION_SOURCE, checkArtifactType } from '../../artifact/format.js';
+import { ANNOTATION_SOURCE, checkArtifactType, pushArtifact } from '../../artifact/index.js';
 import { parsePlatform } from '../../platform/index.js';
 import { parseDependency, parseRequirement } from '../../resolve/index.js';
-import { pushArtifact } from '../../artifact/push.js';
 import { DiginfraError } from '../../errors.js';
-import { formatReference, parseOciReference } from '../../reference/reference.js';
+import { formatReference, parseOciReference } from '../../reference/index.js';
 import { openRegistry, type RegistryFlagOptions } from '../session.js';
 import { outputFormat, type CliContext } from '../run.js';
 import { checkExtraTags, pushExtraTags } from './extra-tags.js';

@@ -1,9 +1,9 @@
-import { selectTag } from '../../artifact/tags.js';
-import { loadConfig } from '../../config/load.js';
+import { selectTag } from '../../artifact/index.js';
+import { loadConfig } from '../../config/index.js';
 import { DiginfraError } from '../../errors.js';
-import { formatReference, parseOciReference, type OciReference } from '../../reference/reference.js';
+import { formatReference, parseOciReference, type OciReference } from '../../reference/index.js';
 import { restrictReads, type RegistryClient } from '../../registry/index.js';
-import { loadPrivateKey, signDigest } from '../../signature/cosign.js';
+import { loadPrivateKey, signDigest } from '../../signature/index.js';
 import type { AppliedPolicy } from '../../signature/index.js';
 import { outputFormat, type CliContext } from '../run.js';
 import { openRegistry, type RegistryFlagOptions } from '../session.js';

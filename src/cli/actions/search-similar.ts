@@ -5,7 +5,7 @@
  * distance over the longer length, case-insensitive. Such a match ranks below any substring match.
  */
 import { DiginfraError } from '../../errors.js';
-import { scoreEntry, type SearchHit } from '../../indexes/search.js';
+import { scoreEntry, type SearchHit } from '../../indexes/index.js';
 
 /** `--min-score` as a number in (0, 1]; undefined when not given. */
 export function parseMinScore(value: string | undefined): number | undefined {

@@ -18,7 +18,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { DiginfraError } from '../../errors.js';
-import { writeFileAtomic } from '../../util/atomic-fs.js';
+import { writeFileAtomic } from '../../util/index.js';
 import type { Credential, CredentialSource } from './session.js';
 
 export type { Credential };
