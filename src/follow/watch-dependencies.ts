@@ -7,8 +7,8 @@
  *                docker's config.json): the next request reads them again (CredentialStore.changed)
  *   ca           CA bundles (registry.caFiles, --ca-file): the hosts that trust one get a new TLS
  *                dispatcher; transfers in flight finish on the old one (Transport.reloadTls)
- *   trust        verification material (registry.cosignKeys, --verify-key; a trusted root belongs here
- *                too): read again, so that a version refused for its signature gets another look
+ *   trust        verification material (registry.cosignKeys, --verify-key, registry.trustedRoot): read
+ *                again, so that a version refused for its signature gets another look
  *
  * What each kind does is the caller's (the `artifact follow` action holds the client and settings).
  */

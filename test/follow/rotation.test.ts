@@ -19,6 +19,7 @@ import { mountVolume, updateVolume } from '../helpers/kubelet-volume.js';
 import { pushClient, pushRules } from '../helpers/push.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeTlsFiles } from '../helpers/tls.js';
+import { SigstoreStandin } from '../signature/sigstore-standin.js';
 import { metricValue, scrape, startAgent, waitFor, type Agent } from './setup.js';
 
 const RULES = (v: string): string => `- macro: rotated_${v.replace(/\W/g, '_')}\n  condition: (evt.type = open)\n`;
@@ -120,5 +121,30 @@ describe('artifact follow: rotated Secrets and ConfigMaps apply without a restar
     await a.installed('2.0.0');
     expect(a.agent.logs.some((l) => l.event === 'files-changed' && l.kind === 'trust')).toBe(true);
     expect(a.agent.logs.some((l) => l.event === 'config-reloaded')).toBe(false);
+  });
+
+  it('a trusted_root.json in the ConfigMap: read again when it changes; a broken one is refused and the previous stays', async () => {
+    const reg = await startRegistry();
+    registries.push(reg);
+    const ref = `${reg.host}/rotation/rooted:stable`;
+    await pushRules(pushClient(), ref, '1.0.0', { content: RULES('1.0.0') });
+    const first = await SigstoreStandin.start(await tempDir());
+    const second = await SigstoreStandin.start(await tempDir());
+    const root = (s: SigstoreStandin) => readFile(s.trustedRootFile, 'utf8');
+
+    const configDir = join(await tempDir(), 'config');
+    const config = stringify({ registry: { plainHttp: [reg.host], trustedRoot: join(configDir, 'trusted_root.json') } });
+    await mountVolume(configDir, { 'diginfractl.yaml': config, 'trusted_root.json': await root(first) });
+    const a = await follow(ref, {}, configDir);
+    await a.installed('1.0.0');
+
+    await updateVolume(configDir, { 'diginfractl.yaml': config, 'trusted_root.json': await root(second) });
+    await waitFor('the new root read', async () => a.agent.logs.some((l) => l.event === 'files-changed' && l.kind === 'trust'), 10_000);
+    await updateVolume(configDir, { 'diginfractl.yaml': config, 'trusted_root.json': '{"not": "a trusted root"' });
+    await waitFor('the broken root refused', async () => a.agent.logs.some((l) => l.event === 'files-reload-failed' && l.kind === 'trust'), 10_000);
+    expect(a.agent.logs.some((l) => l.event === 'config-reloaded')).toBe(false);
+    // Still running and checking.
+    const checks = metricValue(await scrape(a.port), 'diginfractl_follow_checks_total', { ref, result: 'unchanged' });
+    await waitFor('checks go on', async () => metricValue(await scrape(a.port), 'diginfractl_follow_checks_total', { ref, result: 'unchanged' }) > checks, 10_000);
   });
 });

@@ -86,7 +86,9 @@ function registryFor(config: DiginfraConfig, flags: FollowCliFlags, metrics: Fol
 /** The files the agent depends on besides its config (src/follow/watch-dependencies.ts). */
 function dependentFiles(eff: EffectiveFollow, flags: FollowCliFlags, store: CredentialStore): DependentFiles {
   const { credentials, ca } = registryFiles(eff.config.registry, registryFlags(flags), store);
-  return { credentials, ca, trust: eff.settings.verifyKeys ?? [] };
+  // Verification material: the key files and a given trusted_root.json.
+  const trust = [...(eff.settings.verifyKeys ?? []), ...(eff.settings.trustedRoot !== undefined ? [eff.settings.trustedRoot] : [])];
+  return { credentials, ca, trust };
 }
 
 /** How long the agent keeps a Sigstore trust root before loading it again (a TUF refresh brings rotated keys). */
@@ -266,7 +268,8 @@ export async function runArtifactFollow(ctx: CliContext, refArgs: string[], flag
     trust: async () => {
       const next = { ...current, settings: { ...current.settings } };
       await checkVerifyKeys(next);
-      follower.reconfigure(next.settings);
+      // A rotated trusted_root.json is read again now (a bad one fails here, and the old one stays).
+      follower.reconfigure(next.settings, { signatures: await signatureDeps(ctx, next, loaded.path) });
       current = next;
     },
   };
