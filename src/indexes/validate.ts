@@ -4,14 +4,12 @@
  */
 import { DiginfraError } from '../errors.js';
 import { signatureProblems } from '../signature/index.js';
-import { MAX_PORT, isRegistryHostSyntax, unusablePort } from '../reference/index.js';
+import { MAX_PORT, isRegistryHostSyntax, isRepositoryPath, unusablePort } from '../reference/index.js';
 import type { IndexEntry } from './types.js';
 
 const MANDATORY = ['name', 'type', 'registry', 'repository', 'description', 'keywords'] as const;
 const NAME_RE = /^[a-z0-9][a-z0-9._-]*$/;
 const TYPE_RE = /^[a-z][a-z0-9-]*$/;
-const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
-const REPOSITORY_RE = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
 
 /** The largest index body read; anything bigger is refused (the read stops at the limit). */
 export const MAX_INDEX_BYTES = 10 * 1024 * 1024;
@@ -57,7 +55,7 @@ function entryProblems(e: Record<string, unknown>): string[] {
     if (f === 'type' && !TYPE_RE.test(v)) out.push(`"type" "${v}" must be a lower-case word like rulesfile or plugin`);
     if (f === 'registry' && !isRegistryHostSyntax(v)) out.push(`"registry" "${v}" is not a host[:port]`);
     else if (f === 'registry' && unusablePort(v) !== undefined) out.push(`"registry" "${v}": port ${unusablePort(v)} is out of range (1-${MAX_PORT})`);
-    if (f === 'repository' && !REPOSITORY_RE.test(v)) out.push(`"repository" "${v}" is not an OCI repository path (lower-case components separated by "/")`);
+    if (f === 'repository' && !isRepositoryPath(v)) out.push(`"repository" "${v}" is not an OCI repository path (lower-case components separated by "/")`);
   }
   for (const f of ['license', 'home'] as const) {
     if (e[f] !== undefined && e[f] !== null && typeof e[f] !== 'string') out.push(`"${f}" must be a string, not ${kind(e[f])}`);

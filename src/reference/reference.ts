@@ -160,6 +160,11 @@ export function parseOciReference(input: string): OciReference {
   return { registry, repository, ...(tag !== undefined && { tag }), ...(digest !== undefined && { digest }) };
 }
 
+/** Whether `repository` is an OCI repository path: lower-case components separated by `/`. */
+export function isRepositoryPath(repository: string): boolean {
+  return REPOSITORY_RE.test(repository);
+}
+
 /** The tag or digest to ask the registry for: digest first, else tag, else `latest`. */
 export function referenceSelector(ref: OciReference): string {
   return ref.digest ?? ref.tag ?? DEFAULT_TAG;

@@ -4,6 +4,7 @@
  * (`registry.mirrors`) are tried before the registry itself, with fallback: src/registry/mirrors.ts.
  */
 import type { RegistryConfig } from '../config/index.js';
+import { registryKey } from '../reference/index.js';
 import { CredentialStore } from './auth/credentials.js';
 import { GOOGLE_REGISTRY_USER, sharedGoogleSource } from './auth/google.js';
 import { sharedOAuthSource, type OAuthTokenSource } from './auth/oauth.js';
@@ -53,13 +54,9 @@ function mirrorSettingsFor(registry: RegistryConfig, flags: RegistryFlags, mirro
   };
 }
 
-/** Docker Hub's host names, which all mean `docker.io` in a config entry. */
-const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
-
-/** The registry host a `registry.auth.*` entry names, compared case-insensitively. */
+/** The registry host a `registry.auth.*` entry names, compared case-insensitively, Docker Hub's aliases folded. */
 function configHost(host: string): string {
-  const h = host.trim().toLowerCase();
-  return DOCKER_HUB_ALIASES.has(h) ? 'docker.io' : h;
+  return registryKey(host);
 }
 
 export interface ConfigCredentialOptions {

@@ -20,6 +20,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { DiginfraError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/index.js';
 import type { Credential, CredentialSource } from './session.js';
+import { registryKey } from '../../reference/index.js';
 
 export type { Credential };
 
@@ -54,7 +55,6 @@ interface DockerConfig {
 const HELPER_TIMEOUT_MS = 10_000;
 const HELPER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const DOCKER_HUB_KEY = 'https://index.docker.io/v1/';
-const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
 /** config.json files are small; anything this big is not one. */
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 
@@ -65,7 +65,7 @@ function canonicalHost(key: string): string {
     .replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')
     .replace(/\/.*$/, '')
     .toLowerCase();
-  return DOCKER_HUB_ALIASES.has(host) ? 'docker.io' : host;
+  return registryKey(host);
 }
 
 /** The key docker itself would write for a host. */
