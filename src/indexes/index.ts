@@ -2,7 +2,7 @@
 export { updateIndexCredentials, readIndexCredentials } from './credentials.js';
 export { isGcsIndex, isLocalIndex, isS3Index, normalizeIndexUrl } from './fetch.js';
 export { commandLoadOptions, loadIndexes, loadSearchRows, skipCode, notConfigured } from './load.js';
-export { downloadIndex, storeIndex, tlsForIndex, refreshIndex } from './refresh.js';
+export { discardIndex, downloadIndex, storeIndex, tlsForIndex, refreshIndex } from './refresh.js';
 export { resolveIndexedName } from './resolve-name.js';
 export type { LoadedIndex } from './resolve-name.js';
 export { searchIndexes, searchRows, scoreEntry } from './search.js';

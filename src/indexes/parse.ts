@@ -92,13 +92,13 @@ function countLines(text: string, from: number, to: number): number {
  * INDEX_INVALID (every bad entry named, as validateIndex does) after the last entry; until this
  * returns, what `visit` was given must not be committed anywhere. Returns the number of entries.
  */
-export async function forEachIndexEntry(text: string, index: string, visit: (entry: IndexEntry) => void): Promise<number> {
+export async function forEachIndexEntry(text: string, index: string, visit: (entry: IndexEntry) => void | Promise<void>): Promise<number> {
   if (/^\s*<(!doctype|html|\?xml|head|body)/i.test(text)) throw htmlPage(index);
   const y = await import('yaml');
   const starts = topLevelItems(y, text);
   if (starts === undefined) {
     const entries = validateIndex(parseWhole(y, text, index), index);
-    for (const e of entries) visit(e);
+    for (const e of entries) await visit(e);
     return entries.length;
   }
   const checker = new IndexChecker(index);
@@ -115,7 +115,7 @@ export async function forEachIndexEntry(text: string, index: string, visit: (ent
       throw invalid(index, [`the YAML does not parse: line ${line + 1}: the list item starting here does not read as one item`]);
     }
     const entry = checker.add(value[0]);
-    if (entry !== undefined) visit(entry);
+    if (entry !== undefined) await visit(entry);
     line += countLines(item, 0, item.length);
   }
   checker.finish();
@@ -125,6 +125,8 @@ export async function forEachIndexEntry(text: string, index: string, visit: (ent
 /** Index text (YAML) to entries: sniffs HTML, parses, validates. Loads the YAML library on demand. */
 export async function parseIndexText(text: string, index: string): Promise<IndexEntry[]> {
   const entries: IndexEntry[] = [];
-  await forEachIndexEntry(text, index, (e) => entries.push(e));
+  await forEachIndexEntry(text, index, (e) => {
+    entries.push(e);
+  });
   return entries;
 }

@@ -5,7 +5,7 @@
 import type { IndexConfig, RegistryConfig } from '../config/index.js';
 import { contactedHost, fetchIndex, isLocalIndex } from './fetch.js';
 import { forEachIndexEntry } from './parse.js';
-import { DerivedFiles, readCacheMeta, touchCacheMeta, writeCachedIndex } from './store.js';
+import { DerivedFiles, readCacheMeta, sha256, touchCacheMeta, writeCachedIndex } from './store.js';
 import type { IndexCacheMeta, IndexCredentials } from './types.js';
 import { rememberFailure } from './unreachable.js';
 
@@ -28,7 +28,10 @@ export interface RefreshOptions {
 
 export interface DownloadedIndex {
   text: string;
-  /** The validated entries, as the cache files that hold them (not as objects: see parse.ts). */
+  /**
+   * The validated entries, as the cache files that hold them (not as objects: see parse.ts), written
+   * but not yet published: `storeIndex` publishes them, `discardIndex` removes them.
+   */
   derived: DerivedFiles;
   /** How many entries. */
   count: number;
@@ -61,19 +64,35 @@ function fetchOptions(opts: Omit<RefreshOptions, 'cacheDir' | 'conditional'>) {
   };
 }
 
-/** Fetches and validates without storing anything (for `index add`, which saves the config first). */
-export async function downloadIndex(ix: IndexConfig, opts: Omit<RefreshOptions, 'cacheDir' | 'conditional'>): Promise<DownloadedIndex> {
+/**
+ * Fetches and validates without publishing anything (for `index add`, which saves the config first):
+ * the cache files are staged beside the cached copy; `storeIndex` or `discardIndex` must follow.
+ */
+export async function downloadIndex(ix: IndexConfig, opts: Omit<RefreshOptions, 'conditional'>): Promise<DownloadedIndex> {
   const res = await fetchIndex({ name: ix.name, url: ix.url, ...fetchOptions(opts) });
   if (res.status !== 'fetched') throw new Error('unconditional fetch answered unchanged');
   const { text: _t, status: _s, ...validators } = res;
-  return { text: res.text, ...(await derive(res.text, ix.name)), validators };
+  return { text: res.text, ...(await derive(opts.cacheDir, res.text, ix.name)), validators };
 }
 
-/** Parses and validates, keeping only what the cache stores. */
-async function derive(text: string, index: string): Promise<{ derived: DerivedFiles; count: number }> {
-  const derived = new DerivedFiles();
-  const count = await forEachIndexEntry(text, index, (e) => derived.add(e));
-  return { derived, count };
+/** Drops a downloaded index that will not be stored: the cache stays as it was. */
+export async function discardIndex(d: DownloadedIndex): Promise<void> {
+  await d.derived.discard();
+}
+
+/**
+ * Parses and validates, writing the cache files entry by entry as it goes (unpublished until
+ * storeIndex): a bad index throws, and leaves nothing behind.
+ */
+async function derive(cacheDir: string, text: string, index: string): Promise<{ derived: DerivedFiles; count: number }> {
+  const derived = await DerivedFiles.open(cacheDir, index, await sha256(text));
+  try {
+    const count = await forEachIndexEntry(text, index, (e) => derived.add(e));
+    return { derived, count };
+  } catch (err) {
+    await derived.discard();
+    throw err;
+  }
 }
 
 /** Stores a downloaded index as the cached copy. */
@@ -115,6 +134,6 @@ async function refreshFrom(ix: IndexConfig, opts: RefreshOptions, previous: Inde
     return { name: ix.name, status: 'unchanged', meta: await touchCacheMeta(opts.cacheDir, previous!, now().toISOString()) };
   }
   const { text: _t, status: _s, ...validators } = res;
-  const stored = await storeIndex(opts.cacheDir, ix, { text: res.text, ...(await derive(res.text, ix.name)), validators }, now());
+  const stored = await storeIndex(opts.cacheDir, ix, { text: res.text, ...(await derive(opts.cacheDir, res.text, ix.name)), validators }, now());
   return { name: ix.name, status: 'fetched', meta: stored };
 }

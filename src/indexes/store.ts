@@ -54,46 +54,83 @@ export function searchFileText(hash: string, entries: readonly IndexEntry[]): st
   return `${lines.join('\n')}\n`;
 }
 
-/** Entries serialised per batch: a few hundred small strings at a time, then one compact buffer. */
-const BATCH = 512;
+type AtomicFile = import('../util/fs/write-atomic.js').AtomicFile;
 
 /**
- * The derived cache files of one index (`<name>.entries.json`, `<name>.search.jsonl`), built one
- * entry at a time while the YAML is read: the entries themselves are not kept, only their JSON, as
- * bytes, so a large index costs about its own size here rather than a heap of objects.
+ * The derived cache files of one index (`<name>.entries.json`, `<name>.search.jsonl`), written entry
+ * by entry while the YAML is read, into temp files beside them: neither the entries nor the files'
+ * bytes are kept in memory. Nothing in the cache changes until `commit`; `discard`
+ * (a bad index, a failed config save) removes the temp files.
  */
 export class DerivedFiles {
-  private readonly entries: Buffer[] = [];
-  private readonly rows: Buffer[] = [];
-  private pendingEntries: string[] = [];
-  private pendingRows: string[] = [];
   count = 0;
 
-  add(e: IndexEntry): void {
+  private constructor(
+    /** The sha256 of the YAML these files derive from (their header, and the metadata's). */
+    readonly sha256: string,
+    private readonly entries: AtomicFile,
+    private readonly search: AtomicFile,
+  ) {}
+
+  /** Opens both temp files of index `name`; `hash` is the sha256 of the YAML they derive from. */
+  static async open(cacheDir: string, name: string, hash: string): Promise<DerivedFiles> {
+    // Loaded on demand: `artifact search`, which imports this module, never writes.
+    const [{ openAtomicFile }, { sweepStaleStaging }] = await Promise.all([import('../util/fs/write-atomic.js'), import('../util/fs/staging.js')]);
+    // Temp files a killed run left here (older than a run takes) go first: housekeeping, never fatal.
+    await sweepStaleStaging(indexesDir(cacheDir));
+    const paths = cachePaths(cacheDir, name);
+    const entries = await openAtomicFile(paths.entries);
+    const search = await openAtomicFile(paths.search).catch(async (err: unknown) => {
+      await entries.abort();
+      throw err;
+    });
+    const files = new DerivedFiles(hash, entries, search);
+    await files.guard(async () => {
+      await entries.write(`{"sha256":${JSON.stringify(hash)},"entries":[`);
+      await search.write(`${searchHeader(hash)}\n`);
+    });
+    return files;
+  }
+
+  /** Adds one validated entry. */
+  async add(e: IndexEntry): Promise<void> {
     // Each entry's JSON is what JSON.stringify({ sha256, entries }) writes for it, commas included.
-    this.pendingEntries.push(this.count === 0 ? JSON.stringify(e) : `,${JSON.stringify(e)}`);
-    this.pendingRows.push(`${searchRow(e)}\n`);
+    const json = JSON.stringify(e);
+    const row = `${searchRow(e)}\n`;
+    await this.guard(async () => {
+      await this.entries.write(this.count === 0 ? json : `,${json}`);
+      await this.search.write(row);
+    });
     this.count++;
-    if (this.pendingEntries.length >= BATCH) this.flush();
   }
 
-  private flush(): void {
-    if (this.pendingEntries.length === 0) return;
-    this.entries.push(Buffer.from(this.pendingEntries.join('')));
-    this.rows.push(Buffer.from(this.pendingRows.join('')));
-    this.pendingEntries = [];
-    this.pendingRows = [];
+  /** Runs `f`; on failure both temp files go. */
+  private async guard(f: () => Promise<void>): Promise<void> {
+    try {
+      await f();
+    } catch (err) {
+      await this.discard();
+      throw err;
+    }
   }
 
-  /** `{"sha256":...,"entries":[...]}`, byte for byte what JSON.stringify gives for the same entries. */
-  entriesFile(hash: string): Buffer {
-    this.flush();
-    return Buffer.concat([Buffer.from(`{"sha256":${JSON.stringify(hash)},"entries":[`), ...this.entries, Buffer.from(']}')]);
+  /**
+   * Publishes both files: `{"sha256":...,"entries":[...]}` (byte for byte what JSON.stringify gives
+   * for the same entries) and the search file. The metadata, written after, is what ties them to the
+   * YAML copy (readers check the sha256), so a crash between the two renames is repaired on read.
+   */
+  async commit(): Promise<void> {
+    await this.guard(async () => {
+      await this.entries.write(']}');
+      await this.entries.commit();
+      await this.search.commit();
+    });
   }
 
-  searchFile(hash: string): Buffer {
-    this.flush();
-    return Buffer.concat([Buffer.from(`${searchHeader(hash)}\n`), ...this.rows]);
+  /** Removes the temp files; the cache stays as it was. Never throws. */
+  async discard(): Promise<void> {
+    await this.entries.abort();
+    await this.search.abort();
   }
 }
 
@@ -132,15 +169,21 @@ export async function readCachedIndex(cacheDir: string, name: string): Promise<{
   }
   const { forEachIndexEntry } = await import('./parse.js');
   const entries: IndexEntry[] = [];
-  const derived = new DerivedFiles();
-  await forEachIndexEntry(text, name, (e) => {
-    entries.push(e);
-    derived.add(e);
-  });
   const hash = await sha256(text);
+  let derived: DerivedFiles | undefined = await DerivedFiles.open(cacheDir, name, hash).catch(() => undefined);
+  try {
+    await forEachIndexEntry(text, name, async (e) => {
+      entries.push(e);
+      await derived?.add(e).catch(() => {
+        derived = undefined; // a cache that cannot be rewritten only costs a re-parse next time
+      });
+    });
+  } catch (err) {
+    await derived?.discard();
+    throw err;
+  }
   const fixed = { ...meta, sha256: hash, size: Buffer.byteLength(text), entries: entries.length };
-  await writeFileAtomic(paths.entries, derived.entriesFile(hash)).catch(() => undefined);
-  await writeFileAtomic(paths.search, derived.searchFile(hash)).catch(() => undefined);
+  await derived?.commit().catch(() => undefined);
   if (hash !== meta.sha256) await writeFileAtomic(paths.meta, `${JSON.stringify(fixed, null, 2)}\n`).catch(() => undefined);
   return { meta: fixed, entries };
 }
@@ -185,16 +228,15 @@ export async function writeCachedIndex(
   meta: Omit<IndexCacheMeta, 'sha256' | 'size' | 'entries' | 'name'>,
 ): Promise<IndexCacheMeta> {
   const paths = cachePaths(cacheDir, name);
-  const hash = await sha256(text);
-  const full: IndexCacheMeta = { name, ...meta, entries: derived.count, sha256: hash, size: Buffer.byteLength(text) };
+  const full: IndexCacheMeta = { name, ...meta, entries: derived.count, sha256: derived.sha256, size: Buffer.byteLength(text) };
   try {
     await writeFileAtomic(paths.yaml, text);
-    await writeFileAtomic(paths.entries, derived.entriesFile(hash));
-    await writeFileAtomic(paths.search, derived.searchFile(hash));
+    await derived.commit();
     await writeFileAtomic(paths.meta, `${JSON.stringify(full, null, 2)}\n`);
     // A copy in hand: a failure remembered from an earlier fetch no longer applies (unreachable.ts).
     rmSync(paths.unreachable, { force: true });
   } catch (err) {
+    await derived.discard();
     throw new DiginfraError('IO', `index "${name}": cannot write the cached copy under ${indexesDir(cacheDir)}: ${messageOf(err)}`, {
       cause: err,
       hint: 'check that the cache dir is writable (cacheDir in the config, or $XDG_CACHE_HOME)',

@@ -5,6 +5,6 @@ export { placeFileSets, type FileSet, type PlaceFileSetsOptions, type PlaceFileS
 export { placeFiles, type StagedFile } from './fs/place.js';
 export { sameContent } from './fs/same-content.js';
 export { makeStagingDir, removeDir, STAGING_PREFIX, STALE_STAGING_MS, sweepStaleStaging } from './fs/staging.js';
-export { writeFileAtomic, writeStreamAtomic } from './fs/write-atomic.js';
+export { openAtomicFile, writeFileAtomic, writeStreamAtomic, type AtomicFile } from './fs/write-atomic.js';
 export { watchFiles } from './watch-files.js';
 export type { FileWatch, WatchFilesOptions } from './watch-files.js';

@@ -138,6 +138,17 @@ describe('index add', () => {
     expect(JSON.parse(await readFile(credsPath, 'utf8'))).toEqual({ indexes: {} });
   });
 
+  it('credentials that cannot be saved: the index is not added and its cache files are not left half made', async () => {
+    const credsPath = join(dirname(env.DIGINFRACTL_CONFIG!), 'index-credentials.json');
+    await mkdir(join(credsPath, 'in-the-way'), { recursive: true });
+    const r = await cli(['index', 'add', 'priv', `${authServer.base}/private.yaml`, '--username', 'alice', '--password-stdin'], 'hunter2-secret\n');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`error: index credentials ${credsPath}: cannot read`);
+    expect(r.stderr).not.toContain('hunter2');
+    expect(await config()).toBe('indexes: []\n');
+    expect(await cacheFiles()).toEqual({});
+  });
+
   it('refuses an existing name unless --force, which replaces it in place', async () => {
     await writeFile(env.DIGINFRACTL_CONFIG!, '# keep me\nindexes:\n  - name: first\n    url: /nowhere/a.yaml\n  - name: corp\n    url: /nowhere/b.yaml\nfollow:\n  every: 1h # hourly\n');
     const before = await config();
@@ -194,6 +205,12 @@ describe('bad indexes are refused with a clear error, and nothing changes', () =
     ['an HTML page', (res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>login</body></html>'), 'returned an HTML page (content-type text/html), not a YAML index'],
     ['a YAML map', (res) => res.writeHead(200).end('apiVersion: v1\nentries: {}\n'), 'expected a YAML list of artifact entries, got a map (keys: apiVersion, entries)'],
     ['a body over 10 MB', big, 'is larger than 10485760 bytes (10 MiB); refusing to read it'],
+    [
+      // Past the cache writer's buffer: the cache files being written are on disk when the bad entry comes.
+      'a bad entry after 3000 good ones',
+      (res) => res.writeHead(200).end(`${Array.from({ length: 3000 }, (_, i) => `- name: g${i}\n  type: plugin\n  registry: ghcr.io\n  repository: acme/g${i}\n  description: entry ${i}\n  keywords: [a]\n`).join('')}- name: last\n`),
+      'index "corp": entry 3001 ("last"): missing "type", "registry", "repository", "description", "keywords"',
+    ],
     [
       'bad entries',
       (res) => res.writeHead(200).end(`${GOOD_INDEX}- name: nokeywords\n  type: plugin\n  registry: ghcr.io\n  repository: a/b\n  description: d\n- name: k8saudit\n  type: plugin\n`),

@@ -4,13 +4,15 @@
  * tests hold that reading to the whole-document parse: same entries, same errors, for every shape of
  * YAML an index may take, including the ones that must fall back to the whole document.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as yaml from 'yaml';
 import { forEachIndexEntry, parseIndexText, topLevelItems } from '../../src/indexes/parse.js';
 import { validateIndex } from '../../src/indexes/validate.js';
-import { DerivedFiles, searchFileText } from '../../src/indexes/store.js';
+import { cachePaths, DerivedFiles, indexesDir, searchFileText } from '../../src/indexes/store.js';
+import { errorOf } from '../helpers/errors.js';
+import { exists, tempDir } from '../helpers/fs.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'falcosecurity-index.yaml');
 
@@ -49,14 +51,38 @@ describe('reading an index one item at a time', () => {
     expect(await parseIndexText(text, 'f')).toEqual(wholeDocument(text));
   });
 
-  it('the cache files built entry by entry are byte for byte what the whole list gives', async () => {
+  it('the cache files written entry by entry are byte for byte what the whole list gives, and appear only on commit', async () => {
     const text = await readFile(FIXTURE, 'utf8');
-    const derived = new DerivedFiles();
+    const cache = await tempDir('derived-');
+    const paths = cachePaths(cache, 'f');
+    const derived = await DerivedFiles.open(cache, 'f', 'abc');
     const count = await forEachIndexEntry(text, 'f', (e) => derived.add(e));
     const entries = await parseIndexText(text, 'f');
     expect(count).toBe(28);
-    expect(derived.entriesFile('abc').toString()).toBe(JSON.stringify({ sha256: 'abc', entries }));
-    expect(derived.searchFile('abc').toString()).toBe(searchFileText('abc', entries));
+    expect(await exists(paths.entries)).toBe(false);
+    expect(await exists(paths.search)).toBe(false);
+    await derived.commit();
+    expect(await readFile(paths.entries, 'utf8')).toBe(JSON.stringify({ sha256: 'abc', entries }));
+    expect(await readFile(paths.search, 'utf8')).toBe(searchFileText('abc', entries));
+    expect(await readdir(indexesDir(cache))).toEqual(['f.entries.json', 'f.search.jsonl']);
+  });
+
+  it('a bad index discards what was written of its cache files: the cached copy stays, no temp file is left', async () => {
+    const cache = await tempDir('derived-');
+    const paths = cachePaths(cache, 'f');
+    const good = await DerivedFiles.open(cache, 'f', 'old');
+    await forEachIndexEntry(ENTRY('a'), 'f', (e) => good.add(e));
+    await good.commit();
+    const before = [await readFile(paths.entries, 'utf8'), await readFile(paths.search, 'utf8')];
+    // More than a batch of good entries is written before the bad one is met.
+    const bad = `${Array.from({ length: 600 }, (_, i) => ENTRY(`e${i}`)).join('')}- name: broken\n`;
+    const derived = await DerivedFiles.open(cache, 'f', 'new');
+    const err = await errorOf(forEachIndexEntry(bad, 'f', (e) => derived.add(e)));
+    expect(err.code).toBe('INDEX_INVALID');
+    expect((await readdir(indexesDir(cache))).length).toBe(4); // the two files and their two temp files
+    await derived.discard();
+    expect((await readdir(indexesDir(cache))).sort()).toEqual(['f.entries.json', 'f.search.jsonl']);
+    expect([await readFile(paths.entries, 'utf8'), await readFile(paths.search, 'utf8')]).toEqual(before);
   });
 
   it.each([

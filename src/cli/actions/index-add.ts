@@ -1,7 +1,7 @@
 /** `diginfractl index add NAME URL`: fetch and validate the index, then save it to the config. */
 import { DiginfraError } from '../../errors.js';
 import { checkIndexName, checkIndexUrl, loadConfigFile, updateConfigFile } from '../../config/index.js';
-import { isGcsIndex, isLocalIndex, isS3Index, normalizeIndexUrl, downloadIndex, storeIndex, tlsForIndex, readCachedIndex, updateIndexCredentials, type IndexCredentials } from '../../indexes/index.js';
+import { isGcsIndex, isLocalIndex, isS3Index, normalizeIndexUrl, discardIndex, downloadIndex, storeIndex, tlsForIndex, readCachedIndex, updateIndexCredentials, type IndexCredentials } from '../../indexes/index.js';
 import { isAllowed } from '../../registry/index.js';
 import { outputFormat, printJson, type CliContext } from '../run.js';
 import { loadIndexContext, warnPlainHttp, type IndexCliContext } from './index-common.js';
@@ -73,18 +73,24 @@ export async function runIndexAdd(ctx: CliContext, name: string, rawUrl: string,
   // Fetch and validate first: a bad index leaves the config, credentials and cache as they were.
   const entry = { name, url, added: new Date().toISOString() };
   const downloaded = await downloadIndex(entry, {
+    cacheDir: ictx.cacheDir,
     ...(credentials !== undefined && { credentials }),
     ...tlsForIndex(ictx.config.registry, url),
   });
 
-  // Credentials of a replaced index never carry over to its new URL.
-  if (credentials !== undefined || existing) await updateIndexCredentials(ictx.credentialsPath, { [name]: credentials });
-  await updateConfigFile(ictx.path, (cfg) => {
-    const at = cfg.indexes.findIndex((ix) => ix.name === name);
-    if (at >= 0) cfg.indexes[at] = entry;
-    else cfg.indexes.push(entry);
-    return cfg;
-  });
+  try {
+    // Credentials of a replaced index never carry over to its new URL.
+    if (credentials !== undefined || existing) await updateIndexCredentials(ictx.credentialsPath, { [name]: credentials });
+    await updateConfigFile(ictx.path, (cfg) => {
+      const at = cfg.indexes.findIndex((ix) => ix.name === name);
+      if (at >= 0) cfg.indexes[at] = entry;
+      else cfg.indexes.push(entry);
+      return cfg;
+    });
+  } catch (err) {
+    await discardIndex(downloaded);
+    throw err;
+  }
   await storeIndex(ictx.cacheDir, entry, downloaded);
   await warnOutsideAllowed(ctx, ictx, name);
   if (format === 'json') printJson(ctx, { name, url, replaced: existing !== undefined, entries: downloaded.count });

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -21,6 +21,114 @@ function tempName(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${randomBytes(6).toString('hex')}`);
 }
 
+/** A file written piece by piece and published by one rename: until `commit`, `path` is untouched. */
+export interface AtomicFile {
+  readonly path: string;
+  /**
+   * Appends bytes to the temp file. Small pieces are copied into a buffer of the file's own and
+   * written when it fills, so a caller's many small strings die young instead of being held in a
+   * queue (see WRITE_BUFFER). Calls are awaited one after the other.
+   */
+  write(data: string | Uint8Array): Promise<void>;
+  /** fsync, exact mode, rename over `path`, fsync of the directory. The temp file is gone either way. */
+  commit(): Promise<void>;
+  /** Removes the temp file; `path` stays as it was. Never throws; safe to call after commit. */
+  abort(): Promise<void>;
+}
+
+/**
+ * The write buffer of an AtomicFile. Measured on `index add` of a 9.2 MB index (bench/index-memory.mjs):
+ * queuing each entry's JSON until a batch was written kept those strings alive long enough for V8 to
+ * move them to the old generation, where about 30 MB of them piled up as garbage before a full
+ * collection; copied into one reused buffer they are collected young.
+ */
+const WRITE_BUFFER = 64 * 1024;
+
+function writeFailed(path: string, err: unknown): DiginfraError {
+  if (err instanceof DiginfraError && err.message.startsWith(`cannot write ${path}:`)) return err;
+  return new DiginfraError('IO', `cannot write ${path}: ${messageOf(err)}`, {
+    cause: err,
+    hint: `${path} was left as it was; check that ${dirname(path)} exists, is writable and has free space`,
+  });
+}
+
+/**
+ * Opens `path` for an atomic replacement written in pieces (a cache file built while its source is
+ * read, so that the whole never has to be in memory): a temp file beside it, created with 'wx' (never
+ * follows or reuses an existing name) and the mode from creation (0600 for secrets; default 0644,
+ * exact whatever the umask). The parent directory is created when missing. A failed write removes
+ * the temp file and throws IO.
+ */
+export async function openAtomicFile(path: string, opts: { mode?: number } = {}): Promise<AtomicFile> {
+  const mode = opts.mode ?? 0o644;
+  const dir = dirname(path);
+  const tmp = tempName(path);
+  let opened: FileHandle;
+  try {
+    await mkdir(dir, { recursive: true });
+    opened = await open(tmp, 'wx', mode & 0o777);
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw writeFailed(path, err);
+  }
+  const fh = opened;
+  let buffer: Buffer | undefined;
+  let used = 0;
+  let done = false;
+  const abort = async (): Promise<void> => {
+    if (done) return;
+    done = true;
+    await fh.close().catch(() => undefined);
+    await rm(tmp, { force: true }).catch(() => undefined);
+  };
+  const flush = async (): Promise<void> => {
+    if (used === 0) return;
+    const n = used;
+    used = 0;
+    await fh.write(buffer!, 0, n);
+  };
+  const fail = async (err: unknown): Promise<never> => {
+    await abort();
+    throw writeFailed(path, err);
+  };
+  return {
+    path,
+    async write(data) {
+      if (done) return fail(new Error('already committed or aborted'));
+      try {
+        const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+        if (size > WRITE_BUFFER) {
+          await flush();
+          await fh.writeFile(data);
+          return;
+        }
+        if (used + size > WRITE_BUFFER) await flush();
+        buffer ??= Buffer.allocUnsafe(WRITE_BUFFER);
+        if (typeof data === 'string') buffer.write(data, used);
+        else buffer.set(data, used);
+        used += size;
+      } catch (err) {
+        await fail(err);
+      }
+    },
+    async commit() {
+      if (done) return fail(new Error('already committed or aborted'));
+      try {
+        await flush();
+        await fh.chmod(mode);
+        await fh.sync();
+        await fh.close();
+        await rename(tmp, path);
+        done = true;
+      } catch (err) {
+        await fail(err);
+      }
+      await fsyncDir(dir);
+    },
+    abort,
+  };
+}
+
 /**
  * Replaces `path` with `data`: a temp file beside it is written, fsynced and chmod'ed (the mode is
  * exact, whatever the umask; default 0644), renamed over `path`, then the directory is fsynced. A
@@ -28,29 +136,9 @@ function tempName(path: string): string {
  * `path` is untouched. The parent directory is created when missing.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: { mode?: number } = {}): Promise<void> {
-  const mode = opts.mode ?? 0o644;
-  const dir = dirname(path);
-  const tmp = tempName(path);
-  try {
-    await mkdir(dir, { recursive: true });
-    // 'wx': never follows or reuses an existing name; the mode (0600 for secrets) applies from creation.
-    const fh = await open(tmp, 'wx', mode & 0o777);
-    try {
-      await fh.writeFile(data);
-      await fh.chmod(mode);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true }).catch(() => undefined);
-    throw new DiginfraError('IO', `cannot write ${path}: ${messageOf(err)}`, {
-      cause: err,
-      hint: `${path} was left as it was; check that ${dir} exists, is writable and has free space`,
-    });
-  }
-  await fsyncDir(dir);
+  const file = await openAtomicFile(path, opts);
+  await file.write(data);
+  await file.commit();
 }
 
 /**

@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DiginfraError } from '../../../src/errors.js';
-import { fsyncDir, writeFileAtomic } from '../../../src/util/index.js';
+import { fsyncDir, openAtomicFile, writeFileAtomic } from '../../../src/util/index.js';
 import { withUmask } from './helpers.js';
 import { tempDir } from '../../helpers/fs.js';
 
@@ -77,6 +77,38 @@ describe('writeFileAtomic', () => {
       expect(n).toMatch(/^\.rules\.yaml\.tmp-[0-9a-f]+$/);
       expect(n.endsWith('.yaml')).toBe(false);
     }
+  });
+});
+
+describe('openAtomicFile', () => {
+  it('writes pieces of every size in order, and shows them at the path only on commit', async () => {
+    const dir = await tempDir('atomic-');
+    const file = join(dir, 'index.entries.json');
+    await writeFile(file, 'old');
+    const f = await openAtomicFile(file, { mode: 0o600 });
+    const pieces = [...Array.from({ length: 5000 }, (_, i) => `piece ${i} é,`), 'x'.repeat(200_000), Buffer.from('bytes'), 'end'];
+    for (const p of pieces) await f.write(p);
+    expect(await readFile(file, 'utf8')).toBe('old');
+    await f.commit();
+    expect(await readFile(file)).toEqual(Buffer.concat(pieces.map((p) => (typeof p === 'string' ? Buffer.from(p) : p))));
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect(await readdir(dir)).toEqual(['index.entries.json']);
+  });
+
+  it('abort leaves the path as it was and no temp file; a write after it fails naming the path', async () => {
+    const dir = await tempDir('atomic-');
+    const file = join(dir, 'index.search.jsonl');
+    await writeFile(file, 'old');
+    const f = await openAtomicFile(file);
+    await f.write('x'.repeat(100_000));
+    expect((await readdir(dir)).length).toBe(2);
+    await f.abort();
+    await f.abort();
+    expect(await readdir(dir)).toEqual(['index.search.jsonl']);
+    expect(await readFile(file, 'utf8')).toBe('old');
+    const err = await f.write('more').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DiginfraError);
+    expect((err as DiginfraError).message).toBe(`cannot write ${file}: already committed or aborted`);
   });
 });
 
