@@ -1,17 +1,20 @@
 #!/usr/bin/env node
 /**
- * Peak memory of reading a large index, as a ratio to the index file's size: generates an index of
+ * Memory of reading a large index, as ratios to the index file's size: generates an index of
  * --entries small valid entries (default 79,000: about 9 MB, the size of the reliability issue's
- * report), then runs `diginfractl index add bench FILE` (fetch, parse, validate, cache) with a temp
- * config and cache, and prints the CLI process's peak RSS, the same minus a bare `node -e ""`, and both
- * divided by the file size. Also the peak of `artifact search` right after (reads the cached copy).
+ * report, near the 10 MiB cap), then runs `diginfractl index add bench FILE` (fetch, parse,
+ * validate, cache) with a temp config and cache. Prints:
+ * - the peak RSS of the CLI process, whole, over a bare `node -e ""`, and over the same command on a
+ *   two-entry index (what the index itself adds);
+ * - the memory the index holds: the largest heap still in use after a full collection (V8's
+ *   `--trace-gc` "Mark-Compact A (B) -> C" lines, C), from one more run with that flag;
+ * - the peak of `artifact search` right after (reads the cached copy).
  *
  *   npm run build && node bench/index-memory.mjs [--entries N] [--runs N] [--cli PATH] [--keep]
  *
  * Peak RSS comes from /usr/bin/time -f %M (GNU time, wait4's max RSS; Debian package `time`).
- * Target (issue: reliability): memory within a few times the file size, printed as met/NOT met for
- * "peak RSS over a bare node under 4x the file size" (node alone is 4.5x a 9 MB file); it never
- * fails the build.
+ * Targets (issue: reliability, restated in docs/benchmarks.md), printed as met/NOT met, never failing
+ * the build: the heap held under 2x the file size, and the peak over the two-entry run under 10x.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -31,8 +34,10 @@ const ENTRIES = Number(arg('entries', '79000'));
 const RUNS = Number(arg('runs', '3'));
 const CLI = resolve(arg('cli', join(ROOT, 'dist/bin/diginfractl.cjs')));
 const KEEP = process.argv.includes('--keep');
-/** "A few times the file size". */
-const TARGET_RATIO = 4;
+/** Held: the heap in use after a full collection, over the file size. */
+const HELD_TARGET = 2;
+/** Peak RSS over the same command on a two-entry index, over the file size. */
+const PEAK_TARGET = 10;
 
 if (!existsSync(CLI)) {
   console.error(`${CLI} is missing; run "npm run build" first`);
@@ -86,17 +91,34 @@ process.once('SIGINT', () => {
   process.exit(130);
 });
 
+/** The largest heap left after a full collection, in bytes, from a run under --trace-gc (0 when none ran). */
+function heldHeap(args, env) {
+  const r = spawnSync(NODE, ['--max-semi-space-size=1', '--trace-gc', CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`${args.join(' ')} under --trace-gc exited ${r.status}: ${r.stderr}`);
+  const after = [...r.stdout.matchAll(/Mark-Compact[^>]*-> ([\d.]+) \(/g)].map((m) => Number(m[1]) * 1024 * 1024);
+  return Math.max(0, ...after);
+}
+
 try {
   const indexPath = join(work, 'index.yaml');
+  const smallPath = join(work, 'small.yaml');
   writeFileSync(indexPath, generateIndex(ENTRIES));
+  writeFileSync(smallPath, generateIndex(2));
   const size = statSync(indexPath).size;
   console.log(`index: ${ENTRIES} entries, ${mb(size)}; peak RSS by /usr/bin/time -f %M; ${RUNS} runs, highest peak`);
 
-  const rows = { node: [], add: [], search: [] };
-  for (let i = 0; i < RUNS; i++) {
+  const rows = { node: [], small: [], add: [], search: [] };
+  const fresh = () => {
     writeFileSync(env.DIGINFRACTL_CONFIG, 'indexes: []\n');
     rmSync(env.XDG_CACHE_HOME, { recursive: true, force: true });
+  };
+  for (let i = 0; i < RUNS; i++) {
+    fresh();
     rows.node.push(measure(NODE, ['-e', ''], env, work));
+    const small = measure(CLI, ['index', 'add', 'bench', smallPath], env, work);
+    if (!small.ok) throw new Error(`index add (two entries) exited ${small.status}: ${small.stderr}`);
+    rows.small.push(small);
+    fresh();
     const add = measure(CLI, ['index', 'add', 'bench', indexPath], env, work);
     if (!add.ok) throw new Error(`index add exited ${add.status}: ${add.stderr}`);
     rows.add.push(add);
@@ -113,10 +135,17 @@ try {
     return p;
   };
   console.log(`${'node -e ""'.padEnd(34)} ${mb(node).padStart(9)}`);
+  const small = peak(rows.small);
+  console.log(`${'diginfractl index add, 2 entries'.padEnd(34)} ${mb(small).padStart(9)}`);
   const add = line('diginfractl index add', rows.add);
   line('diginfractl artifact search (cache)', rows.search);
-  const ratio = (add - node) / size;
-  console.log(`target: index add peak RSS over node under ${TARGET_RATIO}x the file size: ${ratio.toFixed(2)}x ${ratio < TARGET_RATIO ? 'met' : 'NOT met'}`);
+  fresh();
+  const held = heldHeap(['index', 'add', 'bench', indexPath], env);
+  const heldRatio = held / size;
+  const peakRatio = (add - small) / size;
+  console.log(`held: heap in use after a full collection, at most ${mb(held)}: ${heldRatio.toFixed(2)}x the file`);
+  console.log(`target: heap held under ${HELD_TARGET}x the file size: ${heldRatio.toFixed(2)}x ${heldRatio < HELD_TARGET ? 'met' : 'NOT met'}`);
+  console.log(`target: peak RSS over the two-entry run under ${PEAK_TARGET}x the file size: ${peakRatio.toFixed(2)}x ${peakRatio < PEAK_TARGET ? 'met' : 'NOT met'}`);
 } finally {
   if (KEEP) console.log(`kept ${work}`);
   cleanup();

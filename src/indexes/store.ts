@@ -8,7 +8,8 @@
  *   `artifact search` scans text and parses only the lines that can match;
  * - `<name>.unreachable.json`: a failed fetch of an index with no copy here, remembered (unreachable.ts).
  * Each file is replaced atomically; the metadata is written last and ties the others together by
- * sha256, so a derived file that does not match it is rebuilt from the YAML copy.
+ * sha256, so a derived file that does not match it is rebuilt from the YAML copy. The derived files
+ * are written while the YAML is parsed (DerivedFiles), into temp files renamed in only on commit.
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
