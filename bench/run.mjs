@@ -29,6 +29,7 @@ const BENCHES = [
   { name: 'follow-jitter', file: 'follow-jitter.mjs', args: [] },
   { name: 'follow-rss', file: 'follow-rss.mjs', args: [] },
   { name: 'fleet', file: 'fleet.mjs', args: [] },
+  { name: 'index-memory', file: 'index-memory.mjs', args: [] },
 ];
 /** Shared modules, not benchmarks. */
 const HELPERS = new Set(['run.mjs', 'follow-common.mjs']);
