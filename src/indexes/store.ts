@@ -57,6 +57,15 @@ export function searchFileText(hash: string, entries: readonly IndexEntry[]): st
 
 type AtomicFile = import('../util/fs/write-atomic.js').AtomicFile;
 
+/** The one error of a cached copy that cannot be written (the copy in place, if any, is unchanged). */
+function cacheWriteFailed(cacheDir: string, name: string, err: unknown): DiginfraError {
+  if (err instanceof DiginfraError && err.message.startsWith(`index "${name}": cannot write the cached copy`)) return err;
+  return new DiginfraError('IO', `index "${name}": cannot write the cached copy under ${indexesDir(cacheDir)}: ${messageOf(err)}`, {
+    cause: err,
+    hint: 'check that the cache dir is writable and has free space (cacheDir in the config, or $XDG_CACHE_HOME); the previous copy, if any, stays in use',
+  });
+}
+
 /**
  * The derived cache files of one index (`<name>.entries.json`, `<name>.search.jsonl`), written entry
  * by entry while the YAML is read, into temp files beside them: neither the entries nor the files'
@@ -71,6 +80,7 @@ export class DerivedFiles {
     readonly sha256: string,
     private readonly entries: AtomicFile,
     private readonly search: AtomicFile,
+    private readonly failed: (err: unknown) => DiginfraError,
   ) {}
 
   /** Opens both temp files of index `name`; `hash` is the sha256 of the YAML they derive from. */
@@ -80,12 +90,15 @@ export class DerivedFiles {
     // Temp files a killed run left here (older than a run takes) go first: housekeeping, never fatal.
     await sweepStaleStaging(indexesDir(cacheDir));
     const paths = cachePaths(cacheDir, name);
-    const entries = await openAtomicFile(paths.entries);
+    const failed = (err: unknown) => cacheWriteFailed(cacheDir, name, err);
+    const entries = await openAtomicFile(paths.entries).catch((err: unknown) => {
+      throw failed(err);
+    });
     const search = await openAtomicFile(paths.search).catch(async (err: unknown) => {
       await entries.abort();
-      throw err;
+      throw failed(err);
     });
-    const files = new DerivedFiles(hash, entries, search);
+    const files = new DerivedFiles(hash, entries, search, failed);
     await files.guard(async () => {
       await entries.write(`{"sha256":${JSON.stringify(hash)},"entries":[`);
       await search.write(`${searchHeader(hash)}\n`);
@@ -111,7 +124,7 @@ export class DerivedFiles {
       await f();
     } catch (err) {
       await this.discard();
-      throw err;
+      throw this.failed(err);
     }
   }
 
@@ -238,10 +251,7 @@ export async function writeCachedIndex(
     rmSync(paths.unreachable, { force: true });
   } catch (err) {
     await derived.discard();
-    throw new DiginfraError('IO', `index "${name}": cannot write the cached copy under ${indexesDir(cacheDir)}: ${messageOf(err)}`, {
-      cause: err,
-      hint: 'check that the cache dir is writable (cacheDir in the config, or $XDG_CACHE_HOME)',
-    });
+    throw cacheWriteFailed(cacheDir, name, err);
   }
   return full;
 }

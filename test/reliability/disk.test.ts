@@ -3,7 +3,7 @@
  * as the rules dir (the tests run as root, as CI does), the built CLI against a real registry.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DIR_LOCK_NAME } from '../../src/install/dir-lock.js';
@@ -37,6 +37,9 @@ const work = await tempDir('diginfractl-disk-');
 const small = join(work, 'small');
 await mkdir(small);
 const unmounted = mountTmpfs(small, '64k');
+const cacheDisk = join(work, 'cache');
+await mkdir(cacheDisk);
+const cacheUnmounted = unmounted ?? mountTmpfs(cacheDisk, '1m');
 
 let reg: TestRegistry;
 let client: RegistryClient;
@@ -51,6 +54,7 @@ afterAll(async () => {
   await client?.close();
   await reg?.stop();
   if (unmounted === undefined) execFileSync('umount', [small]);
+  if (cacheUnmounted === undefined) execFileSync('umount', [cacheDisk]);
   await rm(work, { recursive: true, force: true });
 });
 
@@ -81,6 +85,40 @@ describe.skipIf(unmounted !== undefined)(`a full disk${unmounted ? ` (skipped: $
     expect(next.code).toBe(0);
     expect(next.seconds).toBeLessThan(10);
     expect((await readdir(small)).sort()).toEqual(['diginfractl.lock', 'small.yaml']);
+  });
+});
+
+describe.skipIf(cacheUnmounted !== undefined)(`a full cache disk${cacheUnmounted ? ` (skipped: ${cacheUnmounted})` : ''}`, () => {
+  /** An index of `n` valid entries, about 120 bytes each. */
+  const index = (n: number) =>
+    Array.from({ length: n }, (_, i) => `- name: e${i}\n  type: plugin\n  registry: ghcr.io\n  repository: acme/e${i}\n  description: entry ${i}\n  keywords: [k]\n`).join('');
+
+  it('index update of an index whose cache files do not fit fails saying so; the previous copy stays, whole, and no temp file is left', async () => {
+    const env = { ...(await cliEnv()), XDG_CACHE_HOME: cacheDisk };
+    await writeFile(env.DIGINFRACTL_CONFIG!, 'indexes: []\n');
+    const file = join(work, 'index.yaml');
+    await writeFile(file, index(2));
+    expect((await runCli(['index', 'add', 'corp', file], { env })).code).toBe(0);
+    const dir = join(cacheDisk, 'diginfractl', 'indexes');
+    const snapshot = async () => {
+      const out: Record<string, string> = {};
+      for (const f of await readdir(dir)) out[f] = await readFile(join(dir, f), 'utf8');
+      return out;
+    };
+    const before = await snapshot();
+
+    // About 0.75 MB of YAML, and as much again for the cache files written while it is parsed: over 1 MiB.
+    await writeFile(file, index(6000));
+    const r = await runCli(['index', 'update', 'corp'], { env });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^corp\s+failed\s+-$/m);
+    expect(r.stderr).toMatch(new RegExp(`^error: index "corp": cannot write the cached copy under ${dir}: cannot write ${dir}/corp\\.[a-z.]+: ENOSPC: no space left on device`, 'm'));
+    expect(r.stderr).toContain('hint: check that the cache dir is writable and has free space');
+    expect(await snapshot()).toEqual(before);
+
+    const search = await runCli(['artifact', 'search', 'e1'], { env });
+    expect(search.code, search.stderr).toBe(0);
+    expect(search.stdout).toMatch(/^corp\s+e1\s+plugin\s+ghcr\.io\s+acme\/e1\s+entry 1$/m);
   });
 });
 
