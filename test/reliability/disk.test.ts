@@ -94,7 +94,7 @@ describe.skipIf(cacheUnmounted !== undefined)(`a full cache disk${cacheUnmounted
     Array.from({ length: n }, (_, i) => `- name: e${i}\n  type: plugin\n  registry: ghcr.io\n  repository: acme/e${i}\n  description: entry ${i}\n  keywords: [k]\n`).join('');
 
   it('index update of an index whose cache files do not fit fails saying so; the previous copy stays, whole, and no temp file is left', async () => {
-    const env = { ...(await cliEnv()), XDG_CACHE_HOME: cacheDisk };
+    const env = await cliEnv({ XDG_CACHE_HOME: cacheDisk });
     await writeFile(env.DIGINFRACTL_CONFIG!, 'indexes: []\n');
     const file = join(work, 'index.yaml');
     await writeFile(file, index(2));
