@@ -26,8 +26,7 @@ export interface AtomicFile {
   readonly path: string;
   /**
    * Appends bytes to the temp file. Small pieces are copied into a buffer of the file's own and
-   * written when it fills, so a caller's many small strings die young instead of being held in a
-   * queue (see WRITE_BUFFER). Calls are awaited one after the other.
+   * written when it fills (WRITE_BUFFER). Calls are awaited one after the other.
    */
   write(data: string | Uint8Array): Promise<void>;
   /** fsync, exact mode, rename over `path`, fsync of the directory. The temp file is gone either way. */
@@ -37,10 +36,9 @@ export interface AtomicFile {
 }
 
 /**
- * The write buffer of an AtomicFile. Measured on `index add` of a 9.2 MB index (bench/index-memory.mjs):
- * queuing each entry's JSON until a batch was written kept those strings alive long enough for V8 to
- * move them to the old generation, where about 30 MB of them piled up as garbage before a full
- * collection; copied into one reused buffer they are collected young.
+ * The write buffer of an AtomicFile: small pieces (one index entry's JSON) are copied here and written
+ * 64 KiB at a time, one write call per few hundred entries rather than one each, and the caller's
+ * strings are dropped at once instead of waiting in a queue for their write.
  */
 const WRITE_BUFFER = 64 * 1024;
 
