@@ -18,19 +18,15 @@ const flushes = vi.hoisted(() => ({ calls: 0, fail: true }));
 
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof FsPromises>();
-  return {
-    ...real,
-    open: async (...args: Parameters<typeof real.open>) => {
-      const fh = await real.open(...args);
-      const realDatasync = fh.datasync.bind(fh);
-      fh.datasync = async () => {
-        flushes.calls++;
-        await realDatasync();
-        if (flushes.fail) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', syscall: 'fdatasync' });
-      };
-      return fh;
-    },
-  };
+  const { withOpenHook } = await import('../helpers/failing-disk.js');
+  return withOpenHook(real, (fh) => {
+    const realDatasync = fh.datasync.bind(fh);
+    fh.datasync = async () => {
+      flushes.calls++;
+      await realDatasync();
+      if (flushes.fail) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', syscall: 'fdatasync' });
+    };
+  });
 });
 
 const { extractLayer } = await import('../../src/artifact/extract-layer.js');

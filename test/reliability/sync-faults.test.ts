@@ -19,19 +19,16 @@ const disk = vi.hoisted(() => ({
 
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof FsPromises>();
+  const { withOpenHook } = await import('../helpers/failing-disk.js');
   return {
-    ...real,
-    open: async (...args: Parameters<typeof real.open>) => {
-      const fh = await real.open(...args);
-      const path = String(args[0]);
+    ...withOpenHook(real, (fh, path) => {
       const realSync = fh.sync.bind(fh);
       fh.sync = async () => {
         if ((await fh.stat()).isFile()) disk.log.push(`sync ${path}`);
         if (disk.failSync(path)) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO', syscall: 'fsync' });
         await realSync();
       };
-      return fh;
-    },
+    }),
     rename: async (from: string, to: string) => {
       disk.log.push(`rename ${String(from)} ${String(to)}`);
       await real.rename(from, to);
