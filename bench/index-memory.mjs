@@ -14,7 +14,8 @@
  *
  * Peak RSS comes from /usr/bin/time -f %M (GNU time, wait4's max RSS; Debian package `time`).
  * Targets (issue: reliability, restated in docs/benchmarks.md), printed as met/NOT met, never failing
- * the build: the heap held under 2x the file size, and the peak over the two-entry run under 10x.
+ * the build: the heap held under 3x the file size ("a few times", the issue's words), and the peak over the
+ * two-entry run under 10x.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -35,7 +36,7 @@ const RUNS = Number(arg('runs', '3'));
 const CLI = resolve(arg('cli', join(ROOT, 'dist/bin/diginfractl.cjs')));
 const KEEP = process.argv.includes('--keep');
 /** Held: the heap in use after a full collection, over the file size. */
-const HELD_TARGET = 2;
+const HELD_TARGET = 3;
 /** Peak RSS over the same command on a two-entry index, over the file size. */
 const PEAK_TARGET = 10;
 
